@@ -1,0 +1,43 @@
+"""Every error IndexedRedis raises, in one place, so callers can catch by kind."""
+
+from __future__ import annotations
+
+__all__ = [
+    "IndexedRedisError",
+    "InvalidModelException",
+    "FieldValueError",
+    "InvalidQueryError",
+    "ConcurrencyError",
+    "UnknownFieldError",
+]
+
+
+class IndexedRedisError(Exception):
+    """Base class of all IndexedRedis errors."""
+
+
+class InvalidModelException(IndexedRedisError):
+    """A model class is defined wrongly (raised when the class statement runs).
+
+    The name is the one IndexedRedis 6.x used, kept so existing ``except`` clauses work.
+    """
+
+
+class FieldValueError(IndexedRedisError, TypeError, ValueError):
+    """A value cannot be stored in a field: names the model, the field and what was expected."""
+
+
+class InvalidQueryError(IndexedRedisError, ValueError):
+    """A filter names an unknown field or lookup, or a field that is not indexed."""
+
+
+class ConcurrencyError(IndexedRedisError):
+    """An operation kept losing races against concurrent writers and gave up.
+
+    Writes are compare-and-set scripts that retry when another client changed the
+    object in between; this is raised only after many consecutive lost races.
+    """
+
+
+class UnknownFieldError(IndexedRedisError, TypeError):
+    """A model was given a field name it does not have."""

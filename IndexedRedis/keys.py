@@ -1,0 +1,82 @@
+"""The only module that builds Redis key names.
+
+Layout for a model whose ``KEY_NAME`` escapes to ``TAG`` (percent-encoding every
+character outside ``[A-Za-z0-9_.~-]``, so ``{``, ``}``, ``:``, ``*`` and spaces can
+never reach a key name unescaped)::
+
+    ir:{TAG}:gen            current generation number ("0" when absent)
+    ir:{TAG}:genseq         counter that hands out new generation numbers (reset)
+    ir:{TAG}:staging        zset: generations being written by a reset -> heartbeat time
+    ir:{TAG}:dead           set: generations whose keys are being freed
+    ir:{TAG}:nextpk         primary key counter (shared by all generations)
+    ir:{TAG}:g<N>:objs      hash: pk -> msgpack map of field -> stored value
+    ir:{TAG}:g<N>:ids       set of every pk of generation N
+    ir:{TAG}:g<N>:i:<field>:<index value>   set of pks whose field has that value
+
+Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
+Redis Cluster slot and every script can touch all of its keys.  Because ``TAG``
+contains no ``}``, the tag always ends where the escaped name ends, and two different
+names never share a prefix.  Index values are raw bytes after ``<field>:``; field
+names cannot contain ``:``, so the boundary is unambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from urllib.parse import quote
+
+__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name"]
+
+
+def escape_key_name(key_name: str) -> str:
+    """Percent-encode a model's KEY_NAME into a safe, injective hash tag."""
+    return quote(key_name, safe="")
+
+
+@dataclass(frozen=True)
+class GenerationKeys:
+    """Key names of one generation of a model's data."""
+
+    prefix: bytes  # b"ir:{TAG}:g<N>:"
+
+    @cached_property
+    def objs(self) -> bytes:
+        return self.prefix + b"objs"
+
+    @cached_property
+    def ids(self) -> bytes:
+        return self.prefix + b"ids"
+
+    def index_prefix(self, field_name: str) -> bytes:
+        """Everything before the index value; callers append the value bytes."""
+        return self.prefix + b"i:" + field_name.encode("utf-8") + b":"
+
+    def index(self, field_name: str, index_value: bytes) -> bytes:
+        return self.index_prefix(field_name) + index_value
+
+
+class ModelKeys:
+    """Key names of one model (one ``KEY_NAME``)."""
+
+    def __init__(self, key_name: str) -> None:
+        self.key_name = key_name
+        self.tag = escape_key_name(key_name)
+        self.prefix = b"ir:{" + self.tag.encode("ascii") + b"}:"
+        self.gen = self.prefix + b"gen"
+        self.genseq = self.prefix + b"genseq"
+        self.staging = self.prefix + b"staging"
+        self.dead = self.prefix + b"dead"
+        self.nextpk = self.prefix + b"nextpk"
+        self._generations: dict[int, GenerationKeys] = {}
+
+    def generation(self, gen: int) -> GenerationKeys:
+        keys = self._generations.get(gen)
+        if keys is None:
+            if len(self._generations) > 64:  # old generations are never asked for again
+                self._generations.clear()
+            keys = self._generations[gen] = GenerationKeys(self.prefix + b"g%d:" % gen)
+        return keys
+
+    def __repr__(self) -> str:
+        return f"ModelKeys({self.key_name!r})"

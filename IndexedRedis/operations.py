@@ -1,0 +1,310 @@
+"""Every operation, written once as an I/O-free generator ("flow").
+
+A flow yields requests (a ``ScriptCall`` or a plain ``Command``) and receives their
+replies; ``executor.py`` runs flows against a client.  Keeping the logic free of I/O
+lets one body of code serve the sync driver today and an asyncio driver beside it.
+
+Scripts name the keys of one generation of the model's data.  The client guesses the
+current generation from its cache; a script that finds the guess stale answers with
+the right one, and ``call_current`` builds the call again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Sequence, TypeVar
+
+from . import scripts
+from .exceptions import ConcurrencyError, IndexedRedisError
+from .fields import wire_bytes
+from .options import ModelOptions, pack_record, unpack_record
+
+if TYPE_CHECKING:
+    from .connection import GenerationCache
+    from .model import IndexedRedisModel
+
+__all__ = ["ScriptCall", "Command", "Context", "save_flow", "delete_flow", "query_flow",
+           "reset_flow", "free_dead_flow"]
+
+STALE_GEN, OK, STALE_VALUES, MISSING = 0, 1, 2, 3
+MAX_ATTEMPTS = 200
+RESET_BATCH = 500          # objects per reset script call: bounds how long one call runs
+FREE_BATCH = 500           # records read per HSCAN step when freeing a dead generation
+SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk paths
+STALE_RESET_SECONDS = 600  # a staging generation silent this long was left by a dead reset
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    script: scripts.Script
+    keys: Sequence[bytes]
+    args: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    args: tuple[Any, ...]
+
+
+Request = ScriptCall | Command
+Flow = Generator[Request, Any, T]
+
+
+@dataclass(slots=True)
+class Context:
+    """What a flow needs besides its inputs: the model and the client's generation cache."""
+
+    meta: ModelOptions
+    gens: GenerationCache
+
+    @property
+    def gen(self) -> int:
+        return self.gens.get(self.meta.keys.prefix)
+
+    @gen.setter
+    def gen(self, value: int) -> None:
+        self.gens.set(self.meta.keys.prefix, value)
+
+
+def call_current(ctx: Context, build: Callable[[int], ScriptCall]) -> Flow[list[Any]]:
+    """Run a script against the current generation, following it if it moves."""
+    for _ in range(MAX_ATTEMPTS):
+        reply = yield build(ctx.gen)
+        if reply[0] != STALE_GEN:
+            return reply
+        ctx.gen = int(reply[1])
+    raise ConcurrencyError(f"{ctx.meta.name}: the dataset kept being reset during the operation")
+
+
+class _KeyNumbers:
+    """Collects a script's KEYS, numbering each distinct key once (1-based, as in Lua)."""
+
+    __slots__ = ("keys", "_numbers")
+
+    def __init__(self, fixed: Iterable[bytes]) -> None:
+        self.keys = list(fixed)
+        self._numbers: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        number = self._numbers.get(key)
+        if number is None:
+            self.keys.append(key)
+            number = self._numbers[key] = len(self.keys)
+        return number
+
+
+# ---- save ---------------------------------------------------------------------------------
+
+
+class _PendingSave:
+    """One object on its way to storage."""
+
+    __slots__ = ("obj", "pk", "record", "changed", "believed", "full")
+
+    def __init__(self, meta: ModelOptions, obj: IndexedRedisModel) -> None:
+        self.obj = obj
+        self.record = meta.storage_of(obj)  # validates every value before any I/O
+        self.pk = obj._id
+        orig: dict[str, Any] = obj._orig
+        self.believed = orig
+        self.full = self.pk is None or not orig
+        if self.full:
+            self.changed = self.record
+        else:
+            self.changed = {name: value for name, value in self.record.items()
+                            if name not in orig or wire_bytes(orig[name]) != wire_bytes(value)}
+
+
+def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]]:
+    """Save objects in one atomic script call; returns their pks in order."""
+    meta = ctx.meta
+    pending = [_PendingSave(meta, obj) for obj in objs]
+    seen: dict[int, IndexedRedisModel] = {}
+    for p in pending:
+        if p.pk is not None:
+            other = seen.setdefault(p.pk, p.obj)
+            if other is not p.obj:
+                raise IndexedRedisError(
+                    f"{meta.name}: two different objects with pk {p.pk} in one save")
+    active = [p for p in pending if p.full or p.changed]
+
+    def build(gen: int) -> ScriptCall:
+        gk = meta.keys.generation(gen)
+        number = _KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.nextpk))
+        args: list[Any] = [gen, len(active)]
+        for p in active:
+            args.append(b"" if p.pk is None else p.pk)
+            if p.full:
+                args += (b"F", pack_record(p.record))
+                to_index = meta.indexed
+            else:
+                args += (b"P", len(p.changed))
+                for name, value in p.changed.items():
+                    args += (name, wire_bytes(value))
+                to_index = tuple(f for f in meta.indexed if f.name in p.changed)
+            args.append(len(to_index))
+            for field in to_index:
+                new_key = number(meta.index_key(gk, field, p.record[field.name]))
+                old = p.believed.get(field.name, _ABSENT)
+                if old is _ABSENT:
+                    args += (field.name, b"", 0, new_key)
+                else:
+                    args += (field.name, wire_bytes(old), number(meta.index_key(gk, field, old)), new_key)
+        return ScriptCall(scripts.SAVE, number.keys, args)
+
+    if active:
+        for _ in range(MAX_ATTEMPTS):
+            reply = yield from call_current(ctx, build)
+            status = reply[0]
+            if status == OK:
+                for p, pk in zip(active, reply[1:]):
+                    p.pk = int(pk)
+                break
+            culprit = active[int(reply[1]) - 1]
+            if status == STALE_VALUES:
+                culprit.believed = unpack_record(reply[2])
+            elif status == MISSING:  # deleted meanwhile: write it whole again
+                culprit.full, culprit.believed, culprit.changed = True, {}, culprit.record
+        else:
+            raise ConcurrencyError(f"{meta.name}: save kept racing with other writers")
+    for p in pending:
+        state = p.obj.__dict__
+        state["_id"] = p.pk
+        state["_orig"] = p.record
+    return [p.pk for p in pending]
+
+
+_ABSENT = object()
+
+
+# ---- delete -------------------------------------------------------------------------------
+
+
+def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> Flow[int]:
+    """Delete (pk, believed stored record) pairs atomically; returns how many existed."""
+    meta = ctx.meta
+    items = [[pk, believed] for pk, believed in targets]
+    if not items:
+        return 0
+
+    def build(gen: int) -> ScriptCall:
+        gk = meta.keys.generation(gen)
+        number = _KeyNumbers((meta.keys.gen, gk.objs, gk.ids))
+        args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
+        for pk, believed in items:
+            args.append(pk)
+            for field in meta.indexed:
+                old = believed.get(field.name, _ABSENT)
+                if old is _ABSENT:
+                    args += (b"", 0)
+                else:
+                    args += (wire_bytes(old), number(meta.index_key(gk, field, old)))
+        return ScriptCall(scripts.DELETE, number.keys, args)
+
+    for _ in range(MAX_ATTEMPTS):
+        reply = yield from call_current(ctx, build)
+        if reply[0] == OK:
+            return int(reply[1])
+        items[int(reply[1]) - 1][1] = unpack_record(reply[2])
+    raise ConcurrencyError(f"{meta.name}: delete kept racing with other writers")
+
+
+# ---- query --------------------------------------------------------------------------------
+
+
+def query_flow(ctx: Context, op: str, equal: Sequence[tuple[str, bytes]] = (),
+               excluded: Sequence[tuple[str, bytes]] = (), extra: Sequence[Any] = ()) -> Flow[list[Any]]:
+    """Run query.lua: ``equal`` and ``excluded`` are (field name, index value) pairs."""
+    meta = ctx.meta
+
+    def build(gen: int) -> ScriptCall:
+        gk = meta.keys.generation(gen)
+        keys = [meta.keys.gen, gk.objs, gk.ids]
+        keys += [gk.index(name, value) for name, value in equal]
+        keys += [gk.index(name, value) for name, value in excluded]
+        return ScriptCall(scripts.QUERY, keys, [gen, op, len(equal), len(excluded), *extra])
+
+    reply = yield from call_current(ctx, build)
+    return reply[1:]
+
+
+# ---- reset --------------------------------------------------------------------------------
+
+
+def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
+               batch_size: int = RESET_BATCH) -> Flow[list[int]]:
+    """Replace the model's whole dataset: write a new generation in bounded batches,
+    switch the generation pointer in O(1), then free the old one in batches."""
+    meta, keys = ctx.meta, ctx.meta.keys
+    records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
+    seen: dict[int, int] = {}
+    for position, obj in enumerate(objs):
+        if obj._id is not None and seen.setdefault(obj._id, position) != position:
+            other = objs[seen[obj._id]]
+            if other is not obj:
+                raise IndexedRedisError(f"{meta.name}.reset: two different objects with pk {obj._id}")
+            raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice (pk {obj._id})")
+    if len({id(o) for o in objs}) != len(objs):
+        raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice in the list")
+
+    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging), ())
+    gen = int(reply[1])
+    gk = keys.generation(gen)
+    pks: list[int] = []
+    try:
+        for start in range(0, len(objs), batch_size):
+            number = _KeyNumbers((keys.staging, keys.nextpk, gk.objs, gk.ids))
+            args: list[Any] = [gen, len(meta.indexed)]
+            for obj, record in zip(objs[start:start + batch_size], records[start:start + batch_size]):
+                args += (b"" if obj._id is None else obj._id, pack_record(record))
+                args += [number(meta.index_key(gk, f, record[f.name])) for f in meta.indexed]
+            reply = yield ScriptCall(scripts.RESET_LOAD, number.keys, args)
+            if reply[0] != OK:
+                raise ConcurrencyError(
+                    f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
+                    f"{STALE_RESET_SECONDS}s while another reset finished)")
+            pks += (int(pk) for pk in reply[1:])
+        reply = yield ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
+                                 (gen, STALE_RESET_SECONDS))
+        if reply[0] != OK:
+            raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
+    except Exception:
+        yield ScriptCall(scripts.RESET_ABANDON, (keys.staging, keys.dead), (gen,))
+        raise
+    ctx.gen = gen
+    for obj, record, pk in zip(objs, records, pks):
+        state = obj.__dict__
+        state["_id"] = pk
+        state["_orig"] = record
+    yield from free_dead_flow(ctx, gen)
+    return pks
+
+
+def free_dead_flow(ctx: Context, live_gen: int) -> Flow[int]:
+    """Free every generation in the dead set, a bounded batch per command."""
+    meta, keys = ctx.meta, ctx.meta.keys
+    dead = yield Command(("SMEMBERS", keys.dead))
+    freed = 0
+    for raw_gen in sorted(int(g) for g in dead):
+        if raw_gen == live_gen:
+            continue
+        gk = keys.generation(raw_gen)
+        cursor: Any = 0
+        while True:
+            cursor, found = yield Command(("HSCAN", gk.objs, cursor, "COUNT", FREE_BATCH))
+            blobs = found.values() if isinstance(found, dict) else found[1::2]
+            doomed: set[bytes] = set()
+            for blob in blobs:
+                record = unpack_record(blob)
+                for field in meta.indexed:
+                    if field.name in record:
+                        doomed.add(meta.index_key(gk, field, record[field.name]))
+            if doomed:
+                yield Command(("UNLINK", *doomed))
+            if int(cursor) == 0:
+                break
+        yield ScriptCall(scripts.FREE_DONE, (keys.dead, gk.objs, gk.ids), (raw_gen,))
+        freed += 1
+    return freed

@@ -1,0 +1,184 @@
+"""A model's metadata (``Model._meta``): its fields, indexes and keys, read from the
+class statement and checked there, plus the conversion between instances and stored
+records that every operation shares."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import msgpack
+
+from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
+from .fields import IRClassicField, IRField
+from .keys import ModelKeys
+
+if TYPE_CHECKING:
+    from .model import IndexedRedisModel
+
+__all__ = ["ModelOptions", "pack_record", "unpack_record"]
+
+_packer = msgpack.Packer(use_bin_type=False)  # Redis's Lua cmsgpack knows no bin type
+
+
+def pack_record(record: Mapping[str, Any]) -> bytes:
+    return _packer.pack(record)
+
+
+def unpack_record(blob: bytes) -> dict[str, Any]:
+    record = msgpack.unpackb(blob, raw=False, unicode_errors="surrogateescape")
+    return record if isinstance(record, dict) else {}  # Lua packs an empty table as []
+
+
+def nearest(name: str, choices: Iterable[str]) -> str:
+    """' Did you mean 'x'?' or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class ModelOptions:
+    """Everything IndexedRedis knows about one model class."""
+
+    def __init__(self, model: type[IndexedRedisModel], fields: Iterable[Any],
+                 indexed: Iterable[Any], key_name: Any,
+                 connection_params: Mapping[str, Any] | None) -> None:
+        self.model = model
+        self.name = model.__name__
+        if not isinstance(key_name, str) or not key_name:
+            raise InvalidModelException(
+                f"Model {self.name} needs KEY_NAME, a non-empty str naming its data "
+                f"(like a table name); got {key_name!r}")
+        self.key_name = key_name
+        self.keys = ModelKeys(key_name)
+        self.fields: tuple[IRField, ...] = tuple(self._make_field(f) for f in fields)
+        if not self.fields:
+            raise InvalidModelException(f"Model {self.name} has no FIELDS")
+        self.fields_by_name: dict[str, IRField] = {}
+        for field in self.fields:
+            if field.name in self.fields_by_name:
+                raise InvalidModelException(f"Model {self.name} lists field {field.name!r} twice in FIELDS")
+            self.fields_by_name[field.name] = field
+        self.field_names: tuple[str, ...] = tuple(self.fields_by_name)
+        indexed_fields = []
+        for name in indexed:
+            name = str(name)
+            field = self.fields_by_name.get(name)
+            if field is None:
+                raise InvalidModelException(
+                    f"Model {self.name}: INDEXED_FIELDS names {name!r}, which is not in FIELDS "
+                    f"({', '.join(self.field_names)}).{nearest(name, self.field_names)}")
+            if not field.indexable:
+                raise InvalidModelException(
+                    f"Model {self.name}: field {name!r} ({type(field).__name__}) cannot be indexed")
+            if field in indexed_fields:
+                raise InvalidModelException(f"Model {self.name} lists {name!r} twice in INDEXED_FIELDS")
+            indexed_fields.append(field)
+        self.indexed: tuple[IRField, ...] = tuple(indexed_fields)
+        self.indexed_names: tuple[str, ...] = tuple(f.name for f in self.indexed)
+        if connection_params is not None and not isinstance(connection_params, Mapping):
+            raise InvalidModelException(
+                f"Model {self.name}: REDIS_CONNECTION_PARAMS must be a dict of redis.Redis arguments")
+        self.connection_params = dict(connection_params) if connection_params else None
+        # Fields whose stored form is the Python value itself skip from_storage on fetch.
+        self.decoders = tuple(
+            (f.name, None if type(f) is IRClassicField else f.from_storage, f.default)
+            for f in self.fields)
+        self.defaults = tuple((f.name, f.default) for f in self.fields)
+        self.check_attribute_clashes()
+        from .model import IndexedRedisModel
+
+        # A model with its own __init__ gets it called for fetched objects too, as in 6.x.
+        self.custom_init = model.__init__ is not IndexedRedisModel.__init__
+
+    def _make_field(self, spec: Any) -> IRField:
+        if isinstance(spec, IRField):
+            field = spec
+        elif isinstance(spec, str):
+            field = IRClassicField(spec)
+        else:
+            raise InvalidModelException(
+                f"Model {self.name}: FIELDS entries must be names or IRField objects, got {spec!r}")
+        name = field.name
+        if not name.isidentifier() or name.startswith("_") or "__" in name:
+            raise InvalidModelException(
+                f"Model {self.name}: field name {name!r} must be a Python identifier that does "
+                f"not start with '_' and has no '__' (the lookup separator)")
+        return field
+
+    def check_attribute_clashes(self) -> None:
+        from .model import IndexedRedisModel
+
+        for name in self.field_names:
+            if hasattr(IndexedRedisModel, name):
+                raise InvalidModelException(
+                    f"Model {self.name}: field {name!r} would hide the model attribute of the "
+                    f"same name; rename the field")
+            for klass in self.model.__mro__:
+                if klass is IndexedRedisModel:
+                    break
+                if name in vars(klass) and not isinstance(vars(klass)[name], IRField):
+                    raise InvalidModelException(
+                        f"Model {self.name}: field {name!r} clashes with attribute {name!r} "
+                        f"defined on {klass.__name__}")
+
+    # ---- conversions ---------------------------------------------------------------
+
+    def field(self, name: str) -> IRField:
+        try:
+            return self.fields_by_name[name]
+        except KeyError:
+            raise UnknownFieldError(
+                f"{name!r} is not a field of model {self.name}; its fields are "
+                f"{', '.join(self.field_names)}.{nearest(name, self.field_names)}") from None
+
+    def to_python(self, field: IRField, value: Any) -> Any:
+        """Validate a value for a field, with an error naming model, field and expectation."""
+        try:
+            return field.to_python(value)
+        except (TypeError, ValueError) as exc:
+            detail = str(exc) or field.expected
+            raise FieldValueError(
+                f"{self.name}.{field.name}: expected {detail}; got {type(value).__name__} "
+                f"{_short_repr(value)}") from None
+
+    def storage_of(self, obj: IndexedRedisModel) -> dict[str, Any]:
+        """The stored form of every field of an instance (validating each value)."""
+        values = obj.__dict__
+        record = {}
+        for field in self.fields:
+            value = self.to_python(field, values.get(field.name, field.default))
+            record[field.name] = field.to_storage(value)
+        return record
+
+    def index_key(self, gen_keys: Any, field: IRField, stored: Any) -> bytes:
+        return gen_keys.index(field.name, field.index_from_storage(stored))
+
+    def instance_from_record(self, pk: bytes | str | int, record: dict[str, Any]) -> IndexedRedisModel:
+        """Build an instance from a stored record (the fetch hot path)."""
+        values: dict[str, Any] = {}
+        for name, decode, default in self.decoders:
+            stored = record.get(name, _MISSING)
+            if stored is _MISSING:
+                values[name] = default
+            elif decode is None:
+                values[name] = stored
+            else:
+                values[name] = decode(stored)
+        model = self.model
+        if self.custom_init:
+            obj = model(**values)
+        else:
+            obj = model.__new__(model)
+            obj.__dict__.update(values)
+        state = obj.__dict__
+        state["_id"] = int(pk)
+        state["_orig"] = record
+        return obj
+
+
+_MISSING = object()
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

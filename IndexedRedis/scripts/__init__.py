@@ -1,0 +1,48 @@
+"""The server-side Lua scripts, each in a .lua file of its own, loaded once.
+
+Every script starts with ``lib.lua``.  A ``Script`` runs by EVALSHA and falls back to
+EVAL (which also caches it on the server) when the server does not know it yet, so a
+restarted or new server needs no set-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib.resources import files
+from typing import Any, Sequence
+
+
+__all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
+           "RESET_ABANDON", "FREE_DONE"]
+
+_here = files(__name__)
+_LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
+
+
+class Script:
+    """One Lua script, identified by the SHA1 of its full source."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = _LIB + "\n" + _here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
+
+    def evalsha_args(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def eval_args(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        return ("EVAL", self.source, len(keys), *keys, *args)
+
+    def __repr__(self) -> str:
+        return f"<Script {self.name} {self.sha[:8]}>"
+
+
+SAVE = Script("save")
+DELETE = Script("delete")
+QUERY = Script("query")
+RESET_BEGIN = Script("reset_begin")
+RESET_LOAD = Script("reset_load")
+RESET_SWITCH = Script("reset_switch")
+RESET_ABANDON = Script("reset_abandon")
+FREE_DONE = Script("free_done")
+

@@ -1,0 +1,26 @@
+-- Helpers shared by every IndexedRedis script; prepended to each script's source.
+-- Replies start with a status: 1 done, 0 stale generation (then the current one),
+-- 2 a belief about stored values was wrong (then the object number and its record),
+-- 3 a partial update found no stored record (then the object number).
+
+local function current_gen(gen_key)
+  return redis.call('GET', gen_key) or '0'
+end
+
+-- Lua's unpack() cannot spread more than a few thousand values into one call.
+local CHUNK = 4000
+
+local function chunked_call(cmd, key, list)
+  local out = {}
+  for i = 1, #list, CHUNK do
+    local part = redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
+local function chunked_write(cmd, key, list)
+  for i = 1, #list, CHUNK do
+    redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list)))
+  end
+end

@@ -1,0 +1,100 @@
+-- Insert or update objects in one atomic step, keeping every index exact.
+-- The stored record is read here, on the server: an update changes only the index
+-- entries of the values actually stored.  The client names the old index keys it
+-- believes in (so that every key is declared); if a belief is wrong, nothing is
+-- written and the real record is returned for the client to retry with.
+--
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids set, 4 pk counter, 5.. index sets
+-- ARGV: 1 expected generation, 2 object count, then per object:
+--   pk ('' = new), mode ('F' whole record | 'P' changed fields only),
+--   F: the record (msgpack map)      P: n, then n (field, stored value) pairs,
+--   m, then m (field, believed stored value, old key number, new key number);
+--   old key number 0 means the field is believed to have no stored value.
+-- Reply: {1, pk...} | {0, generation} | {2, object number, record} | {3, object number}
+
+local gen = current_gen(KEYS[1])
+if gen ~= ARGV[1] then return {0, gen} end
+
+local objs_key, ids_key, pk_key = KEYS[2], KEYS[3], KEYS[4]
+local count = tonumber(ARGV[2])
+local pos = 3
+local objects = {}
+for o = 1, count do
+  local ob = {pk = ARGV[pos], mode = ARGV[pos + 1]}
+  pos = pos + 2
+  if ob.mode == 'F' then
+    ob.record = ARGV[pos]
+    pos = pos + 1
+  else
+    local n = tonumber(ARGV[pos])
+    pos = pos + 1
+    ob.pairs = {}
+    for i = 1, n do
+      ob.pairs[i] = {ARGV[pos], ARGV[pos + 1]}
+      pos = pos + 2
+    end
+  end
+  local m = tonumber(ARGV[pos])
+  pos = pos + 1
+  ob.index = {}
+  for i = 1, m do
+    ob.index[i] = {ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2]), tonumber(ARGV[pos + 3])}
+    pos = pos + 4
+  end
+  objects[o] = ob
+end
+
+-- Check every belief before the first write, so a refused call changes nothing.
+for o = 1, count do
+  local ob = objects[o]
+  if ob.pk ~= '' then
+    local stored = redis.call('HGET', objs_key, ob.pk)
+    if stored then
+      local record = cmsgpack.unpack(stored)
+      for _, ix in ipairs(ob.index) do
+        local actual = record[ix[1]]
+        if ix[3] == 0 then
+          if actual ~= nil then return {2, o, stored} end
+        elseif actual ~= ix[2] then
+          return {2, o, stored}
+        end
+      end
+      ob.existing = record
+    elseif ob.mode == 'P' then
+      return {3, o}
+    else
+      for _, ix in ipairs(ob.index) do ix[3] = 0 end
+    end
+  end
+end
+
+local pks = {}
+for o = 1, count do
+  local ob = objects[o]
+  local pk = ob.pk
+  if pk == '' then
+    pk = tostring(redis.call('INCR', pk_key))
+  elseif not ob.existing then
+    -- Inserting under a chosen pk: keep the counter ahead of it.
+    if tonumber(pk) > tonumber(redis.call('GET', pk_key) or '0') then
+      redis.call('SET', pk_key, pk)
+    end
+  end
+  if ob.mode == 'F' then
+    redis.call('HSET', objs_key, pk, ob.record)
+  else
+    local record = ob.existing
+    for _, p in ipairs(ob.pairs) do record[p[1]] = p[2] end
+    redis.call('HSET', objs_key, pk, cmsgpack.pack(record))
+  end
+  redis.call('SADD', ids_key, pk)
+  for _, ix in ipairs(ob.index) do
+    if ix[3] ~= ix[4] then
+      if ix[3] ~= 0 then redis.call('SREM', KEYS[ix[3]], pk) end
+      redis.call('SADD', KEYS[ix[4]], pk)
+    end
+  end
+  pks[o] = pk
+end
+table.insert(pks, 1, 1)
+return pks
