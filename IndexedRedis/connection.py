@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 from redis.connection import parse_url
@@ -32,14 +33,21 @@ _BUILTIN_DEFAULT: dict[str, Any] = {"host": "127.0.0.1", "port": 6379, "db": 0}
 _explicit_default: dict[str, Any] | None = None
 _clients: dict[tuple[Any, ...], redis.Redis] = {}
 _lock = threading.Lock()
+_version = 0  # bumped whenever default params or pools change, to invalidate caches
+
+
+def default_stamp() -> tuple[int, str | None]:
+    """Changes whenever the default connection may have changed (cheap to compute)."""
+    return (_version, os.environ.get("REDIS_URL"))
 
 
 def setDefaultRedisConnectionParams(params: Mapping[str, Any]) -> None:
     """Set the params (keyword arguments of ``redis.Redis``) every model uses by default."""
-    global _explicit_default
+    global _explicit_default, _version
     if not isinstance(params, Mapping):
         raise TypeError(f"setDefaultRedisConnectionParams expects a dict, got {type(params).__name__}")
     _explicit_default = dict(params)
+    _version += 1
 
 
 def getDefaultRedisConnectionParams() -> dict[str, Any]:
@@ -98,6 +106,8 @@ def getRedisPool(params: Mapping[str, Any] | None = None) -> redis.ConnectionPoo
 
 def clearRedisPools() -> None:
     """Disconnect and forget every shared pool (for example after ``fork``)."""
+    global _version
+    _version += 1
     with _lock:
         clients = list(_clients.values())
         _clients.clear()
@@ -106,8 +116,9 @@ def clearRedisPools() -> None:
 
 
 def _reset_default_for_tests() -> None:
-    global _explicit_default
+    global _explicit_default, _version
     _explicit_default = None
+    _version += 1
     clearRedisPools()
 
 

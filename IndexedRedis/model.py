@@ -9,11 +9,18 @@ read or written), from which ``save()`` works out what changed.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, Sequence, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import redis
 
-from .connection import generation_cache, getDefaultRedisConnectionParams, getRedisConnection, raw_client
+from .connection import (
+    default_stamp,
+    generation_cache,
+    getDefaultRedisConnectionParams,
+    getRedisConnection,
+    raw_client,
+)
 from .exceptions import InvalidModelException, UnknownFieldError
 from .executor import run
 from .operations import Context, delete_flow, reset_flow, save_flow
@@ -103,10 +110,16 @@ class IndexedRedisModel(metaclass=ModelBase):
     def _get_class_client(cls) -> redis.Redis:
         if cls._connection is not None:
             return raw_client(cls._connection)
+        stamp = default_stamp()
+        cached = cls.__dict__.get("_client_cache")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         params = getDefaultRedisConnectionParams()
         if cls._meta is not None and cls._meta.connection_params:
             params.update(cls._meta.connection_params)
-        return getRedisConnection(params)
+        client = getRedisConnection(params)
+        type.__setattr__(cls, "_client_cache", (stamp, client))
+        return client
 
     @classmethod
     def _get_client(cls) -> redis.Redis:
@@ -174,7 +187,8 @@ class IndexedRedisModel(metaclass=ModelBase):
         objs = list(newObjs)
         for obj in objs:
             if not isinstance(obj, cls):
-                raise TypeError(f"{cls.__name__}.reset expects {cls.__name__} objects, got {type(obj).__name__}")
+                raise TypeError(
+                    f"{cls.__name__}.reset expects {cls.__name__} objects, got {type(obj).__name__}")
         client = cls._get_client()
         return run(client, reset_flow(Context(cls._meta, generation_cache(client)), objs))
 

@@ -11,8 +11,9 @@ the right one, and ``call_current`` builds the call again.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import scripts
 from .exceptions import ConcurrencyError, IndexedRedisError
@@ -28,8 +29,8 @@ __all__ = ["ScriptCall", "Command", "Context", "save_flow", "delete_flow", "quer
 
 STALE_GEN, OK, STALE_VALUES, MISSING = 0, 1, 2, 3
 MAX_ATTEMPTS = 200
-RESET_BATCH = 500          # objects per reset script call: bounds how long one call runs
-FREE_BATCH = 500           # records read per HSCAN step when freeing a dead generation
+RESET_BATCH = 100          # objects per reset script call: bounds how long one call runs
+FREE_BATCH = 200           # records read per HSCAN step when freeing a dead generation
 SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk paths
 STALE_RESET_SECONDS = 600  # a staging generation silent this long was left by a dead reset
 
@@ -173,7 +174,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
         state = p.obj.__dict__
         state["_id"] = p.pk
         state["_orig"] = p.record
-    return [p.pk for p in pending]
+    return [p.pk for p in pending if p.pk is not None]
 
 
 _ABSENT = object()
@@ -185,7 +186,7 @@ _ABSENT = object()
 def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> Flow[int]:
     """Delete (pk, believed stored record) pairs atomically; returns how many existed."""
     meta = ctx.meta
-    items = [[pk, believed] for pk, believed in targets]
+    items: list[tuple[int, dict[str, Any]]] = list(targets)
     if not items:
         return 0
 
@@ -207,7 +208,8 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
         reply = yield from call_current(ctx, build)
         if reply[0] == OK:
             return int(reply[1])
-        items[int(reply[1]) - 1][1] = unpack_record(reply[2])
+        culprit = int(reply[1]) - 1
+        items[culprit] = (items[culprit][0], unpack_record(reply[2]))
     raise ConcurrencyError(f"{meta.name}: delete kept racing with other writers")
 
 
@@ -238,34 +240,41 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
     """Replace the model's whole dataset: write a new generation in bounded batches,
     switch the generation pointer in O(1), then free the old one in batches."""
     meta, keys = ctx.meta, ctx.meta.keys
-    records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
-    seen: dict[int, int] = {}
-    for position, obj in enumerate(objs):
-        if obj._id is not None and seen.setdefault(obj._id, position) != position:
-            other = objs[seen[obj._id]]
-            if other is not obj:
-                raise IndexedRedisError(f"{meta.name}.reset: two different objects with pk {obj._id}")
-            raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice (pk {obj._id})")
-    if len({id(o) for o in objs}) != len(objs):
+    if len({id(obj) for obj in objs}) != len(objs):
         raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice in the list")
+    given = [obj._id for obj in objs if obj._id is not None]
+    if len(set(given)) != len(given):
+        raise IndexedRedisError(f"{meta.name}.reset: two objects in the list have the same pk")
+    records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
 
-    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging), ())
-    gen = int(reply[1])
+    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk),
+                             (len(objs) - len(given), max(given, default=0)))
+    gen, fresh = int(reply[1]), int(reply[2])
+    pks = []
+    for obj in objs:
+        if obj._id is None:
+            pks.append(fresh)
+            fresh += 1
+        else:
+            pks.append(obj._id)
     gk = keys.generation(gen)
-    pks: list[int] = []
     try:
         for start in range(0, len(objs), batch_size):
-            number = _KeyNumbers((keys.staging, keys.nextpk, gk.objs, gk.ids))
-            args: list[Any] = [gen, len(meta.indexed)]
-            for obj, record in zip(objs[start:start + batch_size], records[start:start + batch_size]):
-                args += (b"" if obj._id is None else obj._id, pack_record(record))
-                args += [number(meta.index_key(gk, f, record[f.name])) for f in meta.indexed]
+            stop = start + batch_size
+            number = _KeyNumbers((keys.staging, gk.objs, gk.ids))
+            args: list[Any] = [gen, len(pks[start:stop])]
+            members: dict[int, list[int]] = {}
+            for pk, record in zip(pks[start:stop], records[start:stop]):
+                args += (pk, pack_record(record))
+                for field in meta.indexed:
+                    members.setdefault(number(meta.index_key(gk, field, record[field.name])), []).append(pk)
+            for key_number, group in members.items():
+                args += (key_number, len(group), *group)
             reply = yield ScriptCall(scripts.RESET_LOAD, number.keys, args)
             if reply[0] != OK:
                 raise ConcurrencyError(
                     f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
                     f"{STALE_RESET_SECONDS}s while another reset finished)")
-            pks += (int(pk) for pk in reply[1:])
         reply = yield ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
                                  (gen, STALE_RESET_SECONDS))
         if reply[0] != OK:

@@ -5,7 +5,8 @@ records that every operation shares."""
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -60,13 +61,14 @@ class ModelOptions:
             self.fields_by_name[field.name] = field
         self.field_names: tuple[str, ...] = tuple(self.fields_by_name)
         indexed_fields = []
-        for name in indexed:
-            name = str(name)
-            field = self.fields_by_name.get(name)
-            if field is None:
+        for entry in indexed:
+            name = str(entry)
+            found = self.fields_by_name.get(name)
+            if found is None:
                 raise InvalidModelException(
                     f"Model {self.name}: INDEXED_FIELDS names {name!r}, which is not in FIELDS "
                     f"({', '.join(self.field_names)}).{nearest(name, self.field_names)}")
+            field = found
             if not field.indexable:
                 raise InvalidModelException(
                     f"Model {self.name}: field {name!r} ({type(field).__name__}) cannot be indexed")

@@ -1,10 +1,11 @@
 import sys
+
 from IndexedRedis import IndexedRedisModel
 
 
 # Define the model
 class Song(IndexedRedisModel):
-	
+
 	FIELDS = [ \
 			'artist',
 			'title',

@@ -8,9 +8,9 @@ restarted or new server needs no set-up.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any, Sequence
-
+from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "FREE_DONE"]

@@ -1,5 +1,10 @@
--- Start a reset: hand out a new generation and register it as being written.
--- KEYS: 1 generation counter, 2 staging zset.   Reply: {1, generation}
+-- Start a reset: hand out a new generation, register it as being written, and
+-- reserve the pks of the objects that have none (after any pk the others bring).
+-- KEYS: 1 generation counter, 2 staging zset, 3 pk counter
+-- ARGV: 1 how many objects need a pk, 2 the highest pk among the others (or 0)
+-- Reply: {1, generation, first reserved pk}
 local gen = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], redis.call('TIME')[1], gen)
-return {1, gen}
+local top = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), tonumber(ARGV[2]))
+redis.call('SET', KEYS[3], top + tonumber(ARGV[1]))
+return {1, gen, top + 1}

@@ -1,42 +1,28 @@
 -- Write one bounded batch of a reset into its private, not yet visible, generation.
--- KEYS: 1 staging zset, 2 pk counter, 3 objs hash, 4 ids set, 5.. index sets
--- ARGV: 1 generation, 2 index keys per object F, then per object:
---   pk ('' = assign a new one), record, then F key numbers.
--- Reply: {1, pk...} | {0} when the generation was abandoned (it is no longer staging).
+-- Members are grouped by index set, so each set takes one SADD per batch.
+-- KEYS: 1 staging zset, 2 objs hash, 3 ids set, 4.. index sets
+-- ARGV: 1 generation, 2 object count n, then n (pk, record) pairs, then for each
+--   index set: its key number, member count m, then m pks.
+-- Reply: {1} | {0} when the generation was abandoned (it is no longer staging).
 
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {0} end
 redis.call('ZADD', KEYS[1], 'XX', redis.call('TIME')[1], ARGV[1])  -- heartbeat
 
-local objs_key, ids_key, pk_key = KEYS[3], KEYS[4], KEYS[2]
-local per = tonumber(ARGV[2])
-local stride = 2 + per
-
--- Chosen pks push the counter ahead; the others take fresh numbers after them.
-local top = tonumber(redis.call('GET', pk_key) or '0')
-local fresh = 0
-for pos = 3, #ARGV, stride do
-  if ARGV[pos] == '' then
-    fresh = fresh + 1
-  elseif tonumber(ARGV[pos]) > top then
-    top = tonumber(ARGV[pos])
-  end
+local n = tonumber(ARGV[2])
+local last = 2 + 2 * n
+local pairs_, pks = {}, {}
+for pos = 3, last, 2 do
+  pairs_[#pairs_ + 1] = ARGV[pos]
+  pairs_[#pairs_ + 1] = ARGV[pos + 1]
+  pks[#pks + 1] = ARGV[pos]
 end
-redis.call('SET', pk_key, top + fresh)
+chunked_write('HSET', KEYS[2], pairs_)
+chunked_write('SADD', KEYS[3], pks)
 
-local pks = {1}
-local members = {}
-for pos = 3, #ARGV, stride do
-  local pk = ARGV[pos]
-  if pk == '' then
-    top = top + 1
-    pk = tostring(top)
-  end
-  redis.call('HSET', objs_key, pk, ARGV[pos + 1])
-  members[#members + 1] = pk
-  for i = 1, per do
-    redis.call('SADD', KEYS[tonumber(ARGV[pos + 1 + i])], pk)
-  end
-  pks[#pks + 1] = pk
+local pos = last + 1
+while pos <= #ARGV do
+  local key, m = KEYS[tonumber(ARGV[pos])], tonumber(ARGV[pos + 1])
+  redis.call('SADD', key, unpack(ARGV, pos + 2, pos + 1 + m))
+  pos = pos + 2 + m
 end
-chunked_write('SADD', ids_key, members)
-return pks
+return {1}

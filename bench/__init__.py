@@ -1,0 +1,1 @@
+"""The IndexedRedis benchmark suite (see README, "Benchmarks")."""
