@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from importlib.resources import as_file, files
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .connection import (
     getDefaultRedisConnectionParams,
@@ -23,7 +25,8 @@ __all__ = ["main"]
 
 def _server_answers(params: dict) -> bool:
     try:
-        client = redis.Redis(**{**params, "socket_connect_timeout": 0.5, "socket_timeout": 1.0})
+        client = redis.Redis(**{**params, "socket_connect_timeout": 0.5, "socket_timeout": 1.0,
+                                 "retry": Retry(NoBackoff(), 0)})
         try:
             return bool(client.ping())
         finally:

@@ -280,25 +280,29 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
         if reply[0] != OK:
             raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
     except Exception:
-        yield ScriptCall(scripts.RESET_ABANDON, (keys.staging, keys.dead), (gen,))
+        reply = yield ScriptCall(scripts.RESET_ABANDON, (keys.staging, keys.dead, keys.gen), (gen,))
+        if reply[0] == OK:
+            yield from free_dead_flow(ctx)  # what this reset wrote, and other leftovers
         raise
     ctx.gen = gen
     for obj, record, pk in zip(objs, records, pks):
         state = obj.__dict__
         state["_id"] = pk
         state["_orig"] = record
-    yield from free_dead_flow(ctx, gen)
+    yield from free_dead_flow(ctx)
     return pks
 
 
-def free_dead_flow(ctx: Context, live_gen: int) -> Flow[int]:
-    """Free every generation in the dead set, a bounded batch per command."""
+def free_dead_flow(ctx: Context) -> Flow[int]:
+    """Free every generation in the dead set, a bounded batch per command.
+
+    Only generations that were never, or are no longer, live enter the dead set (the
+    scripts that add them check the pointer), so nothing here can touch live data.
+    """
     meta, keys = ctx.meta, ctx.meta.keys
     dead = yield Command(("SMEMBERS", keys.dead))
     freed = 0
     for raw_gen in sorted(int(g) for g in dead):
-        if raw_gen == live_gen:
-            continue
         gk = keys.generation(raw_gen)
         cursor: Any = 0
         while True:

@@ -49,6 +49,11 @@ class ModelOptions:
             raise InvalidModelException(
                 f"Model {self.name} needs KEY_NAME, a non-empty str naming its data "
                 f"(like a table name); got {key_name!r}")
+        try:
+            key_name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidModelException(
+                f"Model {self.name}: KEY_NAME {key_name!r} is not valid Unicode text") from None
         self.key_name = key_name
         self.keys = ModelKeys(key_name)
         self.fields: tuple[IRField, ...] = tuple(self._make_field(f) for f in fields)
@@ -110,8 +115,9 @@ class ModelOptions:
     def check_attribute_clashes(self) -> None:
         from .model import IndexedRedisModel
 
+        base_names = {name for klass in IndexedRedisModel.__mro__ for name in vars(klass)}
         for name in self.field_names:
-            if hasattr(IndexedRedisModel, name):
+            if name in base_names:
                 raise InvalidModelException(
                     f"Model {self.name}: field {name!r} would hide the model attribute of the "
                     f"same name; rename the field")

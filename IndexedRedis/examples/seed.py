@@ -1,11 +1,10 @@
 import sys
-
 from IndexedRedis import IndexedRedisModel
 
 
 # Define the model
 class Song(IndexedRedisModel):
-
+	
 	FIELDS = [ \
 			'artist',
 			'title',

@@ -1,0 +1,158 @@
+"""Whole-database invariants of a model's stored data, checked straight from Redis.
+
+These helpers read the raw keys described in ``IndexedRedis/keys.py`` with a plain
+redis-py client (SCAN is fine here: they only ever run against the tests' private
+server) and compare them with what the records imply:
+
+* ``assert_indexes_consistent`` -- the current generation's ids set, record hash and
+  index sets agree exactly with each other;
+* ``assert_no_garbage`` -- nothing of the model is left besides its fixed keys and
+  the keys of its current generation (no old, abandoned or half-written generation);
+* ``db_snapshot`` -- every key of the database with its type and content, to prove
+  that a refused operation wrote nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import redis
+
+from IndexedRedis.options import unpack_record
+
+__all__ = [
+    "assert_indexes_consistent",
+    "assert_no_garbage",
+    "current_generation",
+    "db_snapshot",
+    "model_keys",
+    "stored_records",
+]
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    """Escape the characters that are special in a Redis glob pattern."""
+    out = bytearray()
+    for byte in raw:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
+
+
+def _scan(client: redis.Redis, prefix: bytes) -> set[bytes]:
+    return set(client.scan_iter(match=_glob_escape(prefix) + b"*", count=1000))
+
+
+def current_generation(client: redis.Redis, model: Any) -> int:
+    """The generation number the model's data lives in right now."""
+    raw = client.get(model._meta.keys.gen)
+    return int(raw) if raw is not None else 0
+
+
+def stored_records(client: redis.Redis, model: Any) -> dict[int, dict[str, Any]]:
+    """pk -> stored record (as unpacked from msgpack) of the current generation."""
+    gk = model._meta.keys.generation(current_generation(client, model))
+    return {int(pk): unpack_record(blob) for pk, blob in client.hgetall(gk.objs).items()}
+
+
+def model_keys(client: redis.Redis, model: Any) -> set[bytes]:
+    """Every key in the database that belongs to this model."""
+    return _scan(client, model._meta.keys.prefix)
+
+
+def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict[str, Any]]:
+    """Check the current generation's ids, records and index sets against each other.
+
+    * the ids set is exactly the set of pks of the stored records;
+    * every record holds every indexed field;
+    * for each indexed field, each record's pk is in exactly the index set named by its
+      stored value, and every index set of the generation holds exactly the pks whose
+      stored value names it -- so no index set is missing a member, holds a stale
+      member (old value, deleted object) or exists without a member.
+
+    Returns the records, for further checks by the caller.
+    """
+    meta = model._meta
+    gen = current_generation(client, model)
+    gk = meta.keys.generation(gen)
+
+    records = {int(pk): unpack_record(blob) for pk, blob in client.hgetall(gk.objs).items()}
+    ids = {int(pk) for pk in client.smembers(gk.ids)}
+    only_ids = sorted(ids - set(records))
+    only_records = sorted(set(records) - ids)
+    assert not only_ids and not only_records, (
+        f"{meta.name} g{gen}: ids set and records disagree; pks only in ids: "
+        f"{only_ids[:20]}, pks only in records: {only_records[:20]}")
+
+    expected: dict[bytes, set[int]] = defaultdict(set)
+    for pk, record in records.items():
+        for field in meta.indexed:
+            assert field.name in record, (
+                f"{meta.name} g{gen}: record {pk} has no stored value for indexed field "
+                f"{field.name!r}: {record!r}")
+            expected[meta.index_key(gk, field, record[field.name])].add(pk)
+
+    actual: dict[bytes, set[int]] = {}
+    index_prefix = gk.prefix + b"i:"
+    for key in _scan(client, index_prefix):
+        key_type = client.type(key)
+        assert key_type == b"set", f"{key!r} is a {key_type!r}, not a set"
+        actual[key] = {int(pk) for pk in client.smembers(key)}
+
+    problems = []
+    for key in sorted(set(expected) | set(actual)):
+        want, have = expected.get(key, set()), actual.get(key, set())
+        if want != have:
+            problems.append(
+                f"  {key!r}: missing {sorted(want - have)[:10]}, stale {sorted(have - want)[:10]}")
+    assert not problems, (
+        f"{meta.name} g{gen}: {len(problems)} index set(s) disagree with the records:\n"
+        + "\n".join(problems[:30]))
+    return records
+
+
+def assert_no_garbage(client: redis.Redis, model: Any, *, idle: bool = True) -> None:
+    """The model's only keys are its fixed keys plus keys of its current generation.
+
+    ``gen``, ``genseq`` and ``nextpk`` may exist; so may ``staging`` and ``dead`` (Redis
+    drops them when empty), but with ``idle`` (the default: no reset is running) they
+    must not, since a finished reset leaves nothing staging and nothing waiting to be
+    freed.  Any key of another generation is garbage.
+    """
+    keys = model._meta.keys
+    gen = current_generation(client, model)
+    live_prefix = keys.generation(gen).prefix
+    fixed = {keys.gen, keys.genseq, keys.nextpk, keys.staging, keys.dead}
+    garbage = sorted(k for k in model_keys(client, model)
+                     if k not in fixed and not k.startswith(live_prefix))
+    assert not garbage, (
+        f"{model._meta.name}: {len(garbage)} key(s) outside the live generation g{gen}: "
+        f"{garbage[:20]}")
+    if idle:
+        staging = client.zrange(keys.staging, 0, -1)
+        dead = client.smembers(keys.dead)
+        assert not staging, f"{model._meta.name}: generations still staging: {staging!r}"
+        assert not dead, f"{model._meta.name}: generations still waiting to be freed: {dead!r}"
+
+
+def db_snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes, Any]]:
+    """Every key of the database -> (type, content), for before/after comparisons."""
+    snapshot: dict[bytes, tuple[bytes, Any]] = {}
+    for key in client.scan_iter(count=1000):
+        key_type = client.type(key)
+        if key_type == b"string":
+            content: Any = client.get(key)
+        elif key_type == b"hash":
+            content = client.hgetall(key)
+        elif key_type == b"set":
+            content = frozenset(client.smembers(key))
+        elif key_type == b"zset":
+            content = tuple(client.zrange(key, 0, -1, withscores=True))
+        elif key_type == b"list":
+            content = tuple(client.lrange(key, 0, -1))
+        else:
+            content = client.dump(key)
+        snapshot[key] = (key_type, content)
+    return snapshot
