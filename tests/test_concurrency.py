@@ -12,7 +12,6 @@ import multiprocessing
 import random
 
 import pytest
-
 from _models import (
     CONC_VALUES,
     ConcItem,

@@ -13,12 +13,6 @@ import multiprocessing
 import time
 
 import pytest
-
-from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError, operations
-from IndexedRedis.connection import generation_cache
-from IndexedRedis.executor import execute
-from IndexedRedis.operations import Context, reset_flow
-
 from _models import ResetItem, make_dataset, reset_reader, reset_writer, run_children
 from consistency import (
     assert_indexes_consistent,
@@ -28,6 +22,11 @@ from consistency import (
     model_keys,
     stored_records,
 )
+
+from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError, operations
+from IndexedRedis.connection import generation_cache
+from IndexedRedis.executor import execute
+from IndexedRedis.operations import Context, reset_flow
 
 
 @pytest.fixture

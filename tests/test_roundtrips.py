@@ -10,17 +10,17 @@ inside scripts) proves that no KEYS command is ever used.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
+from consistency import assert_indexes_consistent, assert_no_garbage
 
 from IndexedRedis import IndexedRedisModel, operations
 from IndexedRedis.connection import generation_cache
 from IndexedRedis.executor import run
 from IndexedRedis.operations import Context, reset_flow
-
-from consistency import assert_indexes_consistent, assert_no_garbage
 
 
 class Tune(IndexedRedisModel):

@@ -26,11 +26,10 @@ from pathlib import Path
 from pprint import pformat
 
 import pytest
+from consistency import assert_indexes_consistent, assert_no_garbage
 
 import IndexedRedis
 from IndexedRedis import IndexedRedisModel
-
-from consistency import assert_indexes_consistent, assert_no_garbage
 
 SEED = Path(IndexedRedis.__file__).parent / "examples" / "seed.py"
 # sha256 of the "Example" section of the original README with the " |" margin and
