@@ -12,6 +12,7 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:objs      hash: pk -> msgpack map of field -> stored value
     ir:{TAG}:g<N>:ids       set of every pk of generation N
     ir:{TAG}:g<N>:i:<field>:<index value>   set of pks whose field has that value
+    ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
 
 Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
 Redis Cluster slot and every script can touch all of its keys.  Because ``TAG``
@@ -54,6 +55,10 @@ class GenerationKeys:
 
     def index(self, field_name: str, index_value: bytes) -> bytes:
         return self.index_prefix(field_name) + index_value
+
+    def null_index(self, field_name: str) -> bytes:
+        """The set of pks whose field is irNull (apart from every value's set)."""
+        return self.prefix + b"n:" + field_name.encode("utf-8")
 
 
 class ModelKeys:

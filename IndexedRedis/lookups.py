@@ -3,7 +3,7 @@
 Each lookup is a small class registered by its ``lookup_name``; adding an operator
 means adding one class.  A lookup turns a filter value into a condition the query
 compiler understands: ``("equal", field name, index value)`` or
-``("excluded", field name, index value)``.
+``("excluded", field name, index value)``; an index value of None stands for irNull.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .exceptions import InvalidQueryError
+from .fields import irNull
 from .options import nearest
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ __all__ = ["Lookup", "register_lookup", "resolve_filter", "LOOKUPS"]
 
 LOOKUPS: dict[str, type[Lookup]] = {}
 
-Condition = tuple[str, str, bytes]
+Condition = tuple[str, str, "bytes | None"]
 
 
 def register_lookup(cls: type[Lookup]) -> type[Lookup]:
@@ -36,8 +37,10 @@ class Lookup:
         self.meta = meta
         self.field = field
 
-    def index_value(self, value: Any) -> bytes:
-        return self.field.to_index(self.meta.to_python(self.field, value))
+    def index_value(self, value: Any) -> bytes | None:
+        """The index bytes of a filter value; None for irNull (the null set)."""
+        value = self.meta.to_python(self.field, value)
+        return None if value is irNull else self.field.toIndex(value)
 
     def condition(self, value: Any) -> Condition:
         raise NotImplementedError

@@ -90,7 +90,7 @@ class IndexedRedisModel(metaclass=ModelBase):
             if name in kwargs:
                 state[name] = meta.to_python(field, kwargs.pop(name))
             else:
-                state[name] = field.default
+                state[name] = field.getDefaultValue()
         if kwargs:
             name = next(iter(kwargs))
             raise UnknownFieldError(

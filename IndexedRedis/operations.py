@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import scripts
 from .exceptions import ConcurrencyError, IndexedRedisError
-from .fields import wire_bytes
+from .fields import NULL_STORED, wire_bytes
 from .options import ModelOptions, pack_record, unpack_record
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class _PendingSave:
             self.changed = self.record
         else:
             self.changed = {name: value for name, value in self.record.items()
-                            if name not in orig or wire_bytes(orig[name]) != wire_bytes(value)}
+                            if name not in orig or not same_stored(orig[name], value)}
 
 
 def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]]:
@@ -143,16 +143,16 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
             else:
                 args += (b"P", len(p.changed))
                 for name, value in p.changed.items():
-                    args += (name, wire_bytes(value))
+                    args += (name, *_stored_arg(value))
                 to_index = tuple(f for f in meta.indexed if f.name in p.changed)
             args.append(len(to_index))
             for field in to_index:
                 new_key = number(meta.index_key(gk, field, p.record[field.name]))
                 old = p.believed.get(field.name, _ABSENT)
                 if old is _ABSENT:
-                    args += (field.name, b"", 0, new_key)
+                    args += (field.name, b"a", b"", 0, new_key)
                 else:
-                    args += (field.name, wire_bytes(old), number(meta.index_key(gk, field, old)), new_key)
+                    args += (field.name, *_stored_arg(old), number(meta.index_key(gk, field, old)), new_key)
         return ScriptCall(scripts.SAVE, number.keys, args)
 
     if active:
@@ -180,6 +180,19 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
 _ABSENT = object()
 
 
+def _stored_arg(stored: Any) -> tuple[bytes, bytes]:
+    """A stored value as the scripts take it: a kind ('n' irNull / 'v' value) and bytes."""
+    if stored is NULL_STORED:
+        return (b"n", b"")
+    return (b"v", wire_bytes(stored))
+
+
+def same_stored(a: Any, b: Any) -> bool:
+    if a is NULL_STORED or b is NULL_STORED:
+        return a is b
+    return wire_bytes(a) == wire_bytes(b)
+
+
 # ---- delete -------------------------------------------------------------------------------
 
 
@@ -199,9 +212,9 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
             for field in meta.indexed:
                 old = believed.get(field.name, _ABSENT)
                 if old is _ABSENT:
-                    args += (b"", 0)
+                    args += (b"a", b"", 0)
                 else:
-                    args += (wire_bytes(old), number(meta.index_key(gk, field, old)))
+                    args += (*_stored_arg(old), number(meta.index_key(gk, field, old)))
         return ScriptCall(scripts.DELETE, number.keys, args)
 
     for _ in range(MAX_ATTEMPTS):
@@ -216,16 +229,19 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
 # ---- query --------------------------------------------------------------------------------
 
 
-def query_flow(ctx: Context, op: str, equal: Sequence[tuple[str, bytes]] = (),
-               excluded: Sequence[tuple[str, bytes]] = (), extra: Sequence[Any] = ()) -> Flow[list[Any]]:
-    """Run query.lua: ``equal`` and ``excluded`` are (field name, index value) pairs."""
+def query_flow(ctx: Context, op: str, equal: Sequence[tuple[str, bytes | None]] = (),
+               excluded: Sequence[tuple[str, bytes | None]] = (),
+               extra: Sequence[Any] = ()) -> Flow[list[Any]]:
+    """Run query.lua: ``equal`` and ``excluded`` are (field name, index value) pairs;
+    an index value of None means irNull."""
     meta = ctx.meta
 
     def build(gen: int) -> ScriptCall:
         gk = meta.keys.generation(gen)
         keys = [meta.keys.gen, gk.objs, gk.ids]
-        keys += [gk.index(name, value) for name, value in equal]
-        keys += [gk.index(name, value) for name, value in excluded]
+        keys += [gk.null_index(name) if value is None else gk.index(name, value) for name, value in equal]
+        keys += [gk.null_index(name) if value is None else gk.index(name, value)
+                 for name, value in excluded]
         return ScriptCall(scripts.QUERY, keys, [gen, op, len(equal), len(excluded), *extra])
 
     reply = yield from call_current(ctx, build)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
-from .fields import IRClassicField, IRField
-from .keys import ModelKeys
+from .fields import NULL_STORED, IRClassicField, IRField, IRNullType, wire_bytes
+from .keys import GenerationKeys, ModelKeys
 
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
@@ -74,7 +74,7 @@ class ModelOptions:
                     f"Model {self.name}: INDEXED_FIELDS names {name!r}, which is not in FIELDS "
                     f"({', '.join(self.field_names)}).{nearest(name, self.field_names)}")
             field = found
-            if not field.indexable:
+            if not field.canIndex():
                 raise InvalidModelException(
                     f"Model {self.name}: field {name!r} ({type(field).__name__}) cannot be indexed")
             if field in indexed_fields:
@@ -86,11 +86,12 @@ class ModelOptions:
             raise InvalidModelException(
                 f"Model {self.name}: REDIS_CONNECTION_PARAMS must be a dict of redis.Redis arguments")
         self.connection_params = dict(connection_params) if connection_params else None
-        # Fields whose stored form is the Python value itself skip from_storage on fetch.
+        # Fields whose stored form is the Python value itself skip fromStorage on fetch;
+        # immutable defaults are shared instead of copied per object.
         self.decoders = tuple(
-            (f.name, None if type(f) is IRClassicField else f.from_storage, f.default)
+            (f.name, None if type(f) is IRClassicField else f.fromStorage,
+             f.getDefaultValue() if _immutable(f.defaultValue) else f.getDefaultValue)
             for f in self.fields)
-        self.defaults = tuple((f.name, f.default) for f in self.fields)
         self.check_attribute_clashes()
         from .model import IndexedRedisModel
 
@@ -142,7 +143,7 @@ class ModelOptions:
     def to_python(self, field: IRField, value: Any) -> Any:
         """Validate a value for a field, with an error naming model, field and expectation."""
         try:
-            return field.to_python(value)
+            return field.fromInput(value)
         except (TypeError, ValueError) as exc:
             detail = str(exc) or field.expected
             raise FieldValueError(
@@ -154,12 +155,18 @@ class ModelOptions:
         values = obj.__dict__
         record = {}
         for field in self.fields:
-            value = self.to_python(field, values.get(field.name, field.default))
-            record[field.name] = field.to_storage(value)
+            name = field.name
+            value = self.to_python(field, values[name]) if name in values else field.getDefaultValue()
+            record[name] = field.toStorage(value)
         return record
 
-    def index_key(self, gen_keys: Any, field: IRField, stored: Any) -> bytes:
-        return gen_keys.index(field.name, field.index_from_storage(stored))
+    def index_key(self, gen_keys: GenerationKeys, field: IRField, stored: Any) -> bytes:
+        """The index set a stored value belongs in (the null set for irNull)."""
+        if stored is NULL_STORED:
+            return gen_keys.null_index(field.name)
+        if type(field) is IRClassicField:
+            return gen_keys.index(field.name, wire_bytes(stored))
+        return gen_keys.index(field.name, field.indexFromStorage(stored))
 
     def instance_from_record(self, pk: bytes | str | int, record: dict[str, Any]) -> IndexedRedisModel:
         """Build an instance from a stored record (the fetch hot path)."""
@@ -167,7 +174,7 @@ class ModelOptions:
         for name, decode, default in self.decoders:
             stored = record.get(name, _MISSING)
             if stored is _MISSING:
-                values[name] = default
+                values[name] = default() if callable(default) else default
             elif decode is None:
                 values[name] = stored
             else:
@@ -185,6 +192,10 @@ class ModelOptions:
 
 
 _MISSING = object()
+
+
+def _immutable(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bytes, int, float, bool, IRNullType, frozenset))
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

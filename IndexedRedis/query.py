@@ -31,8 +31,8 @@ M = TypeVar("M", bound="IndexedRedisModel")
 class Query:
     """What a query set selects: the index sets to intersect and the ones to exclude."""
 
-    equal: tuple[tuple[str, bytes], ...] = ()
-    excluded: tuple[tuple[str, bytes], ...] = ()
+    equal: tuple[tuple[str, bytes | None], ...] = ()
+    excluded: tuple[tuple[str, bytes | None], ...] = ()
 
     def narrowed(self, model: type[IndexedRedisModel], filters: dict[str, Any]) -> Query:
         equal, excluded = list(self.equal), list(self.excluded)

@@ -4,8 +4,8 @@
 --
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids set, 4.. index sets
 -- ARGV: 1 expected generation, 2 indexed field count F, 3..2+F field names, then per
---   object: pk, then F (believed stored value, key number) pairs; key number 0 means
---   the field is believed to have no stored value.
+--   object: pk, then F (kind, believed stored value, key number) triples; kinds as in
+--   save.lua ('a' absent comes with key number 0).
 -- Reply: {1, deleted count} | {0, generation} | {2, object number, record}
 
 local gen = current_gen(KEYS[1])
@@ -28,17 +28,14 @@ while pos <= #ARGV do
     local record = cmsgpack.unpack(stored)
     local keys = {}
     for i = 1, nfields do
-      local believed, key = ARGV[pos], tonumber(ARGV[pos + 1])
-      local actual = record[names[i]]
-      if (key == 0 and actual ~= nil) or (key ~= 0 and actual ~= believed) then
-        return {2, o, stored}
-      end
+      local key = tonumber(ARGV[pos + 2])
+      if not matches(record[names[i]], ARGV[pos], ARGV[pos + 1]) then return {2, o, stored} end
       if key ~= 0 then keys[#keys + 1] = key end
-      pos = pos + 2
+      pos = pos + 3
     end
     doomed[#doomed + 1] = {pk, keys}
   else
-    pos = pos + 2 * nfields
+    pos = pos + 3 * nfields
   end
 end
 

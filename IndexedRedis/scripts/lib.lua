@@ -24,3 +24,16 @@ local function chunked_write(cmd, key, list)
     redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list)))
   end
 end
+
+-- A stored value as scripts receive it: kind 'n' is irNull (msgpack false), 'v' a value.
+local function stored_value(kind, value)
+  if kind == 'n' then return false end
+  return value
+end
+
+-- Whether a record's actual value is what the client believed ('a' = absent).
+local function matches(actual, kind, believed)
+  if kind == 'a' then return actual == nil end
+  if kind == 'n' then return actual == false end
+  return actual == believed
+end

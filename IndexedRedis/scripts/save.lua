@@ -7,9 +7,10 @@
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids set, 4 pk counter, 5.. index sets
 -- ARGV: 1 expected generation, 2 object count, then per object:
 --   pk ('' = new), mode ('F' whole record | 'P' changed fields only),
---   F: the record (msgpack map)      P: n, then n (field, stored value) pairs,
---   m, then m (field, believed stored value, old key number, new key number);
---   old key number 0 means the field is believed to have no stored value.
+--   F: the record (msgpack map)      P: n, then n (field, kind, stored value) triples,
+--   m, then m (field, kind, believed stored value, old key number, new key number).
+--   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
+--   false), 'a' absent from the record (then the old key number is 0).
 -- Reply: {1, pk...} | {0, generation} | {2, object number, record} | {3, object number}
 
 local gen = current_gen(KEYS[1])
@@ -30,16 +31,16 @@ for o = 1, count do
     pos = pos + 1
     ob.pairs = {}
     for i = 1, n do
-      ob.pairs[i] = {ARGV[pos], ARGV[pos + 1]}
-      pos = pos + 2
+      ob.pairs[i] = {ARGV[pos], stored_value(ARGV[pos + 1], ARGV[pos + 2])}
+      pos = pos + 3
     end
   end
   local m = tonumber(ARGV[pos])
   pos = pos + 1
   ob.index = {}
   for i = 1, m do
-    ob.index[i] = {ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2]), tonumber(ARGV[pos + 3])}
-    pos = pos + 4
+    ob.index[i] = {ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])}
+    pos = pos + 5
   end
   objects[o] = ob
 end
@@ -52,18 +53,13 @@ for o = 1, count do
     if stored then
       local record = cmsgpack.unpack(stored)
       for _, ix in ipairs(ob.index) do
-        local actual = record[ix[1]]
-        if ix[3] == 0 then
-          if actual ~= nil then return {2, o, stored} end
-        elseif actual ~= ix[2] then
-          return {2, o, stored}
-        end
+        if not matches(record[ix[1]], ix[2], ix[3]) then return {2, o, stored} end
       end
       ob.existing = record
     elseif ob.mode == 'P' then
       return {3, o}
     else
-      for _, ix in ipairs(ob.index) do ix[3] = 0 end
+      for _, ix in ipairs(ob.index) do ix[4] = 0 end
     end
   end
 end
@@ -89,9 +85,9 @@ for o = 1, count do
   end
   redis.call('SADD', ids_key, pk)
   for _, ix in ipairs(ob.index) do
-    if ix[3] ~= ix[4] then
-      if ix[3] ~= 0 then redis.call('SREM', KEYS[ix[3]], pk) end
-      redis.call('SADD', KEYS[ix[4]], pk)
+    if ix[4] ~= ix[5] then
+      if ix[4] ~= 0 then redis.call('SREM', KEYS[ix[4]], pk) end
+      redis.call('SADD', KEYS[ix[5]], pk)
     end
   end
   pks[o] = pk
