@@ -9,8 +9,12 @@ read or written), from which ``save()`` works out what changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, TypeVar
+import copy as _copy
+import itertools
+import sys
+import warnings
+from pprint import pprint as _pprint
+from typing import IO, Any, ClassVar, Iterable, Sequence, TypeVar
 
 import redis
 
@@ -23,22 +27,51 @@ from .connection import (
 )
 from .exceptions import InvalidModelException, UnknownFieldError
 from .executor import run
-from .operations import Context, delete_flow, reset_flow, save_flow
-from .options import ModelOptions, nearest
+from .fields import irNull
+from .foreign import ForeignLink, ForeignLinkDescriptor, ForeignLinks
+from .operations import (
+    SAVE_BATCH,
+    Context,
+    delete_flow,
+    fetch_links_flow,
+    query_flow,
+    reserve_pks_flow,
+    reset_flow,
+    same_stored,
+    save_flow,
+)
+from .options import ModelOptions, nearest, unpack_record
 from .query import QuerySet
 
-__all__ = ["IndexedRedisModel", "isIndexedRedisModel"]
+__all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages"]
 
 M = TypeVar("M", bound="IndexedRedisModel")
 
+_deprecation_messages = True
+_copy_counter = itertools.count(1)
 
-class _ObjectsDescriptor:
-    """``Model.objects``: a fresh query set over every object of the model."""
 
-    def __get__(self, instance: Any, owner: type[M]) -> QuerySet[M]:
+def toggleDeprecatedMessages(enabled: bool) -> None:
+    """Turn the DeprecationWarnings of 6.x-era names (like ``connect``) on or off."""
+    global _deprecation_messages
+    _deprecation_messages = bool(enabled)
+
+
+def _deprecated(message: str) -> None:
+    if _deprecation_messages:
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+
+
+class _ModelAccessor:
+    """A class-level attribute computed from the model (``objects``, ``saver``, ``deleter``)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+    def __get__(self, instance: Any, owner: type[IndexedRedisModel]) -> Any:
         if owner._meta is None:
             raise InvalidModelException(f"{owner.__name__} is abstract: it has no KEY_NAME and FIELDS")
-        return QuerySet(owner)
+        return self.factory(owner)
 
 
 class ModelBase(type):
@@ -56,8 +89,11 @@ class ModelBase(type):
         indexed = getattr(cls, "INDEXED_FIELDS", None) or ()
         if isinstance(indexed, (str, bytes)):
             raise InvalidModelException(f"Model {name}: INDEXED_FIELDS must be a list of field names")
-        cls._meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
-                                 getattr(cls, "REDIS_CONNECTION_PARAMS", None))
+        meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
+                            getattr(cls, "REDIS_CONNECTION_PARAMS", None))
+        cls._meta = meta  # type: ignore[assignment]
+        for field in meta.foreign_fields:
+            type.__setattr__(cls, field.name, ForeignLinkDescriptor(field))
 
 
 class IndexedRedisModel(metaclass=ModelBase):
@@ -70,7 +106,10 @@ class IndexedRedisModel(metaclass=ModelBase):
     _connection: ClassVar[redis.Redis | None] = None
     _meta: ClassVar[ModelOptions]
 
-    objects: ClassVar[_ObjectsDescriptor] = _ObjectsDescriptor()  # type: ignore[assignment]
+    objects: ClassVar[QuerySet[Any]] = _ModelAccessor(QuerySet)  # type: ignore[assignment]
+    saver: ClassVar[ModelSaver] = _ModelAccessor(lambda model: ModelSaver(model))  # type: ignore[assignment]
+    deleter: ClassVar[ModelDeleter] = _ModelAccessor(  # type: ignore[assignment]
+        lambda model: ModelDeleter(model))
 
     _id: int | None
     _orig: dict[str, Any]
@@ -104,6 +143,18 @@ class IndexedRedisModel(metaclass=ModelBase):
             value = meta.to_python(field, value)
         object.__setattr__(self, name, value)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for missing attributes: ``<link field>__id`` gives the linked pk(s).
+        if name.endswith("__id") and not name.startswith("__"):
+            meta = type(self)._meta
+            field = meta.fields_by_name.get(name[:-4]) if meta is not None else None
+            if field is not None and field in meta.foreign_fields:
+                value = self.__dict__.get(field.name, irNull)
+                if value is irNull:
+                    return irNull
+                return value.pks() if isinstance(value, ForeignLinks) else value.current_pk()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # ---- connection ----------------------------------------------------------------
 
     @classmethod
@@ -129,18 +180,200 @@ class IndexedRedisModel(metaclass=ModelBase):
         own = self.__dict__.get("_connection")
         return raw_client(own) if own is not None else type(self)._get_class_client()
 
-    def _context(self, client: redis.Redis) -> Context:
-        return Context(type(self)._meta, generation_cache(client))
+    @classmethod
+    def _context(cls, client: redis.Redis) -> Context:
+        return Context(cls._meta, generation_cache(client))
 
-    # ---- instance API --------------------------------------------------------------
+    # ---- values --------------------------------------------------------------------
 
-    def save(self) -> int:
+    def _stored(self, name: str) -> Any:
+        meta = type(self)._meta
+        field = meta.fields_by_name[name]
+        return field.toStorage(meta.to_python(field, self.__dict__.get(name, field.getDefaultValue())))
+
+    def _linked_objects(self) -> list[IndexedRedisModel]:
+        """The linked objects this instance holds in memory (none are fetched)."""
+        found: list[IndexedRedisModel] = []
+        for field in type(self)._meta.foreign_fields:
+            value = self.__dict__.get(field.name)
+            if isinstance(value, (ForeignLink, ForeignLinks)):
+                found += value.objects()
+        return found
+
+    def asDict(self, includeMeta: bool = False, forStorage: bool = False,
+               strKeys: bool = False) -> dict[str, Any]:
+        """A plain dict of field name -> value (with ``_id`` when ``includeMeta``).
+
+        Foreign links appear as the linked pk (a list of pks for multi-links).
+        ``forStorage`` gives the stored forms instead.  Keys are always plain ``str``
+        (``strKeys`` is accepted for 6.x compatibility).
+        """
+        meta = type(self)._meta
+        state = self.__dict__
+        if forStorage:
+            result: dict[str, Any] = dict(meta.storage_of(self))
+        else:
+            result = {}
+            for name in meta.field_names:
+                value = state[name]
+                if isinstance(value, ForeignLink):
+                    value = value.current_pk()
+                elif isinstance(value, ForeignLinks):
+                    value = value.pks()
+                result[name] = value
+        if includeMeta:
+            result["_id"] = self._id
+        return result
+
+    toDict = asDict
+
+    def pprint(self, stream: IO[str] | None = None) -> None:
+        """Pretty-print ``asDict(includeMeta=True)`` to ``stream`` (stdout by default)."""
+        _pprint(self.asDict(includeMeta=True), stream=stream or sys.stdout)
+
+    def getUpdatedFields(self, cascadeObjects: bool = False) -> dict[str, tuple[Any, Any]]:
+        """Fields changed since the object was fetched or saved: name -> (old, new).
+
+        With ``cascadeObjects``, a link whose linked object has unsaved changes counts
+        as changed too.
+        """
+        meta = type(self)._meta
+        orig = self._orig
+        changed: dict[str, tuple[Any, Any]] = {}
+        for field in meta.fields:
+            name = field.name
+            current = self.__dict__.get(name, field.getDefaultValue())
+            if name in orig:
+                if same_stored(orig[name], self._stored(name)):
+                    continue
+                old = field.fromStorage(orig[name])
+            else:
+                old = field.getDefaultValue()
+                if same_stored(field.toStorage(old), self._stored(name)):
+                    continue
+            changed[name] = (old, current)
+        if cascadeObjects:
+            for field in meta.foreign_fields:
+                value = self.__dict__.get(field.name)
+                if field.name not in changed and isinstance(value, (ForeignLink, ForeignLinks)) and any(
+                        linked.hasUnsavedChanges(cascadeObjects=True) for linked in value.objects()):
+                    changed[field.name] = (value, value)
+        return changed
+
+    def hasUnsavedChanges(self, cascadeObjects: bool = False) -> bool:
+        """Whether the object was never saved, or has changes not saved yet."""
+        return self._id is None or not self._orig or bool(self.getUpdatedFields(cascadeObjects))
+
+    def diff(firstObj, otherObj: IndexedRedisModel, includeMeta: bool = False) -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ: name -> (value on first, value on other).
+
+        Works as ``a.diff(b)`` and as ``Model.diff(a, b)``.
+        """
+        first_meta, other_meta = type(firstObj)._meta, type(otherObj)._meta
+        result: dict[str, tuple[Any, Any]] = {}
+        for name in first_meta.field_names:
+            if name not in other_meta.fields_by_name:
+                result[name] = (firstObj.__dict__.get(name), irNull)
+            elif not same_stored(firstObj._stored(name), otherObj._stored(name)):
+                result[name] = (firstObj.__dict__.get(name), otherObj.__dict__.get(name))
+        for name in other_meta.field_names:
+            if name not in first_meta.fields_by_name:
+                result[name] = (irNull, otherObj.__dict__.get(name))
+        if includeMeta and firstObj._id != otherObj._id:
+            result["_id"] = (firstObj._id, otherObj._id)
+        return result
+
+    def hasSameValues(self, other: IndexedRedisModel, cascadeObject: bool = True) -> bool:
+        """Whether ``other`` has the same field values (the pk is not compared).
+
+        With ``cascadeObject``, linked objects held in memory must have the same values too.
+        """
+        if type(self)._meta.field_names != type(other)._meta.field_names or self.diff(other):
+            return False
+        if cascadeObject:
+            for field in type(self)._meta.foreign_fields:
+                mine, theirs = self.__dict__.get(field.name), other.__dict__.get(field.name)
+                if isinstance(mine, (ForeignLink, ForeignLinks)) and isinstance(theirs, (ForeignLink, ForeignLinks)):
+                    for a, b in zip(mine.objects(), theirs.objects(), strict=False):
+                        if a is not b and not a.hasSameValues(b, cascadeObject=True):
+                            return False
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        """Same model, same pk and the same values."""
+        if type(other) is not type(self):
+            return False
+        assert isinstance(other, IndexedRedisModel)
+        return self._id == other._id and self.hasSameValues(other, cascadeObject=False)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((type(self).__qualname__, self._id))
+
+    def __repr__(self) -> str:
+        meta = type(self)._meta
+        values = ", ".join(f"{name}={self.__dict__.get(name)!r}" for name in meta.field_names)
+        return f"<{meta.name} _id={self._id!r} {values}>"
+
+    def __str__(self) -> str:
+        changes = " (Unsaved Changes)" if self._id is not None and self.hasUnsavedChanges() else ""
+        return f"<{type(self).__name__} obj _id={self._id!r}{changes} at {hex(id(self))}>"
+
+    # ---- copying and pickling --------------------------------------------------------
+
+    def copy(self: M, copyPrimaryKey: bool = False, copyValues: bool = False) -> M:
+        """A copy of this object.
+
+        With ``copyPrimaryKey`` the copy is the same stored object (saving it updates
+        this one's record); otherwise it is new and unsaved.  With ``copyValues`` the
+        values are deep-copied; otherwise mutable values are shared.
+        """
+        meta = type(self)._meta
+        clone = type(self).__new__(type(self))
+        state = clone.__dict__
+        for name in meta.field_names:
+            value = self.__dict__.get(name)
+            state[name] = _copy.deepcopy(value) if copyValues else _copy.copy(value)
+        state["_id"] = self._id if copyPrimaryKey else None
+        state["_orig"] = dict(self._orig) if copyPrimaryKey else {}
+        return clone
+
+    def __copy__(self: M) -> M:
+        return self.copy(copyPrimaryKey=False, copyValues=False)
+
+    def __deepcopy__(self: M, memo: Any) -> M:
+        return self.copy(copyPrimaryKey=False, copyValues=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_connection", None)  # a client does not travel
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # ---- storage ---------------------------------------------------------------------
+
+    def save(self, cascadeSave: bool = True) -> int:
         """Insert or update this object in one atomic step; returns its primary key.
 
-        Only fields that changed since the object was fetched or last saved are written.
+        Only fields changed since the object was fetched or last saved are written.
+        With ``cascadeSave``, linked objects held in memory that are new or changed are
+        saved in the same atomic step; without it, a link to an unsaved object is
+        stored as no link.
         """
         client = self._get_instance_client()
-        return run(client, save_flow(self._context(client), [self]))[0]
+        ctx = self._context(client)
+        objs: list[IndexedRedisModel] = [self]
+        if cascadeSave:
+            objs += _cascade_targets(self)
+        if len(objs) == 1:
+            return run(client, save_flow(ctx, objs))[0]
+        run(client, reserve_pks_flow(ctx, objs))
+        run(client, save_flow(ctx, objs))
+        return self._id  # type: ignore[return-value]
 
     def delete(self) -> bool:
         """Delete this object; returns whether it was stored.  It keeps its values."""
@@ -156,23 +389,46 @@ class IndexedRedisModel(metaclass=ModelBase):
         """The primary key, or None if the object was never saved."""
         return self._id
 
-    def asDict(self, includeMeta: bool = False, forStorage: bool = False,
-               strKeys: bool = False) -> dict[str, Any]:
-        """A plain dict of field name -> value (with ``_id`` when ``includeMeta``)."""
-        meta = type(self)._meta
-        state = self.__dict__
-        if forStorage:
-            result: dict[str, Any] = dict(meta.storage_of(self))
-        else:
-            result = {name: state[name] for name in meta.field_names}
-        if includeMeta:
-            result["_id"] = self._id
-        return result
+    def reload(self, cascadeObjects: bool = True) -> dict[str, tuple[Any, Any]]:
+        """Replace this object's values with the stored ones; returns name -> (old, new)
+        for each field that changed.  Raises KeyError if it has no pk or no longer exists.
 
-    def __repr__(self) -> str:
-        meta = type(self)._meta
-        values = ", ".join(f"{name}={self.__dict__[name]!r}" for name in meta.field_names)
-        return f"<{meta.name} _id={self._id!r} {values}>"
+        With ``cascadeObjects``, linked objects held in memory that have unsaved
+        changes are reloaded too.
+        """
+        if self._id is None:
+            raise KeyError(f"{type(self).__name__} object was never saved: nothing to reload")
+        client = self._get_instance_client()
+        pks, blobs = run(client, query_flow(self._context(client), "get", extra=(self._id,)))
+        if not blobs or blobs[0] is None:
+            raise KeyError(f"{type(self).__name__} with pk {self._id} no longer exists")
+        fresh = type(self)._meta.instance_from_record(self._id, unpack_record(blobs[0]))
+        changes = self.diff(fresh)
+        for name in type(self)._meta.field_names:
+            self.__dict__[name] = fresh.__dict__[name]
+        self.__dict__["_orig"] = fresh._orig
+        if cascadeObjects:
+            for linked in self._linked_objects():
+                if linked._id is not None and linked.hasUnsavedChanges():
+                    linked.reload(cascadeObjects=True)
+        return changes
+
+    def cascadeFetch(self) -> None:
+        """Fetch every linked object now (and theirs, and so on), one round trip per level."""
+        type(self).objects._cascade([self])
+
+    def saveToExternal(self, redisCon: redis.Redis | dict[str, Any]) -> int:
+        """Save a copy of this object to another Redis, as a new object there.
+
+        ``redisCon`` is a client or a dict of ``redis.Redis`` arguments.  Returns the pk
+        in that Redis; this object is not changed.
+        """
+        if isinstance(redisCon, dict):
+            client = getRedisConnection({**getDefaultRedisConnectionParams(), **redisCon})
+        else:
+            client = raw_client(redisCon)
+        clone = self.copy(copyPrimaryKey=False, copyValues=False)
+        return run(client, save_flow(Context(type(self)._meta, generation_cache(client)), [clone]))[0]
 
     # ---- class API -----------------------------------------------------------------
 
@@ -190,7 +446,150 @@ class IndexedRedisModel(metaclass=ModelBase):
                 raise TypeError(
                     f"{cls.__name__}.reset expects {cls.__name__} objects, got {type(obj).__name__}")
         client = cls._get_client()
-        return run(client, reset_flow(Context(cls._meta, generation_cache(client)), objs))
+        return run(client, reset_flow(cls._context(client), objs))[0]
+
+    @classmethod
+    def copyModel(cls: type[M]) -> type[M]:
+        """An independent copy of this model class (fresh copies of its fields), using
+        the same KEY_NAME: load with one and save with the other when converting."""
+        namespace = {
+            "FIELDS": [field.copy() for field in cls._meta.fields],
+            "INDEXED_FIELDS": list(cls._meta.indexed_names),
+            "KEY_NAME": cls._meta.key_name,
+            "__module__": cls.__module__,
+            "__qualname__": f"{cls.__qualname__}Copy{next(_copy_counter)}",
+        }
+        return type(cls)(namespace["__qualname__"], (cls,), namespace)  # type: ignore[return-value]
+
+    @classmethod
+    def connectAlt(cls: type[M], redisConnectionParams: dict[str, Any]) -> type[M]:
+        """A copy of this model class that uses other connection params (laid over this
+        model's own): the same data layout, on another Redis or db."""
+        if not isinstance(redisConnectionParams, dict):
+            raise TypeError("connectAlt expects a dict of redis.Redis arguments")
+        params = {**(cls._meta.connection_params or {}), **redisConnectionParams}
+        namespace = {"REDIS_CONNECTION_PARAMS": params, "_connection": None, "__module__": cls.__module__,
+                     "__qualname__": cls.__qualname__}
+        return type(cls)(cls.__name__, (cls,), namespace)  # type: ignore[return-value]
+
+    @classmethod
+    def connect(cls: type[M], redisConnectionParams: dict[str, Any]) -> type[M]:
+        """Deprecated name of ``connectAlt``."""
+        _deprecated("IndexedRedisModel.connect is deprecated; use connectAlt")
+        return cls.connectAlt(redisConnectionParams)
+
+    @classmethod
+    def validateModel(cls) -> bool:
+        """Models are validated when their class is defined; this confirms it (True) or
+        raises InvalidModelException for an abstract class."""
+        if cls._meta is None:
+            raise InvalidModelException(f"{cls.__name__} is abstract: it has no KEY_NAME and FIELDS")
+        return True
+
+
+def _cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
+    """Linked objects (held in memory, at any depth) that are new or changed."""
+    seen = {id(root)}
+    found: list[IndexedRedisModel] = []
+    pending = root._linked_objects()
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if obj.hasUnsavedChanges():
+            found.append(obj)
+        pending += obj._linked_objects()
+    return found
+
+
+class ModelSaver:
+    """``Model.saver``: saving several objects at once."""
+
+    def __init__(self, model: type[IndexedRedisModel]) -> None:
+        self.model = model
+
+    def save(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
+             cascadeSave: bool = True) -> int | list[int]:
+        """Save one object, or a list of objects in ONE atomic step; returns the pk(s)."""
+        if isinstance(obj, IndexedRedisModel):
+            return obj.save(cascadeSave=cascadeSave)
+        objs = list(obj)
+        if not objs:
+            return []
+        client = self.model._get_client()
+        ctx = self.model._context(client)
+        targets = list(objs)
+        if cascadeSave:
+            seen = {id(o) for o in objs}
+            for o in objs:
+                for linked in _cascade_targets(o):
+                    if id(linked) not in seen:
+                        seen.add(id(linked))
+                        targets.append(linked)
+        if len(targets) > len(objs):
+            run(client, reserve_pks_flow(ctx, targets))
+        run(client, save_flow(ctx, targets))
+        return [o._id for o in objs]  # type: ignore[misc]
+
+    def saveMultiple(self, objs: Sequence[IndexedRedisModel]) -> list[int]:
+        """Save many objects, 1000 per atomic script call."""
+        objs = list(objs)
+        client = self.model._get_client()
+        ctx = self.model._context(client)
+        pks: list[int] = []
+        for start in range(0, len(objs), SAVE_BATCH):
+            pks += run(client, save_flow(ctx, objs[start:start + SAVE_BATCH]))
+        return pks
+
+    def reindex(self, objs: Sequence[IndexedRedisModel]) -> None:
+        """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""
+        for obj in objs:
+            obj.__dict__["_orig"] = {}  # a whole-record save re-derives every index entry
+        self.saveMultiple(objs)
+
+
+class ModelDeleter:
+    """``Model.deleter``: deleting by object or pk, several at once, or everything."""
+
+    def __init__(self, model: type[IndexedRedisModel]) -> None:
+        self.model = model
+
+    def _delete(self, targets: list[tuple[int, dict[str, Any]]]) -> int:
+        client = self.model._get_client()
+        ctx = self.model._context(client)
+        deleted = 0
+        for start in range(0, len(targets), SAVE_BATCH):
+            deleted += run(client, delete_flow(ctx, targets[start:start + SAVE_BATCH]))
+        return deleted
+
+    def deleteOne(self, obj: IndexedRedisModel) -> int:
+        """Delete one object; returns 1 if it was stored, else 0."""
+        return int(obj.delete())
+
+    def deleteByPk(self, pk: Any) -> int:
+        """Delete the object with this pk; returns 1 if it existed, else 0."""
+        return self.deleteMultipleByPks([pk])
+
+    def deleteMultiple(self, objs: Iterable[IndexedRedisModel]) -> int:
+        """Delete these objects (1000 per atomic step); returns how many existed."""
+        objs = [o for o in objs if o._id is not None]
+        deleted = self._delete([(o._id, o._orig) for o in objs])  # type: ignore[misc]
+        for obj in objs:
+            obj.__dict__["_id"] = None
+            obj.__dict__["_orig"] = {}
+        return deleted
+
+    def deleteMultipleByPks(self, pks: Iterable[Any]) -> int:
+        """Delete the objects with these pks; returns how many existed."""
+        from .query import _as_pk
+
+        return self._delete([(_as_pk(pk), {}) for pk in pks])
+
+    def destroyModel(self) -> int:
+        """Delete every object of the model (like ``reset([])``); returns how many."""
+        client = self.model._get_client()
+        return run(client, reset_flow(self.model._context(client), []))[1]
 
 
 def isIndexedRedisModel(model: Any) -> bool:

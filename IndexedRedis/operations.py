@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import scripts
 from .exceptions import ConcurrencyError, IndexedRedisError
-from .fields import NULL_STORED, wire_bytes
+from .fields import NULL_STORED, digest, wire_bytes
+from .keys import GenerationKeys
 from .options import ModelOptions, pack_record, unpack_record
 
 if TYPE_CHECKING:
     from .connection import GenerationCache
     from .model import IndexedRedisModel
 
-__all__ = ["ScriptCall", "Command", "Context", "save_flow", "delete_flow", "query_flow",
-           "reset_flow", "free_dead_flow"]
+__all__ = ["ScriptCall", "Command", "Context", "save_flow", "reserve_pks_flow", "delete_flow",
+           "query_flow", "fetch_links_flow", "reset_flow", "free_dead_flow"]
 
 STALE_GEN, OK, STALE_VALUES, MISSING = 0, 1, 2, 3
 MAX_ATTEMPTS = 200
@@ -50,7 +51,8 @@ class Command:
 
 
 Request = ScriptCall | Command
-Flow = Generator[Request, Any, T]
+# A flow yields one request, or a list of them to be sent in one pipelined round trip.
+Flow = Generator["Request | list[Request]", Any, T]
 
 
 @dataclass(slots=True)
@@ -102,10 +104,11 @@ class _KeyNumbers:
 class _PendingSave:
     """One object on its way to storage."""
 
-    __slots__ = ("obj", "pk", "record", "changed", "believed", "full")
+    __slots__ = ("obj", "meta", "pk", "record", "changed", "believed", "full")
 
-    def __init__(self, meta: ModelOptions, obj: IndexedRedisModel) -> None:
+    def __init__(self, obj: IndexedRedisModel) -> None:
         self.obj = obj
+        self.meta = meta = type(obj)._meta
         self.record = meta.storage_of(obj)  # validates every value before any I/O
         self.pk = obj._id
         orig: dict[str, Any] = obj._orig
@@ -118,25 +121,48 @@ class _PendingSave:
                             if name not in orig or not same_stored(orig[name], value)}
 
 
-def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]]:
-    """Save objects in one atomic script call; returns their pks in order."""
-    meta = ctx.meta
-    pending = [_PendingSave(meta, obj) for obj in objs]
-    seen: dict[int, IndexedRedisModel] = {}
-    for p in pending:
-        if p.pk is not None:
-            other = seen.setdefault(p.pk, p.obj)
-            if other is not p.obj:
-                raise IndexedRedisError(
-                    f"{meta.name}: two different objects with pk {p.pk} in one save")
-    active = [p for p in pending if p.full or p.changed]
+def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
+    """Give every new object among ``objs`` its pk now, in one round trip, so that
+    records linking to them can be built before the save."""
+    new_by_model: dict[ModelOptions, list[IndexedRedisModel]] = {}
+    for obj in objs:
+        if obj._id is None:
+            new_by_model.setdefault(type(obj)._meta, []).append(obj)
+    if not new_by_model:
+        return
+    metas = list(new_by_model)
+    reply = yield ScriptCall(scripts.RESERVE_PKS, [m.keys.nextpk for m in metas],
+                             [len(new_by_model[m]) for m in metas])
+    for meta, first in zip(metas, reply[1:], strict=True):
+        for offset, obj in enumerate(new_by_model[meta]):
+            obj.__dict__["_id"] = int(first) + offset
 
-    def build(gen: int) -> ScriptCall:
-        gk = meta.keys.generation(gen)
-        number = _KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.nextpk))
-        args: list[Any] = [gen, len(active)]
+
+def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]]:
+    """Save objects (of one model or several) in one atomic script call; returns their
+    pks in order."""
+    gens = ctx.gens
+    pending = [_PendingSave(obj) for obj in objs]
+    seen: dict[tuple[ModelOptions, int], IndexedRedisModel] = {}
+    for p in pending:
+        if p.pk is not None and seen.setdefault((p.meta, p.pk), p.obj) is not p.obj:
+            raise IndexedRedisError(f"{p.meta.name}: two different objects with pk {p.pk} in one save")
+    active = [p for p in pending if p.full or p.changed]
+    metas = list(dict.fromkeys(p.meta for p in active))
+    model_numbers = {meta: number for number, meta in enumerate(metas, 1)}
+
+    def build() -> ScriptCall:
+        number = _KeyNumbers(())
+        args: list[Any] = [len(metas)]
+        gen_keys = {}
+        for meta in metas:
+            gen = gens.get(meta.keys.prefix)
+            gk = gen_keys[meta] = meta.keys.generation(gen)
+            args += (gen, number(meta.keys.gen), number(gk.objs), number(gk.ids), number(meta.keys.nextpk))
+        args.append(len(active))
         for p in active:
-            args.append(b"" if p.pk is None else p.pk)
+            meta, gk = p.meta, gen_keys[p.meta]
+            args += (model_numbers[meta], b"" if p.pk is None else p.pk)
             if p.full:
                 args += (b"F", pack_record(p.record))
                 to_index = meta.indexed
@@ -157,19 +183,22 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
 
     if active:
         for _ in range(MAX_ATTEMPTS):
-            reply = yield from call_current(ctx, build)
+            reply = yield build()
             status = reply[0]
             if status == OK:
-                for p, pk in zip(active, reply[1:]):
+                for p, pk in zip(active, reply[1:], strict=True):
                     p.pk = int(pk)
                 break
+            if status == STALE_GEN:
+                gens.set(metas[int(reply[2]) - 1].keys.prefix, int(reply[1]))
+                continue
             culprit = active[int(reply[1]) - 1]
             if status == STALE_VALUES:
                 culprit.believed = unpack_record(reply[2])
             elif status == MISSING:  # deleted meanwhile: write it whole again
                 culprit.full, culprit.believed, culprit.changed = True, {}, culprit.record
         else:
-            raise ConcurrencyError(f"{meta.name}: save kept racing with other writers")
+            raise ConcurrencyError(f"{', '.join(m.name for m in metas)}: save kept racing with other writers")
     for p in pending:
         state = p.obj.__dict__
         state["_id"] = p.pk
@@ -248,13 +277,69 @@ def query_flow(ctx: Context, op: str, equal: Sequence[tuple[str, bytes | None]] 
     return reply[1:]
 
 
+def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
+                     same_client: Callable[[ModelOptions], bool]) -> Flow[None]:
+    """Load the objects that ``objs`` link to, and theirs, and so on: one pipelined round
+    trip per level of links.  Links to models on another connection stay lazy."""
+    from .foreign import ForeignLink, ForeignLinks
+
+    known: dict[tuple[ModelOptions, int], IndexedRedisModel] = {}
+    for obj in objs:
+        if obj._id is not None:
+            known[(type(obj)._meta, obj._id)] = obj
+    level = list(objs)
+    while level:
+        wanted: dict[ModelOptions, dict[int, list[ForeignLink]]] = {}
+        for obj in level:
+            for field in type(obj)._meta.foreign_fields:
+                value = obj.__dict__.get(field.name)
+                links = value.links if isinstance(value, ForeignLinks) else (
+                    [value] if isinstance(value, ForeignLink) else [])
+                target = field.foreignModel._meta
+                for link in links:
+                    if link.obj is not None or link.pk is None:
+                        continue
+                    if (target, link.pk) in known:
+                        link.obj = known[(target, link.pk)]
+                    elif same_client(target):
+                        wanted.setdefault(target, {}).setdefault(link.pk, []).append(link)
+        level = []
+        while wanted:
+            metas = list(wanted)
+            calls = []
+            for meta in metas:
+                gen = ctx.gens.get(meta.keys.prefix)
+                gk = meta.keys.generation(gen)
+                calls.append(ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids),
+                                        (gen, "get", 0, 0, *wanted[meta])))
+            replies = yield calls
+            for meta, reply in zip(metas, replies, strict=True):
+                if reply[0] == STALE_GEN:
+                    ctx.gens.set(meta.keys.prefix, int(reply[1]))
+                    continue
+                for pk, blob in zip(reply[1], reply[2], strict=True):
+                    links = wanted[meta][int(pk)]
+                    if blob is None:
+                        continue
+                    obj = meta.instance_from_record(pk, unpack_record(blob))
+                    known[(meta, obj._id)] = obj
+                    level.append(obj)
+                    for link in links:
+                        link.obj = obj
+                del wanted[meta]
+
+
 # ---- reset --------------------------------------------------------------------------------
 
 
-def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
-               batch_size: int = RESET_BATCH) -> Flow[list[int]]:
+def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int = RESET_BATCH,
+               thorough: bool = False) -> Flow[tuple[list[int], int]]:
     """Replace the model's whole dataset: write a new generation in bounded batches,
-    switch the generation pointer in O(1), then free the old one in batches."""
+    switch the generation pointer in O(1), then free the old one in batches.
+
+    Returns the pks of ``objs`` and how many stored objects were freed.  ``thorough``
+    frees index entries of any former index layout too (see ``free_dead_flow``).
+    """
     meta, keys = ctx.meta, ctx.meta.keys
     if len({id(obj) for obj in objs}) != len(objs):
         raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice in the list")
@@ -298,22 +383,27 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
     except Exception:
         reply = yield ScriptCall(scripts.RESET_ABANDON, (keys.staging, keys.dead, keys.gen), (gen,))
         if reply[0] == OK:
-            yield from free_dead_flow(ctx)  # what this reset wrote, and other leftovers
+            yield from free_dead_flow(ctx, thorough)  # what this reset wrote, and other leftovers
         raise
     ctx.gen = gen
     for obj, record, pk in zip(objs, records, pks):
         state = obj.__dict__
         state["_id"] = pk
         state["_orig"] = record
-    yield from free_dead_flow(ctx)
-    return pks
+    freed = yield from free_dead_flow(ctx, thorough)
+    return pks, freed
 
 
-def free_dead_flow(ctx: Context) -> Flow[int]:
-    """Free every generation in the dead set, a bounded batch per command.
+def free_dead_flow(ctx: Context, thorough: bool = False) -> Flow[int]:
+    """Free every generation in the dead set, a bounded batch per command; returns how
+    many records were freed.
 
     Only generations that were never, or are no longer, live enter the dead set (the
     scripts that add them check the pointer), so nothing here can touch live data.
+    The index keys to drop are derived from the records with the current model; with
+    ``thorough``, every layout an index may have had is covered as well (any field in
+    the record, hashed or not, or indexed as raw text), for use after INDEXED_FIELDS,
+    ``hashIndex`` or a field's type changed.
     """
     meta, keys = ctx.meta, ctx.meta.keys
     dead = yield Command(("SMEMBERS", keys.dead))
@@ -327,6 +417,10 @@ def free_dead_flow(ctx: Context) -> Flow[int]:
             doomed: set[bytes] = set()
             for blob in blobs:
                 record = unpack_record(blob)
+                freed += 1
+                if thorough:
+                    doomed.update(_every_index_key(meta, gk, record))
+                    continue
                 for field in meta.indexed:
                     if field.name in record:
                         doomed.add(meta.index_key(gk, field, record[field.name]))
@@ -335,5 +429,26 @@ def free_dead_flow(ctx: Context) -> Flow[int]:
             if int(cursor) == 0:
                 break
         yield ScriptCall(scripts.FREE_DONE, (keys.dead, gk.objs, gk.ids), (raw_gen,))
-        freed += 1
     return freed
+
+
+def _every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:
+    """Every key an index of this record may live under, in any layout it may have had."""
+    keys: set[bytes] = set()
+    for name, stored in record.items():
+        keys.add(gk.null_index(name))
+        if stored is NULL_STORED:
+            continue
+        candidates = {wire_bytes(stored)}
+        field = meta.fields_by_name.get(name)
+        if field is not None:
+            try:
+                raw = field._toIndex(field.fromStorage(stored))
+            except Exception:  # a value the current field type cannot read
+                raw = None
+            if raw is not None:
+                candidates.add(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"))
+        for value in candidates:
+            keys.add(gk.index(name, value))
+            keys.add(gk.index(name, digest(value)))
+    return keys

@@ -93,6 +93,10 @@ class ModelOptions:
              f.getDefaultValue() if _immutable(f.defaultValue) else f.getDefaultValue)
             for f in self.fields)
         self.check_attribute_clashes()
+        from .foreign import IRForeignLinkFieldBase
+
+        self.foreign_fields: tuple[IRForeignLinkFieldBase, ...] = tuple(
+            f for f in self.fields if isinstance(f, IRForeignLinkFieldBase))
         from .model import IndexedRedisModel
 
         # A model with its own __init__ gets it called for fetched objects too, as in 6.x.
@@ -111,9 +115,11 @@ class ModelOptions:
             raise InvalidModelException(
                 f"Model {self.name}: field name {name!r} must be a Python identifier that does "
                 f"not start with '_' and has no '__' (the lookup separator)")
+        field.validateForModel(self.name)
         return field
 
     def check_attribute_clashes(self) -> None:
+        from .foreign import ForeignLinkDescriptor
         from .model import IndexedRedisModel
 
         base_names = {name for klass in IndexedRedisModel.__mro__ for name in vars(klass)}
@@ -125,7 +131,7 @@ class ModelOptions:
             for klass in self.model.__mro__:
                 if klass is IndexedRedisModel:
                     break
-                if name in vars(klass) and not isinstance(vars(klass)[name], IRField):
+                if name in vars(klass) and not isinstance(vars(klass)[name], (IRField, ForeignLinkDescriptor)):
                     raise InvalidModelException(
                         f"Model {self.name}: field {name!r} clashes with attribute {name!r} "
                         f"defined on {klass.__name__}")
@@ -188,6 +194,22 @@ class ModelOptions:
         state = obj.__dict__
         state["_id"] = int(pk)
         state["_orig"] = record
+        return obj
+
+
+    def partial_instance(self, pk: Any, record: dict[str, Any], fields: Iterable[str]) -> IndexedRedisModel:
+        """An instance with only ``fields`` loaded from the record.
+
+        The other fields hold their defaults, and the object believes those defaults
+        are stored, so ``save()`` writes them only if they are changed.
+        """
+        wanted = set(fields)
+        partial = {name: stored for name, stored in record.items() if name in wanted}
+        obj = self.instance_from_record(pk, partial)
+        orig = obj.__dict__["_orig"] = dict(partial)
+        for field in self.fields:
+            if field.name not in wanted:
+                orig[field.name] = field.toStorage(obj.__dict__[field.name])
         return obj
 
 

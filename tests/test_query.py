@@ -240,7 +240,7 @@ def test_filter_on_unreachable_server_fails_only_at_terminal() -> None:
 def test_all_is_a_list_in_ascending_pk_order(songs: dict) -> None:
     more = [Song(artist="Bulk", title=str(i), track_number=i % 3).save() for i in range(12)]
     everything = Song.objects.all()
-    assert type(everything) is list
+    assert isinstance(everything, list)
     all_pks = sorted(list(songs) + more)
     assert ids(everything) == all_pks  # numeric order: 10 after 9, not after 1
     assert all(type(obj) is Song for obj in everything)

@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
-           "RESET_ABANDON", "FREE_DONE"]
+           "RESET_ABANDON", "FREE_DONE", "RESERVE_PKS"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -44,5 +44,6 @@ RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 RESET_SWITCH = Script("reset_switch")
 RESET_ABANDON = Script("reset_abandon")
+RESERVE_PKS = Script("reserve_pks")
 FREE_DONE = Script("free_done")
 

@@ -7,6 +7,7 @@
 --   all    -> {pks}, {records}          count  -> n
 --   pks    -> {pks}                     first / last -> {pk}, {record} (lowest / highest pk)
 --   get    -> {pks}, {records or false} exists -> 0 or 1 (ARGV[5] is the pk)
+--   random -> {pk}, {record} (ARGV[5] is a random number from the client)
 -- Reply {0, generation} when the generation moved.
 
 local gen = current_gen(KEYS[1])
@@ -27,6 +28,11 @@ end
 
 -- No filter at all: the whole hash.
 if n_eq == 0 and n_ne == 0 then
+  if op == 'random' then
+    local pk = redis.call('SRANDMEMBER', ids_key)
+    if not pk then return {1, {}, {}} end
+    return {1, {pk}, {redis.call('HGET', objs_key, pk)}}
+  end
   if op == 'count' then return {1, redis.call('HLEN', objs_key)} end
   if op == 'pks' then return {1, redis.call('HKEYS', objs_key)} end
   if op == 'all' then
@@ -66,6 +72,11 @@ end
 
 if op == 'count' then return {1, #members} end
 if op == 'pks' then return {1, members} end
+if op == 'random' then
+  if #members == 0 then return {1, {}, {}} end
+  local pick = members[(tonumber(ARGV[5]) % #members) + 1]
+  return {1, {pick}, {redis.call('HGET', objs_key, pick)}}
+end
 if op == 'first' or op == 'last' then
   local best, best_n = nil, nil
   for _, pk in ipairs(members) do

@@ -1,28 +1,40 @@
--- Insert or update objects in one atomic step, keeping every index exact.
+-- Insert or update objects, of one model or several linked ones, in one atomic step,
+-- keeping every index exact.
 -- The stored record is read here, on the server: an update changes only the index
 -- entries of the values actually stored.  The client names the old index keys it
 -- believes in (so that every key is declared); if a belief is wrong, nothing is
 -- written and the real record is returned for the client to retry with.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids set, 4 pk counter, 5.. index sets
--- ARGV: 1 expected generation, 2 object count, then per object:
---   pk ('' = new), mode ('F' whole record | 'P' changed fields only),
+-- KEYS: every key, referenced by number from ARGV.
+-- ARGV: model count M, then per model: expected generation and the key numbers of its
+--   generation pointer, objs hash, ids set and pk counter; then the object count, then
+--   per object: model number, pk ('' = new), mode ('F' whole record | 'P' changed
+--   fields only),
 --   F: the record (msgpack map)      P: n, then n (field, kind, stored value) triples,
 --   m, then m (field, kind, believed stored value, old key number, new key number).
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old key number is 0).
--- Reply: {1, pk...} | {0, generation} | {2, object number, record} | {3, object number}
+-- Reply: {1, pk...} | {0, generation, model number} | {2, object number, record}
+--   | {3, object number} (a partial update found no record).
 
-local gen = current_gen(KEYS[1])
-if gen ~= ARGV[1] then return {0, gen} end
+local nmodels = tonumber(ARGV[1])
+local models = {}
+local pos = 2
+for m = 1, nmodels do
+  local model = {gen = ARGV[pos], ptr = KEYS[tonumber(ARGV[pos + 1])], objs = KEYS[tonumber(ARGV[pos + 2])],
+                 ids = KEYS[tonumber(ARGV[pos + 3])], pk = KEYS[tonumber(ARGV[pos + 4])]}
+  local gen = current_gen(model.ptr)
+  if gen ~= model.gen then return {0, gen, m} end
+  models[m] = model
+  pos = pos + 5
+end
 
-local objs_key, ids_key, pk_key = KEYS[2], KEYS[3], KEYS[4]
-local count = tonumber(ARGV[2])
-local pos = 3
+local count = tonumber(ARGV[pos])
+pos = pos + 1
 local objects = {}
 for o = 1, count do
-  local ob = {pk = ARGV[pos], mode = ARGV[pos + 1]}
-  pos = pos + 2
+  local ob = {model = models[tonumber(ARGV[pos])], pk = ARGV[pos + 1], mode = ARGV[pos + 2]}
+  pos = pos + 3
   if ob.mode == 'F' then
     ob.record = ARGV[pos]
     pos = pos + 1
@@ -49,7 +61,7 @@ end
 for o = 1, count do
   local ob = objects[o]
   if ob.pk ~= '' then
-    local stored = redis.call('HGET', objs_key, ob.pk)
+    local stored = redis.call('HGET', ob.model.objs, ob.pk)
     if stored then
       local record = cmsgpack.unpack(stored)
       for _, ix in ipairs(ob.index) do
@@ -64,33 +76,33 @@ for o = 1, count do
   end
 end
 
-local pks = {}
+local pks = {1}
 for o = 1, count do
   local ob = objects[o]
+  local model = ob.model
   local pk = ob.pk
   if pk == '' then
-    pk = tostring(redis.call('INCR', pk_key))
+    pk = tostring(redis.call('INCR', model.pk))
   elseif not ob.existing then
     -- Inserting under a chosen pk: keep the counter ahead of it.
-    if tonumber(pk) > tonumber(redis.call('GET', pk_key) or '0') then
-      redis.call('SET', pk_key, pk)
+    if tonumber(pk) > tonumber(redis.call('GET', model.pk) or '0') then
+      redis.call('SET', model.pk, pk)
     end
   end
   if ob.mode == 'F' then
-    redis.call('HSET', objs_key, pk, ob.record)
+    redis.call('HSET', model.objs, pk, ob.record)
   else
     local record = ob.existing
     for _, p in ipairs(ob.pairs) do record[p[1]] = p[2] end
-    redis.call('HSET', objs_key, pk, cmsgpack.pack(record))
+    redis.call('HSET', model.objs, pk, cmsgpack.pack(record))
   end
-  redis.call('SADD', ids_key, pk)
+  redis.call('SADD', model.ids, pk)
   for _, ix in ipairs(ob.index) do
     if ix[4] ~= ix[5] then
       if ix[4] ~= 0 then redis.call('SREM', KEYS[ix[4]], pk) end
       redis.call('SADD', KEYS[ix[5]], pk)
     end
   end
-  pks[o] = pk
+  pks[o + 1] = pk
 end
-table.insert(pks, 1, 1)
 return pks
