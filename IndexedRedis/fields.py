@@ -725,6 +725,8 @@ class IRField(str):
         return [f"valueType={_type_name(self.valueType)}", f"hashIndex={self.hashIndex!r}"]
 
     def _reprDefault(self) -> str | None:
+        if not self.name and self.defaultValue is irNull:
+            return None  # a field inside an IRFieldChain
         return f"defaultValue={self.defaultValue!r}"
 
     def __repr__(self) -> str:

@@ -100,17 +100,18 @@ class IRForeignLinkFieldBase(IRField):
         super().__init__(name, defaultValue=irNull)
         from .model import isIndexedRedisModel
 
-        if foreignModel is None or not isinstance(foreignModel, type) or not isIndexedRedisModel(foreignModel):
+        if not isinstance(foreignModel, type) or not isIndexedRedisModel(foreignModel):
             raise ValueError(f"{type(self).__name__}({name!r}) needs foreignModel, an IndexedRedisModel "
                              f"class; got {foreignModel!r}")
-        self.foreignModel = foreignModel
+        self.foreignModel: Any = foreignModel
 
     def _link(self, value: Any) -> ForeignLink:
         model = self.foreignModel
         if isinstance(value, ForeignLink):
             return value
         if isinstance(value, model):
-            return ForeignLink(value._id, value)
+            linked: Any = value
+            return ForeignLink(linked._id, linked)
         from .model import IndexedRedisModel
 
         if isinstance(value, IndexedRedisModel):
@@ -198,7 +199,7 @@ class ForeignLinkDescriptor:
 
 def resolve(field: IRForeignLinkFieldBase, value: ForeignLink | ForeignLinks) -> Any:
     """The linked object(s), fetching those not yet known (irNull / left out if deleted)."""
-    model = field.foreignModel
+    model: Any = field.foreignModel
     if isinstance(value, ForeignLink):
         if value.obj is None and value.pk is not None:
             value.obj = model.objects.get(value.pk)

@@ -13,8 +13,9 @@ import copy as _copy
 import itertools
 import sys
 import warnings
+from collections.abc import Iterable, Sequence
 from pprint import pprint as _pprint
-from typing import IO, Any, ClassVar, Iterable, Sequence, TypeVar
+from typing import IO, Any, ClassVar, TypeVar
 
 import redis
 
@@ -33,7 +34,6 @@ from .operations import (
     SAVE_BATCH,
     Context,
     delete_flow,
-    fetch_links_flow,
     query_flow,
     reserve_pks_flow,
     reset_flow,
@@ -293,7 +293,8 @@ class IndexedRedisModel(metaclass=ModelBase):
         if cascadeObject:
             for field in type(self)._meta.foreign_fields:
                 mine, theirs = self.__dict__.get(field.name), other.__dict__.get(field.name)
-                if isinstance(mine, (ForeignLink, ForeignLinks)) and isinstance(theirs, (ForeignLink, ForeignLinks)):
+                links = (ForeignLink, ForeignLinks)
+                if isinstance(mine, links) and isinstance(theirs, links):
                     for a, b in zip(mine.objects(), theirs.objects(), strict=False):
                         if a is not b and not a.hasSameValues(b, cascadeObject=True):
                             return False
@@ -459,7 +460,8 @@ class IndexedRedisModel(metaclass=ModelBase):
             "__module__": cls.__module__,
             "__qualname__": f"{cls.__qualname__}Copy{next(_copy_counter)}",
         }
-        return type(cls)(namespace["__qualname__"], (cls,), namespace)  # type: ignore[return-value]
+        metaclass: Any = type(cls)
+        return metaclass(namespace["__qualname__"], (cls,), namespace)  # type: ignore[no-any-return]
 
     @classmethod
     def connectAlt(cls: type[M], redisConnectionParams: dict[str, Any]) -> type[M]:
@@ -470,7 +472,8 @@ class IndexedRedisModel(metaclass=ModelBase):
         params = {**(cls._meta.connection_params or {}), **redisConnectionParams}
         namespace = {"REDIS_CONNECTION_PARAMS": params, "_connection": None, "__module__": cls.__module__,
                      "__qualname__": cls.__qualname__}
-        return type(cls)(cls.__name__, (cls,), namespace)  # type: ignore[return-value]
+        metaclass: Any = type(cls)
+        return metaclass(cls.__name__, (cls,), namespace)  # type: ignore[no-any-return]
 
     @classmethod
     def connect(cls: type[M], redisConnectionParams: dict[str, Any]) -> type[M]:

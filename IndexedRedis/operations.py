@@ -295,7 +295,7 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
                 value = obj.__dict__.get(field.name)
                 links = value.links if isinstance(value, ForeignLinks) else (
                     [value] if isinstance(value, ForeignLink) else [])
-                target = field.foreignModel._meta
+                target: ModelOptions = field.foreignModel._meta
                 for link in links:
                     if link.obj is not None or link.pk is None:
                         continue
@@ -306,7 +306,7 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
         level = []
         while wanted:
             metas = list(wanted)
-            calls = []
+            calls: list[Request] = []
             for meta in metas:
                 gen = ctx.gens.get(meta.keys.prefix)
                 gk = meta.keys.generation(gen)
@@ -322,7 +322,7 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
                     if blob is None:
                         continue
                     obj = meta.instance_from_record(pk, unpack_record(blob))
-                    known[(meta, obj._id)] = obj
+                    known[(meta, int(pk))] = obj
                     level.append(obj)
                     for link in links:
                         link.obj = obj

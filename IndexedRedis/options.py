@@ -131,7 +131,8 @@ class ModelOptions:
             for klass in self.model.__mro__:
                 if klass is IndexedRedisModel:
                     break
-                if name in vars(klass) and not isinstance(vars(klass)[name], (IRField, ForeignLinkDescriptor)):
+                own = vars(klass).get(name)
+                if name in vars(klass) and not isinstance(own, (IRField, ForeignLinkDescriptor)):
                     raise InvalidModelException(
                         f"Model {self.name}: field {name!r} clashes with attribute {name!r} "
                         f"defined on {klass.__name__}")

@@ -9,9 +9,10 @@ one script call (one round trip; ``cascadeFetch=True`` adds one per level of lin
 from __future__ import annotations
 
 import random as _random
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .connection import generation_cache
 from .exceptions import InvalidQueryError

@@ -9,9 +9,12 @@ objects in Redis (``save``, ``delete``, ``reload``, ``refetch``).
 
 Operators are entries in :data:`OPERATORS`; adding one is one decorated function::
 
-    @register("startswith", prepare=_text_argument)
+    @register("startswith")
     def _startswith(value: Any, prefix: Any) -> bool:
         return value.startswith(prefix)
+
+(``prepare=`` checks/normalises the argument once per call; ``register_negation``
+adds the complement of an existing operator in one line.)
 
 A value the operator cannot handle (``None < 5``, ``5 in None``, ``irNull.lower()``)
 makes the object *not match* instead of raising: a client-side filter runs over

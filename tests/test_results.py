@@ -382,7 +382,7 @@ def test_objects_with_properties_and_dict_subclasses() -> None:
         def double(self) -> int:
             return self.n * 2
 
-    class D(dict):  # type: ignore[type-arg]
+    class D(dict):
         pass
 
     objs = QueryableList([Sized(1), Sized(5)])
