@@ -4,6 +4,7 @@ Every save and delete is one atomic Lua script; every query finds and fetches in
 round trip; ``Model.reset`` swaps a whole dataset without stalling the server.
 """
 
+from . import fields
 from .connection import (
     clearRedisPools,
     getDefaultRedisConnectionParams,
@@ -21,20 +22,72 @@ from .exceptions import (
     InvalidQueryError,
     UnknownFieldError,
 )
-from .fields import IRClassicField, IRField, IRNullType, irNull
-from .model import IndexedRedisModel, isIndexedRedisModel
+from .fields import (
+    IRBase64Field,
+    IRBytesField,
+    IRClassicField,
+    IRCompressedField,
+    IRField,
+    IRFieldChain,
+    IRFixedPointField,
+    IRForeignLinkField,
+    IRForeignMultiLinkField,
+    IRNullType,
+    IRPickleField,
+    IRRawField,
+    IRUnicodeField,
+    allowPickleFields,
+    getDefaultIREncoding,
+    irNull,
+    setDefaultIREncoding,
+)
+from .foreign import IRForeignLinkFieldBase
+from .model import (
+    IndexedRedisModel,
+    ModelDeleter,
+    ModelSaver,
+    isIndexedRedisModel,
+    toggleDeprecatedMessages,
+)
 from .query import QuerySet
+from .results import IRQueryableList, QueryableList
 
 __version__ = "7.0.0.dev0"
+
+# Names of IndexedRedis 6.x, kept so code written for it runs unchanged.
+INDEXED_REDIS_VERSION = (7, 0, 0)
+INDEXED_REDIS_VERSION_STR = "7.0.0"
+INDEXED_REDIS_PREFIX = "ir:"
+IndexedRedisQuery = QuerySet
+IndexedRedisSave = ModelSaver
+IndexedRedisDelete = ModelDeleter
+setIndexedRedisEncoding = setDefaultIREncoding
+getIndexedRedisEncoding = getDefaultIREncoding
 
 __all__ = [
     "IndexedRedisModel",
     "isIndexedRedisModel",
     "QuerySet",
+    "IRQueryableList",
+    "QueryableList",
     "IRField",
     "IRClassicField",
+    "IRRawField",
+    "IRUnicodeField",
+    "IRBytesField",
+    "IRBase64Field",
+    "IRCompressedField",
+    "IRFixedPointField",
+    "IRPickleField",
+    "IRFieldChain",
+    "IRForeignLinkField",
+    "IRForeignMultiLinkField",
     "irNull",
     "IRNullType",
+    "allowPickleFields",
+    "setDefaultIREncoding",
+    "getDefaultIREncoding",
+    "toggleDeprecatedMessages",
     "setDefaultRedisConnectionParams",
     "getDefaultRedisConnectionParams",
     "getRedisConnection",
@@ -48,4 +101,15 @@ __all__ = [
     "InvalidQueryError",
     "UnknownFieldError",
     "ConcurrencyError",
+    # 6.x names
+    "fields",
+    "IRForeignLinkFieldBase",
+    "IndexedRedisQuery",
+    "IndexedRedisSave",
+    "IndexedRedisDelete",
+    "setIndexedRedisEncoding",
+    "getIndexedRedisEncoding",
+    "INDEXED_REDIS_VERSION",
+    "INDEXED_REDIS_VERSION_STR",
+    "INDEXED_REDIS_PREFIX",
 ]

@@ -72,6 +72,7 @@ __all__ = [
     "IRBase64Field", "IRCompressedField", "IRFixedPointField", "IRPickleField",
     "IRFieldChain",
     "COMPRESS_MODE_ZLIB", "COMPRESS_MODE_BZ2", "COMPRESS_MODE_LZMA",
+    "IRForeignLinkField", "IRForeignMultiLinkField", "IRForeignLinkFieldBase", "IRDatetimeValue",
 ]
 
 
@@ -313,7 +314,14 @@ class _IntConverter(_Converter):
 
     def from_input(self, value: Any) -> int:
         if isinstance(value, int):  # bool too: True -> 1, as int(True) in 6.x
-            return int(value)
+            value = int(value)
+            if value.bit_length() > 10_000:
+                try:
+                    str(value)
+                except ValueError:  # longer than sys.get_int_max_str_digits() allows
+                    raise ValueError("an int with few enough digits to be stored as text (see "
+                                     "sys.set_int_max_str_digits)") from None
+            return value
         if isinstance(value, (float, Decimal)):
             if not math.isfinite(value) or value != int(value):
                 raise ValueError(f"an int ({value!r} is not a whole number)")
@@ -846,7 +854,8 @@ def _checked_encoding(encoding: str | None, owner: str) -> str | None:
     if encoding is None:
         return None
     try:
-        return codecs.lookup(encoding).name
+        codecs.lookup(encoding)
+        return encoding
     except (LookupError, TypeError):
         raise ValueError(f"{owner}: unknown encoding {encoding!r}") from None
 
@@ -1002,7 +1011,7 @@ class IRCompressedField(IRField):
     def _fromStorage(self, stored: Any) -> bytes:
         try:
             return _COMPRESSORS[self.compressMode][1](wire_bytes(stored))
-        except (zlib.error, OSError, EOFError, ValueError) as exc:
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
             raise ValueError(f"{self.name}: stored value is not {self.compressMode} data ({exc})") from None
 
     def _toIndex(self, value: bytes) -> bytes:
@@ -1179,3 +1188,11 @@ class IRFieldChain(IRField):
     def _getReprProperties(self) -> list[str]:
         return [f"chainedFields=[{', '.join(repr(f) for f in self.chainedFields)}]",
                 f"hashIndex={self.hashIndex!r}"]
+
+
+# The link fields need the model layer, so they live in foreign.py; 6.x users import
+# them from here.
+from .foreign import IRForeignLinkField, IRForeignLinkFieldBase, IRForeignMultiLinkField  # noqa: E402
+
+#: 6.x's name for the datetime value type: ``IRField('when', valueType=IRDatetimeValue)``.
+IRDatetimeValue = _dt.datetime

@@ -51,6 +51,10 @@ class ForeignLink:
     def __repr__(self) -> str:
         return f"ForeignLink(pk={self.current_pk()!r}{', fetched' if self.obj is not None else ''})"
 
+    def __deepcopy__(self, memo: Any) -> ForeignLink:
+        # A link is a reference: a copy points at the same stored object.
+        return ForeignLink(self.current_pk(), self.obj)
+
     def __getstate__(self) -> tuple[int | None, Any]:
         return (self.current_pk(), self.obj)
 
@@ -83,6 +87,9 @@ class ForeignLinks:
     def __repr__(self) -> str:
         return f"ForeignLinks({self.pks()!r})"
 
+    def __deepcopy__(self, memo: Any) -> ForeignLinks:
+        return ForeignLinks([ForeignLink(link.current_pk(), link.obj) for link in self.links])
+
     def __getstate__(self) -> list[ForeignLink]:
         return self.links
 
@@ -96,7 +103,7 @@ class IRForeignLinkFieldBase(IRField):
     CAN_INDEX = True
     isMulti = False
 
-    def __init__(self, name: str = "", foreignModel: Any = None, defaultValue: Any = irNull) -> None:
+    def __init__(self, name: str = "", foreignModel: Any = None, defaultValue: Any = None) -> None:
         super().__init__(name, defaultValue=irNull)
         from .model import isIndexedRedisModel
 

@@ -234,9 +234,12 @@ class IndexedRedisModel(metaclass=ModelBase):
     def getUpdatedFields(self, cascadeObjects: bool = False) -> dict[str, tuple[Any, Any]]:
         """Fields changed since the object was fetched or saved: name -> (old, new).
 
-        With ``cascadeObjects``, a link whose linked object has unsaved changes counts
-        as changed too.
+        With ``cascadeObjects``, a link whose linked object has unsaved changes (at any
+        depth) counts as changed too.
         """
+        return self._updated_fields(cascadeObjects, {id(self)})
+
+    def _updated_fields(self, cascade: bool, seen: set[int]) -> dict[str, tuple[Any, Any]]:
         meta = type(self)._meta
         orig = self._orig
         changed: dict[str, tuple[Any, Any]] = {}
@@ -252,17 +255,24 @@ class IndexedRedisModel(metaclass=ModelBase):
                 if same_stored(field.toStorage(old), self._stored(name)):
                     continue
             changed[name] = (old, current)
-        if cascadeObjects:
+        if cascade:
             for field in meta.foreign_fields:
                 value = self.__dict__.get(field.name)
                 if field.name not in changed and isinstance(value, (ForeignLink, ForeignLinks)) and any(
-                        linked.hasUnsavedChanges(cascadeObjects=True) for linked in value.objects()):
+                        linked._unsaved(True, seen) for linked in value.objects()):
                     changed[field.name] = (value, value)
         return changed
 
     def hasUnsavedChanges(self, cascadeObjects: bool = False) -> bool:
-        """Whether the object was never saved, or has changes not saved yet."""
-        return self._id is None or not self._orig or bool(self.getUpdatedFields(cascadeObjects))
+        """Whether the object was never saved, or has changes not saved yet (with
+        ``cascadeObjects``: or an object it links to, at any depth, has)."""
+        return self._unsaved(cascadeObjects, set())
+
+    def _unsaved(self, cascade: bool, seen: set[int]) -> bool:
+        if id(self) in seen:
+            return False  # a cycle: this object is being answered for further up
+        seen.add(id(self))
+        return self._id is None or not self._orig or bool(self._updated_fields(cascade, seen))
 
     def diff(firstObj, otherObj: IndexedRedisModel, includeMeta: bool = False) -> dict[str, tuple[Any, Any]]:
         """Fields whose values differ: name -> (value on first, value on other).
@@ -288,15 +298,21 @@ class IndexedRedisModel(metaclass=ModelBase):
 
         With ``cascadeObject``, linked objects held in memory must have the same values too.
         """
+        return self._same_values(other, cascadeObject, set())
+
+    def _same_values(self, other: IndexedRedisModel, cascade: bool, compared: set[tuple[int, int]]) -> bool:
+        if (id(self), id(other)) in compared:
+            return True  # a cycle: this pair is being compared further up
+        compared.add((id(self), id(other)))
         if type(self)._meta.field_names != type(other)._meta.field_names or self.diff(other):
             return False
-        if cascadeObject:
+        if cascade:
             for field in type(self)._meta.foreign_fields:
                 mine, theirs = self.__dict__.get(field.name), other.__dict__.get(field.name)
                 links = (ForeignLink, ForeignLinks)
                 if isinstance(mine, links) and isinstance(theirs, links):
                     for a, b in zip(mine.objects(), theirs.objects(), strict=False):
-                        if a is not b and not a.hasSameValues(b, cascadeObject=True):
+                        if a is not b and not a._same_values(b, True, compared):
                             return False
         return True
 
@@ -366,14 +382,9 @@ class IndexedRedisModel(metaclass=ModelBase):
         stored as no link.
         """
         client = self._get_instance_client()
-        ctx = self._context(client)
-        objs: list[IndexedRedisModel] = [self]
-        if cascadeSave:
-            objs += _cascade_targets(self)
-        if len(objs) == 1:
-            return run(client, save_flow(ctx, objs))[0]
-        run(client, reserve_pks_flow(ctx, objs))
-        run(client, save_flow(ctx, objs))
+        if not cascadeSave:
+            return run(client, save_flow(self._context(client), [self]))[0]
+        _save_together([self, *_cascade_targets(self)])
         return self._id  # type: ignore[return-value]
 
     def delete(self) -> bool:
@@ -405,13 +416,28 @@ class IndexedRedisModel(metaclass=ModelBase):
             raise KeyError(f"{type(self).__name__} with pk {self._id} no longer exists")
         fresh = type(self)._meta.instance_from_record(self._id, unpack_record(blobs[0]))
         changes = self.diff(fresh)
-        for name in type(self)._meta.field_names:
+        for name in changes:  # unchanged fields keep their values (and linked objects)
             self.__dict__[name] = fresh.__dict__[name]
         self.__dict__["_orig"] = fresh._orig
         if cascadeObjects:
-            for linked in self._linked_objects():
-                if linked._id is not None and linked.hasUnsavedChanges():
-                    linked.reload(cascadeObjects=True)
+            seen = {id(self)}
+            for field in type(self)._meta.foreign_fields:
+                value = self.__dict__.get(field.name)
+                if not isinstance(value, (ForeignLink, ForeignLinks)):
+                    continue
+                reloaded = False
+                pending = value.objects()
+                while pending:
+                    linked = pending.pop()
+                    if id(linked) in seen:
+                        continue
+                    seen.add(id(linked))
+                    if linked._id is not None and linked.hasUnsavedChanges():
+                        linked.reload(cascadeObjects=False)
+                        reloaded = True
+                    pending += linked._linked_objects()
+                if reloaded and field.name not in changes:
+                    changes[field.name] = (value, value)  # the linked object(s) changed
         return changes
 
     def cascadeFetch(self) -> None:
@@ -446,6 +472,15 @@ class IndexedRedisModel(metaclass=ModelBase):
             if not isinstance(obj, cls):
                 raise TypeError(
                     f"{cls.__name__}.reset expects {cls.__name__} objects, got {type(obj).__name__}")
+        if cls._meta.foreign_fields:  # linked objects outside the dataset are saved first
+            members = {id(obj) for obj in objs}
+            linked: dict[int, IndexedRedisModel] = {}
+            for obj in objs:
+                for target in _cascade_targets(obj):
+                    if id(target) not in members:
+                        linked.setdefault(id(target), target)
+            if linked:
+                _save_together(list(linked.values()))
         client = cls._get_client()
         return run(client, reset_flow(cls._context(client), objs))[0]
 
@@ -490,6 +525,25 @@ class IndexedRedisModel(metaclass=ModelBase):
         return True
 
 
+def _save_together(objs: list[IndexedRedisModel]) -> None:
+    """Save objects and the linked objects they bring, atomically per connection.
+
+    Objects whose models use the first object's connection are saved in one atomic
+    script call (after one call reserving pks for the new ones); the others, on other
+    connections, are saved first on their own, so their pks exist for the links.
+    """
+    groups: dict[int, tuple[redis.Redis, list[IndexedRedisModel]]] = {}
+    for obj in objs:
+        client = obj._get_instance_client()
+        groups.setdefault(id(client), (client, []))[1].append(obj)
+    ordered = list(groups.values())
+    for client, group in ordered[1:] + ordered[:1]:
+        ctx = Context(type(group[0])._meta, generation_cache(client))
+        if any(linked._id is None for obj in group for linked in obj._linked_objects()):
+            run(client, reserve_pks_flow(ctx, group))  # records must name those pks
+        run(client, save_flow(ctx, group))
+
+
 def _cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
     """Linked objects (held in memory, at any depth) that are new or changed."""
     seen = {id(root)}
@@ -520,36 +574,33 @@ class ModelSaver:
         objs = list(obj)
         if not objs:
             return []
-        client = self.model._get_client()
-        ctx = self.model._context(client)
+        if not cascadeSave:
+            client = self.model._get_client()
+            return run(client, save_flow(self.model._context(client), objs))
         targets = list(objs)
-        if cascadeSave:
-            seen = {id(o) for o in objs}
-            for o in objs:
-                for linked in _cascade_targets(o):
-                    if id(linked) not in seen:
-                        seen.add(id(linked))
-                        targets.append(linked)
-        if len(targets) > len(objs):
-            run(client, reserve_pks_flow(ctx, targets))
-        run(client, save_flow(ctx, targets))
+        seen = {id(o) for o in objs}
+        for o in objs:
+            for linked in _cascade_targets(o):
+                if id(linked) not in seen:
+                    seen.add(id(linked))
+                    targets.append(linked)
+        _save_together(targets)
         return [o._id for o in objs]  # type: ignore[misc]
 
-    def saveMultiple(self, objs: Sequence[IndexedRedisModel]) -> list[int]:
-        """Save many objects, 1000 per atomic script call."""
+    def saveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True) -> list[int]:
+        """Save many objects, 1000 per atomic script call (with what they link to)."""
         objs = list(objs)
-        client = self.model._get_client()
-        ctx = self.model._context(client)
         pks: list[int] = []
         for start in range(0, len(objs), SAVE_BATCH):
-            pks += run(client, save_flow(ctx, objs[start:start + SAVE_BATCH]))
+            saved = self.save(objs[start:start + SAVE_BATCH], cascadeSave=cascadeSave)
+            pks += saved if isinstance(saved, list) else [saved]
         return pks
 
     def reindex(self, objs: Sequence[IndexedRedisModel]) -> None:
         """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""
         for obj in objs:
             obj.__dict__["_orig"] = {}  # a whole-record save re-derives every index entry
-        self.saveMultiple(objs)
+        self.saveMultiple(objs, cascadeSave=False)
 
 
 class ModelDeleter:

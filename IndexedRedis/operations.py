@@ -359,6 +359,13 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
         else:
             pks.append(obj._id)
     gk = keys.generation(gen)
+    new_objs = [obj for obj in objs if obj._id is None]
+    if meta.foreign_fields and new_objs:
+        # Objects of the dataset may link to each other: give the new ones their pks
+        # first, so that the records name them.
+        for obj, pk in zip(objs, pks, strict=True):
+            obj.__dict__["_id"] = pk
+        records = [meta.storage_of(obj) for obj in objs]
     try:
         for start in range(0, len(objs), batch_size):
             stop = start + batch_size
@@ -381,6 +388,8 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
         if reply[0] != OK:
             raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
     except Exception:
+        for obj in new_objs:
+            obj.__dict__["_id"] = None
         reply = yield ScriptCall(scripts.RESET_ABANDON, (keys.staging, keys.dead, keys.gen), (gen,))
         if reply[0] == OK:
             yield from free_dead_flow(ctx, thorough)  # what this reset wrote, and other leftovers

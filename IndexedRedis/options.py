@@ -171,7 +171,7 @@ class ModelOptions:
         """The index set a stored value belongs in (the null set for irNull)."""
         if stored is NULL_STORED:
             return gen_keys.null_index(field.name)
-        if type(field) is IRClassicField:
+        if type(field) is IRClassicField and not field.hashIndex:
             return gen_keys.index(field.name, wire_bytes(stored))
         return gen_keys.index(field.name, field.indexFromStorage(stored))
 

@@ -95,8 +95,8 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
             expected[meta.index_key(gk, field, record[field.name])].add(pk)
 
     actual: dict[bytes, set[int]] = {}
-    index_prefix = gk.prefix + b"i:"
-    for key in _scan(client, index_prefix):
+    index_keys = _scan(client, gk.prefix + b"i:") | _scan(client, gk.prefix + b"n:")
+    for key in index_keys:
         key_type = client.type(key)
         assert key_type == b"set", f"{key!r} is a {key_type!r}, not a set"
         actual[key] = {int(pk) for pk in client.smembers(key)}

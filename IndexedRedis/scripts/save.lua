@@ -98,10 +98,8 @@ for o = 1, count do
   end
   redis.call('SADD', model.ids, pk)
   for _, ix in ipairs(ob.index) do
-    if ix[4] ~= ix[5] then
-      if ix[4] ~= 0 then redis.call('SREM', KEYS[ix[4]], pk) end
-      redis.call('SADD', KEYS[ix[5]], pk)
-    end
+    if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
+    redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
   end
   pks[o + 1] = pk
 end
