@@ -48,6 +48,7 @@ from .model import (
     ModelSaver,
     isIndexedRedisModel,
     toggleDeprecatedMessages,
+    validatedModels,
 )
 from .query import QuerySet
 from .results import IRQueryableList, QueryableList
@@ -112,4 +113,5 @@ __all__ = [
     "INDEXED_REDIS_VERSION",
     "INDEXED_REDIS_VERSION_STR",
     "INDEXED_REDIS_PREFIX",
+    "validatedModels",
 ]

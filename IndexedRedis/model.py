@@ -13,7 +13,7 @@ import copy as _copy
 import itertools
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pprint import pprint as _pprint
 from typing import IO, Any, ClassVar, TypeVar
 
@@ -43,12 +43,16 @@ from .operations import (
 from .options import ModelOptions, nearest, unpack_record
 from .query import QuerySet
 
-__all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages"]
+__all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
 
 M = TypeVar("M", bound="IndexedRedisModel")
 
 _deprecation_messages = True
 _copy_counter = itertools.count(1)
+
+#: Every concrete model class defined so far (6.x kept this name; models are validated
+#: when their class statement runs, so this is simply the set of model classes).
+validatedModels: set[type] = set()
 
 
 def toggleDeprecatedMessages(enabled: bool) -> None:
@@ -60,6 +64,36 @@ def toggleDeprecatedMessages(enabled: bool) -> None:
 def _deprecated(message: str) -> None:
     if _deprecation_messages:
         warnings.warn(message, DeprecationWarning, stacklevel=3)
+
+
+class PrimaryKey(int):
+    """What ``save()`` returns: the pk, an ``int``.
+
+    IndexedRedis 6.x returned a one-element list of pks, so ``pk[0]``, ``len(pk)`` and
+    iteration work too, for code written against it.
+    """
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return [int(self)][index]
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([int(self)])
+
+
+class FieldList(list):  # type: ignore[type-arg]
+    """A model's ``FIELDS`` after definition: the field objects, also found by name
+    (``Model.FIELDS['price']``), as in 6.x."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            for field in self:
+                if field == key:
+                    return field
+            raise KeyError(key)
+        return super().__getitem__(key)
 
 
 class _ModelAccessor:
@@ -89,9 +123,16 @@ class ModelBase(type):
         indexed = getattr(cls, "INDEXED_FIELDS", None) or ()
         if isinstance(indexed, (str, bytes)):
             raise InvalidModelException(f"Model {name}: INDEXED_FIELDS must be a list of field names")
+        for legacy, replacement in (("BINARY_FIELDS", "IRBytesField"), ("BASE64_FIELDS", "IRBase64Field")):
+            if getattr(cls, legacy, None):
+                raise InvalidModelException(
+                    f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
+                    f"put {replacement} objects in FIELDS instead")
         meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
                             getattr(cls, "REDIS_CONNECTION_PARAMS", None))
         cls._meta = meta  # type: ignore[assignment]
+        type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
+        validatedModels.add(cls)
         for field in meta.foreign_fields:
             type.__setattr__(cls, field.name, ForeignLinkDescriptor(field))
 
@@ -352,7 +393,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         state = clone.__dict__
         for name in meta.field_names:
             value = self.__dict__.get(name)
-            state[name] = _copy.deepcopy(value) if copyValues else _copy.copy(value)
+            state[name] = _copy.deepcopy(value) if copyValues else value
         state["_id"] = self._id if copyPrimaryKey else None
         state["_orig"] = dict(self._orig) if copyPrimaryKey else {}
         return clone
@@ -383,9 +424,9 @@ class IndexedRedisModel(metaclass=ModelBase):
         """
         client = self._get_instance_client()
         if not cascadeSave:
-            return run(client, save_flow(self._context(client), [self]))[0]
+            return PrimaryKey(run(client, save_flow(self._context(client), [self]))[0])
         _save_together([self, *_cascade_targets(self)])
-        return self._id  # type: ignore[return-value]
+        return PrimaryKey(self._id)
 
     def delete(self) -> bool:
         """Delete this object; returns whether it was stored.  It keeps its values."""

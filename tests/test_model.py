@@ -180,7 +180,8 @@ def test_positional_args_rejected(redis_client: redis.Redis) -> None:
 def test_save_returns_int_pk_and_sets_id(redis_client: redis.Redis) -> None:
     song = merry()
     pk = song.save()
-    assert type(pk) is int
+    assert isinstance(pk, int) and type(song._id) is int
+    assert pk[0] == pk and list(pk) == [pk] and len(pk) == 1  # 6.x returned [pk]
     assert song._id == pk
     assert song.getPk() == pk
     records = stored_records(redis_client, Song)

@@ -62,7 +62,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from .exceptions import InvalidModelException
+from ..exceptions import InvalidModelException
 
 __all__ = [
     "irNull", "IRNullType", "NULL_STORED", "wire_bytes",
@@ -73,6 +73,7 @@ __all__ = [
     "IRFieldChain",
     "COMPRESS_MODE_ZLIB", "COMPRESS_MODE_BZ2", "COMPRESS_MODE_LZMA",
     "IRForeignLinkField", "IRForeignMultiLinkField", "IRForeignLinkFieldBase", "IRDatetimeValue",
+    "IRJsonValue",
 ]
 
 
@@ -571,6 +572,32 @@ class _CustomConverter(_Converter):
         return self.value_type(_text_of_stored(stored, _default_encoding))
 
 
+class IRJsonValue:
+    """``valueType=IRJsonValue``: any JSON value (a dict, list, str, number, bool or
+    None), stored as JSON text.  A str is a JSON string value, not JSON text."""
+
+    CAN_INDEX = False
+
+
+class _AnyJsonConverter(_Converter):
+    can_index = False
+    expected = "a JSON value (dict with str keys, list, str, int, finite float, bool or None)"
+
+    def from_input(self, value: Any) -> Any:
+        try:
+            return _json_clean(value, "$")
+        except RecursionError:
+            raise ValueError(f"{self.expected} (this one is nested too deeply)") from None
+
+    def to_storage(self, value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+    def from_storage(self, stored: Any) -> Any:
+        return json.loads(_text_of_stored(stored))
+
+
+_ANY_JSON = _AnyJsonConverter()
+
 _TEXT, _BYTES, _INT, _FLOAT, _BOOL, _DATETIME, _PASS = (
     _TextConverter(), _BytesConverter(), _IntConverter(), _FloatConverter(), _BoolConverter(),
     _DatetimeConverter(), _PassConverter())
@@ -603,6 +630,8 @@ def _converter_for(value_type: Any) -> _Converter:
         return simple[value_type]
     if value_type in (dict, list, tuple):
         return _JsonConverter(value_type)
+    if value_type is IRJsonValue:
+        return _ANY_JSON
     if value_type in _REJECTED_TYPES:
         raise TypeError(f"valueType={_type_name(value_type)} is not supported: "
                         f"{_REJECTED_TYPES[value_type]}")
@@ -1017,6 +1046,10 @@ class IRCompressedField(IRField):
     def _toIndex(self, value: bytes) -> bytes:
         return value
 
+    def getCompressMod(self) -> Any:
+        """The module doing the compression (zlib, bz2 or lzma), as 6.x offered."""
+        return {"zlib": zlib, "bz2": bz2, "lzma": lzma}[self.compressMode]
+
     def _getReprProperties(self) -> list[str]:
         return [f"compressMode={self.compressMode!r}"]
 
@@ -1192,7 +1225,7 @@ class IRFieldChain(IRField):
 
 # The link fields need the model layer, so they live in foreign.py; 6.x users import
 # them from here.
-from .foreign import IRForeignLinkField, IRForeignLinkFieldBase, IRForeignMultiLinkField  # noqa: E402
+from ..foreign import IRForeignLinkField, IRForeignLinkFieldBase, IRForeignMultiLinkField  # noqa: E402
 
 #: 6.x's name for the datetime value type: ``IRField('when', valueType=IRDatetimeValue)``.
 IRDatetimeValue = _dt.datetime
