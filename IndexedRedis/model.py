@@ -426,6 +426,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         if not cascadeSave:
             return PrimaryKey(run(client, save_flow(self._context(client), [self]))[0])
         _save_together([self, *_cascade_targets(self)])
+        assert self._id is not None
         return PrimaryKey(self._id)
 
     def delete(self) -> bool:
