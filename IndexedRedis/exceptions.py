@@ -9,6 +9,7 @@ __all__ = [
     "InvalidQueryError",
     "ConcurrencyError",
     "UnknownFieldError",
+    "UniqueConstraintError",
 ]
 
 
@@ -37,6 +38,19 @@ class ConcurrencyError(IndexedRedisError):
     Writes are compare-and-set scripts that retry when another client changed the
     object in between; this is raised only after many consecutive lost races.
     """
+
+
+class UniqueConstraintError(IndexedRedisError, ValueError):
+    """A save would give a UNIQUE_FIELDS field a value another object already has.
+
+    Nothing was written.  ``field`` and ``value`` name the clash.
+    """
+
+    def __init__(self, message: str, model: str = "", field: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.field = field
+        self.value = value
 
 
 class UnknownFieldError(IndexedRedisError, TypeError):

@@ -10,9 +10,11 @@ never reach a key name unescaped)::
     ir:{TAG}:dead           set: generations whose keys are being freed
     ir:{TAG}:nextpk         primary key counter (shared by all generations)
     ir:{TAG}:g<N>:objs      hash: pk -> msgpack map of field -> stored value
-    ir:{TAG}:g<N>:ids       set of every pk of generation N
+    ir:{TAG}:g<N>:ids       zset of every pk of generation N, scored by the pk
     ir:{TAG}:g<N>:i:<field>:<index value>   set of pks whose field has that value
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
+    ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
+    ir:{TAG}:g<N>:x:<field>                 zset of "<text>\0<padded pk>" (lexicographic)
 
 Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
 Redis Cluster slot and every script can touch all of its keys.  Because ``TAG``
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import quote
 
-__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name"]
+__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member"]
 
 
 def escape_key_name(key_name: str) -> str:
@@ -59,6 +61,23 @@ class GenerationKeys:
     def null_index(self, field_name: str) -> bytes:
         """The set of pks whose field is irNull (apart from every value's set)."""
         return self.prefix + b"n:" + field_name.encode("utf-8")
+
+    def score_index(self, field_name: str) -> bytes:
+        """Sorted set of (zero-padded) pks scored by a numeric field's value."""
+        return self.prefix + b"z:" + field_name.encode("utf-8")
+
+    def lex_index(self, field_name: str) -> bytes:
+        """Sorted set of ``<text>\\0<zero-padded pk>`` members, in text order."""
+        return self.prefix + b"x:" + field_name.encode("utf-8")
+
+
+def padded_pk(pk: int) -> bytes:
+    """A pk as sorted-set members hold it: zero-padded, so ties sort by pk."""
+    return b"%012d" % pk
+
+
+def lex_member(index_value: bytes, pk: int) -> bytes:
+    return index_value + b"\x00" + padded_pk(pk)
 
 
 class ModelKeys:

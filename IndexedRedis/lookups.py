@@ -1,13 +1,22 @@
 """Filter lookups: ``field=value`` and ``field__<lookup>=value``.
 
-Each lookup is a small class registered by its ``lookup_name``; adding an operator
-means adding one class.  A lookup turns a filter value into a condition the query
-compiler understands: ``("equal", field name, index value)`` or
-``("excluded", field name, index value)``; an index value of None stands for irNull.
+Each lookup is a small class registered under its ``lookup_name``; adding an operator
+is adding one class.  A lookup turns a filter value into a condition, a plain tuple
+the compiler understands (see ``compiler.py``):
+
+* ``("S", field, index value)``: the value's set (an index value of None: the irNull set)
+* ``("U", field, (index values...))``: any of the values' sets
+* ``("Z", field, min, max)``: a range over a numeric field's sorted set (score syntax)
+* ``("L", field, min, max)``: a range over a text field's lexicographic index (lex syntax)
+* ``("N", field, index value)``: excludes the value's set
+
+Every lookup says which index kinds can serve it; asking another kind raises an
+``InvalidQueryError`` that explains why and what would work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .exceptions import InvalidQueryError
@@ -16,13 +25,16 @@ from .options import nearest
 
 if TYPE_CHECKING:
     from .fields import IRField
-    from .options import ModelOptions
+    from .options import IndexSpec, ModelOptions
 
-__all__ = ["Lookup", "register_lookup", "resolve_filter", "LOOKUPS"]
+__all__ = ["Lookup", "register_lookup", "resolve_filter", "LOOKUPS", "Condition"]
 
 LOOKUPS: dict[str, type[Lookup]] = {}
 
-Condition = tuple[str, str, "bytes | None"]
+Condition = tuple[Any, ...]
+
+_RANGE_HELP = ("ranges and ordering need a number field (IRField with valueType int, float, bool "
+               "or datetime, or IRFixedPointField) or a text field listed in LEX_INDEXED_FIELDS")
 
 
 def register_lookup(cls: type[Lookup]) -> type[Lookup]:
@@ -31,39 +43,197 @@ def register_lookup(cls: type[Lookup]) -> type[Lookup]:
 
 
 class Lookup:
+    """One operator.  ``condition(value)`` returns the condition for a filter value."""
+
     lookup_name: ClassVar[str]
 
-    def __init__(self, meta: ModelOptions, field: IRField) -> None:
+    def __init__(self, meta: ModelOptions, spec: IndexSpec) -> None:
         self.meta = meta
-        self.field = field
+        self.spec = spec
+        self.field: IRField = spec.field
+
+    def python_value(self, value: Any) -> Any:
+        return self.meta.to_python(self.field, value)
 
     def index_value(self, value: Any) -> bytes | None:
         """The index bytes of a filter value; None for irNull (the null set)."""
-        value = self.meta.to_python(self.field, value)
+        value = self.python_value(value)
         return None if value is irNull else self.field.toIndex(value)
 
     def condition(self, value: Any) -> Condition:
         raise NotImplementedError
 
+    def refuse(self, why: str) -> InvalidQueryError:
+        return InvalidQueryError(
+            f"{self.meta.name}.{self.field.name}__{self.lookup_name}: {why}")
+
 
 @register_lookup
 class Equal(Lookup):
-    """``field=value`` (or ``field__eq=value``): the field's value equals ``value``."""
+    """``field=value`` (or ``field__eq=value``): the value equals ``value``."""
 
     lookup_name = "eq"
 
     def condition(self, value: Any) -> Condition:
-        return ("equal", self.field.name, self.index_value(value))
+        return ("S", self.field.name, self.index_value(value))
 
 
 @register_lookup
 class NotEqual(Lookup):
-    """``field__ne=value``: the field's value differs from ``value``."""
+    """``field__ne=value``: the value differs from ``value`` (irNull values included)."""
 
     lookup_name = "ne"
 
     def condition(self, value: Any) -> Condition:
-        return ("excluded", self.field.name, self.index_value(value))
+        return ("N", self.field.name, self.index_value(value))
+
+
+@register_lookup
+class In(Lookup):
+    """``field__in=[a, b, ...]``: the value is one of these (an empty list matches nothing)."""
+
+    lookup_name = "in"
+
+    def condition(self, value: Any) -> Condition:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise self.refuse(f"expects a list of values, got {type(value).__name__} {value!r}")
+        values = tuple(dict.fromkeys(self.index_value(item) for item in value))
+        return ("U", self.field.name, values)
+
+
+@register_lookup
+class IsNull(Lookup):
+    """``field__isnull=True``: the value is irNull; ``False``: it is not."""
+
+    lookup_name = "isnull"
+
+    def condition(self, value: Any) -> Condition:
+        if not isinstance(value, bool):
+            raise self.refuse(f"expects True or False, got {value!r}")
+        return ("S" if value else "N", self.field.name, None)
+
+
+class _Range(Lookup):
+    """Comparisons: by number on number fields, by text (code point order) on
+    LEX_INDEXED_FIELDS text fields."""
+
+    def _check(self) -> None:
+        if not (self.spec.numeric or self.spec.lex):
+            what = ("its index is hashed (only equality can be looked up)" if self.field.hashIndex
+                    else "its index holds one set per value, which only serves equality")
+            raise self.refuse(f"{self.field.name!r} cannot be compared by order: {what}; {_RANGE_HELP}")
+
+    def bound(self, value: Any, inclusive: bool, low: bool) -> bytes | None:
+        """A bound in the syntax of the index; None when nothing can match."""
+        self._check()
+        value = self.python_value(value)
+        if value is irNull:
+            raise self.refuse("cannot compare with irNull; use __isnull")
+        if self.spec.numeric:
+            score = self.field.toScore(value)
+            if score is None:
+                return None  # nan: no value compares with it
+            text = repr(float(score)).encode("ascii")
+            return text if inclusive else b"(" + text
+        text = self.field.toIndex(value)
+        return (b"[" if inclusive else b"(") + text
+
+    def range(self, low: bytes | None, high: bytes | None) -> Condition:
+        kind = "Z" if self.spec.numeric else "L"
+        if kind == "Z":
+            return ("Z", self.field.name, b"-inf" if low is None else low, b"+inf" if high is None else high)
+        return ("L", self.field.name, low if low is not None else b"-", high if high is not None else b"+")
+
+    def nothing(self) -> Condition:
+        return ("U", self.field.name, ())
+
+
+@register_lookup
+class GreaterThan(_Range):
+    """``field__gt=v``"""
+
+    lookup_name = "gt"
+
+    def condition(self, value: Any) -> Condition:
+        low = self.bound(value, inclusive=False, low=True)
+        return self.nothing() if low is None else self.range(low, None)
+
+
+@register_lookup
+class GreaterThanOrEqual(_Range):
+    """``field__gte=v``"""
+
+    lookup_name = "gte"
+
+    def condition(self, value: Any) -> Condition:
+        low = self.bound(value, inclusive=True, low=True)
+        return self.nothing() if low is None else self.range(low, None)
+
+
+@register_lookup
+class LessThan(_Range):
+    """``field__lt=v``"""
+
+    lookup_name = "lt"
+
+    def condition(self, value: Any) -> Condition:
+        high = self.bound(value, inclusive=False, low=False)
+        return self.nothing() if high is None else self.range(None, high)
+
+
+@register_lookup
+class LessThanOrEqual(_Range):
+    """``field__lte=v``"""
+
+    lookup_name = "lte"
+
+    def condition(self, value: Any) -> Condition:
+        high = self.bound(value, inclusive=True, low=False)
+        return self.nothing() if high is None else self.range(None, high)
+
+
+@register_lookup
+class Range(_Range):
+    """``field__range=(low, high)``: low <= value <= high."""
+
+    lookup_name = "range"
+
+    def condition(self, value: Any) -> Condition:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or len(list(value)) != 2:
+            raise self.refuse(f"expects a (low, high) pair, got {value!r}")
+        low_value, high_value = list(value)
+        low = self.bound(low_value, inclusive=True, low=True)
+        high = self.bound(high_value, inclusive=True, low=False)
+        return self.nothing() if low is None or high is None else self.range(low, high)
+
+
+@register_lookup
+class StartsWith(Lookup):
+    """``field__startswith='abc'`` on a text field in LEX_INDEXED_FIELDS."""
+
+    lookup_name = "startswith"
+
+    def condition(self, value: Any) -> Condition:
+        if not self.spec.lex:
+            why = ("only text fields can be matched by prefix" if not self.field.isText() else
+                   "the field has no lexicographic index; list it in LEX_INDEXED_FIELDS (which "
+                   "costs a sorted-set entry per object)")
+            raise self.refuse(f"{self.field.name!r} cannot be matched by prefix: {why}")
+        prefix = self.python_value(value)
+        if prefix is irNull:
+            raise self.refuse("expects text, not irNull")
+        raw = self.field.toIndex(prefix)
+        if not raw:
+            return ("L", self.field.name, b"-", b"+")
+        return ("L", self.field.name, b"[" + raw, after_prefix(raw))
+
+
+def after_prefix(prefix: bytes) -> bytes:
+    """The exclusive lex bound just past every text that starts with ``prefix``."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"+"
+    return b"(" + stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def resolve_filter(meta: ModelOptions, key: str, value: Any) -> Condition:
@@ -76,7 +246,8 @@ def resolve_filter(meta: ModelOptions, key: str, value: Any) -> Condition:
             f"Cannot filter {meta.name} on {name!r}: it is not a field of the model. "
             f"Indexed fields that can be filtered: {_listing(meta.indexed_names)}."
             f"{nearest(name, meta.field_names)}")
-    if field not in meta.indexed:
+    spec = meta.specs.get(name)
+    if spec is None:
         raise InvalidQueryError(
             f"Cannot filter {meta.name} on {name!r}: the field is not in INDEXED_FIELDS, and "
             f"only indexed fields can be filtered on the server. Indexed fields: "
@@ -86,7 +257,7 @@ def resolve_filter(meta: ModelOptions, key: str, value: Any) -> Condition:
         raise InvalidQueryError(
             f"Unknown lookup {lookup_name!r} in {key!r} for {meta.name}; valid lookups: "
             f"{_listing(sorted(LOOKUPS))}.{nearest(lookup_name, LOOKUPS)}")
-    return lookup_cls(meta, field).condition(value)
+    return lookup_cls(meta, spec).condition(value)
 
 
 def _listing(names: Any) -> str:

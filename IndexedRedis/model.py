@@ -129,7 +129,9 @@ class ModelBase(type):
                     f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
                     f"put {replacement} objects in FIELDS instead")
         meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
-                            getattr(cls, "REDIS_CONNECTION_PARAMS", None))
+                            getattr(cls, "REDIS_CONNECTION_PARAMS", None),
+                            unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
+                            lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or ())
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
         validatedModels.add(cls)
@@ -144,6 +146,8 @@ class IndexedRedisModel(metaclass=ModelBase):
     INDEXED_FIELDS: ClassVar[Sequence[Any]] = []
     KEY_NAME: ClassVar[str | None] = None
     REDIS_CONNECTION_PARAMS: ClassVar[dict[str, Any] | None] = None
+    UNIQUE_FIELDS: ClassVar[Sequence[str]] = []
+    LEX_INDEXED_FIELDS: ClassVar[Sequence[str]] = []
     _connection: ClassVar[redis.Redis | None] = None
     _meta: ClassVar[ModelOptions]
 
@@ -453,7 +457,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         if self._id is None:
             raise KeyError(f"{type(self).__name__} object was never saved: nothing to reload")
         client = self._get_instance_client()
-        pks, blobs = run(client, query_flow(self._context(client), "get", extra=(self._id,)))
+        pks, blobs = run(client, query_flow(self._context(client), "get", pks=(self._id,)))
         if not blobs or blobs[0] is None:
             raise KeyError(f"{type(self).__name__} with pk {self._id} no longer exists")
         fresh = type(self)._meta.instance_from_record(self._id, unpack_record(blobs[0]))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import scripts
-from .exceptions import ConcurrencyError, IndexedRedisError
+from .compiler import PK_ORDER, Order, compile_query
+from .exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from .fields import NULL_STORED, digest, wire_bytes
-from .keys import GenerationKeys
+from .keys import GenerationKeys, lex_member, padded_pk
 from .options import ModelOptions, pack_record, unpack_record
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["ScriptCall", "Command", "Context", "save_flow", "reserve_pks_flow", "delete_flow",
            "query_flow", "fetch_links_flow", "reset_flow", "free_dead_flow"]
 
-STALE_GEN, OK, STALE_VALUES, MISSING = 0, 1, 2, 3
+STALE_GEN, OK, STALE_VALUES, MISSING, UNIQUE_CLASH = 0, 1, 2, 3, 4
 MAX_ATTEMPTS = 200
 RESET_BATCH = 100          # objects per reset script call: bounds how long one call runs
 FREE_BATCH = 200           # records read per HSCAN step when freeing a dead generation
@@ -173,12 +174,24 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 to_index = tuple(f for f in meta.indexed if f.name in p.changed)
             args.append(len(to_index))
             for field in to_index:
-                new_key = number(meta.index_key(gk, field, p.record[field.name]))
+                spec = meta.specs[field.name]
+                new = p.record[field.name]
                 old = p.believed.get(field.name, _ABSENT)
+                args.append(field.name)
                 if old is _ABSENT:
-                    args += (field.name, b"a", b"", 0, new_key)
+                    args += (b"a", b"", 0)
                 else:
-                    args += (field.name, *_stored_arg(old), number(meta.index_key(gk, field, old)), new_key)
+                    args += (*_stored_arg(old), number(meta.index_key(gk, field, old)))
+                unique = spec.unique and new is not NULL_STORED  # irNull is never a clash
+                args += (number(meta.index_key(gk, field, new)), b"1" if unique else b"0")
+                if spec.numeric:
+                    args += (number(gk.score_index(field.name)), _score_arg(meta, field, new))
+                else:
+                    args += (0, b"")
+                if spec.lex:
+                    args += (number(gk.lex_index(field.name)), *_lex_arg(old), *_lex_arg(new))
+                else:
+                    args += (0, b"0", b"", b"0", b"")
         return ScriptCall(scripts.SAVE, number.keys, args)
 
     if active:
@@ -193,6 +206,12 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 gens.set(metas[int(reply[2]) - 1].keys.prefix, int(reply[1]))
                 continue
             culprit = active[int(reply[1]) - 1]
+            if status == UNIQUE_CLASH:
+                name = _text(reply[2])
+                value = culprit.obj.__dict__.get(name)
+                raise UniqueConstraintError(
+                    f"{culprit.meta.name}.{name} must be unique, and {value!r} is already taken "
+                    f"by another object; nothing was saved", culprit.meta.name, name, value)
             if status == STALE_VALUES:
                 culprit.believed = unpack_record(reply[2])
             elif status == MISSING:  # deleted meanwhile: write it whole again
@@ -216,6 +235,25 @@ def _stored_arg(stored: Any) -> tuple[bytes, bytes]:
     return (b"v", wire_bytes(stored))
 
 
+def _score_arg(meta: ModelOptions, field: Any, stored: Any) -> bytes:
+    """A numeric field's sorted-set score for a stored value (b'' = not in the set)."""
+    if stored is NULL_STORED:
+        return b""
+    score = field.toScore(field.fromStorage(stored))
+    return b"" if score is None else repr(float(score)).encode("ascii")
+
+
+def _lex_arg(stored: Any) -> tuple[bytes, bytes]:
+    """Whether a stored text value has a lexicographic entry, and its text."""
+    if stored is _ABSENT or stored is NULL_STORED:
+        return (b"0", b"")
+    return (b"1", wire_bytes(stored))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
 def same_stored(a: Any, b: Any) -> bool:
     if a is NULL_STORED or b is NULL_STORED:
         return a is b
@@ -236,14 +274,18 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
         gk = meta.keys.generation(gen)
         number = _KeyNumbers((meta.keys.gen, gk.objs, gk.ids))
         args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
+        for field in meta.indexed:  # the sorted sets of each field, or 0
+            spec = meta.specs[field.name]
+            args += (number(gk.score_index(field.name)) if spec.numeric else 0,
+                     number(gk.lex_index(field.name)) if spec.lex else 0)
         for pk, believed in items:
             args.append(pk)
             for field in meta.indexed:
                 old = believed.get(field.name, _ABSENT)
                 if old is _ABSENT:
-                    args += (b"a", b"", 0)
+                    args += (b"a", b"", 0, b"0", b"")
                 else:
-                    args += (*_stored_arg(old), number(meta.index_key(gk, field, old)))
+                    args += (*_stored_arg(old), number(meta.index_key(gk, field, old)), *_lex_arg(old))
         return ScriptCall(scripts.DELETE, number.keys, args)
 
     for _ in range(MAX_ATTEMPTS):
@@ -258,20 +300,18 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
 # ---- query --------------------------------------------------------------------------------
 
 
-def query_flow(ctx: Context, op: str, equal: Sequence[tuple[str, bytes | None]] = (),
-               excluded: Sequence[tuple[str, bytes | None]] = (),
-               extra: Sequence[Any] = ()) -> Flow[list[Any]]:
-    """Run query.lua: ``equal`` and ``excluded`` are (field name, index value) pairs;
-    an index value of None means irNull."""
+def query_flow(ctx: Context, op: str, conditions: tuple[Any, ...] = (), order: Order = PK_ORDER,
+               offset: int = 0, limit: int = -1, after: int | None = None, rnd: int = 0,
+               pks: Sequence[int] = ()) -> Flow[list[Any]]:
+    """Run query.lua (see its header and ``compiler.py``); ``pks`` go with 'get'/'has'."""
     meta = ctx.meta
 
     def build(gen: int) -> ScriptCall:
         gk = meta.keys.generation(gen)
-        keys = [meta.keys.gen, gk.objs, gk.ids]
-        keys += [gk.null_index(name) if value is None else gk.index(name, value) for name, value in equal]
-        keys += [gk.null_index(name) if value is None else gk.index(name, value)
-                 for name, value in excluded]
-        return ScriptCall(scripts.QUERY, keys, [gen, op, len(equal), len(excluded), *extra])
+        if op in ("get", "has"):
+            return ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids), (gen, op, *pks))
+        keys, args = compile_query(meta, gk, gen, op, conditions, order, offset, limit, after, rnd)
+        return ScriptCall(scripts.QUERY, keys, args)
 
     reply = yield from call_current(ctx, build)
     return reply[1:]
@@ -311,7 +351,7 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
                 gen = ctx.gens.get(meta.keys.prefix)
                 gk = meta.keys.generation(gen)
                 calls.append(ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids),
-                                        (gen, "get", 0, 0, *wanted[meta])))
+                                        (gen, "get", *wanted[meta])))
             replies = yield calls
             for meta, reply in zip(metas, replies, strict=True):
                 if reply[0] == STALE_GEN:
@@ -333,12 +373,14 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
 
 
 def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int = RESET_BATCH,
-               thorough: bool = False) -> Flow[tuple[list[int], int]]:
+               thorough: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> Flow[tuple[list[int], int]]:
     """Replace the model's whole dataset: write a new generation in bounded batches,
     switch the generation pointer in O(1), then free the old one in batches.
 
     Returns the pks of ``objs`` and how many stored objects were freed.  ``thorough``
     frees index entries of any former index layout too (see ``free_dead_flow``).
+    ``progress(done, total)`` is called after each batch.
     """
     meta, keys = ctx.meta, ctx.meta.keys
     if len({id(obj) for obj in objs}) != len(objs):
@@ -347,6 +389,20 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
     if len(set(given)) != len(given):
         raise IndexedRedisError(f"{meta.name}.reset: two objects in the list have the same pk")
     records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
+    for name in meta.unique_names:
+        seen_values: dict[Any, int] = {}
+        for position, record in enumerate(records):
+            stored = record[name]
+            if stored is NULL_STORED:
+                continue
+            key = wire_bytes(stored)
+            if key in seen_values:
+                value = objs[position].__dict__.get(name)
+                raise UniqueConstraintError(
+                    f"{meta.name}.reset: {name} must be unique, and objects #{seen_values[key]} and "
+                    f"#{position} of the list both have {value!r}; nothing was written",
+                    meta.name, name, value)
+            seen_values[key] = position
 
     reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk),
                              (len(objs) - len(given), max(given, default=0)))
@@ -371,18 +427,33 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
             stop = start + batch_size
             number = _KeyNumbers((keys.staging, gk.objs, gk.ids))
             args: list[Any] = [gen, len(pks[start:stop])]
-            members: dict[int, list[int]] = {}
+            members: dict[int, list[Any]] = {}
+            scored: dict[int, list[Any]] = {}
+            lexed: dict[int, list[Any]] = {}
             for pk, record in zip(pks[start:stop], records[start:stop]):
                 args += (pk, pack_record(record))
                 for field in meta.indexed:
-                    members.setdefault(number(meta.index_key(gk, field, record[field.name])), []).append(pk)
-            for key_number, group in members.items():
-                args += (key_number, len(group), *group)
+                    stored = record[field.name]
+                    members.setdefault(number(meta.index_key(gk, field, stored)), []).append(pk)
+                    spec = meta.specs[field.name]
+                    if spec.numeric:
+                        score = _score_arg(meta, field, stored)
+                        if score:
+                            scored.setdefault(number(gk.score_index(field.name)), []).extend(
+                                (score, padded_pk(pk)))
+                    if spec.lex and stored is not NULL_STORED:
+                        lexed.setdefault(number(gk.lex_index(field.name)), []).extend(
+                            (b"0", lex_member(wire_bytes(stored), pk)))
+            for kind, groups in ((b"S", members), (b"Z", scored), (b"Z", lexed)):
+                for key_number, items in groups.items():
+                    args += (kind, key_number, len(items), *items)
             reply = yield ScriptCall(scripts.RESET_LOAD, number.keys, args)
             if reply[0] != OK:
                 raise ConcurrencyError(
                     f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
                     f"{STALE_RESET_SECONDS}s while another reset finished)")
+            if progress is not None:
+                progress(min(stop, len(objs)), len(objs))
         reply = yield ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
                                  (gen, STALE_RESET_SECONDS))
         if reply[0] != OK:
@@ -437,7 +508,12 @@ def free_dead_flow(ctx: Context, thorough: bool = False) -> Flow[int]:
                 yield Command(("UNLINK", *doomed))
             if int(cursor) == 0:
                 break
-        yield ScriptCall(scripts.FREE_DONE, (keys.dead, gk.objs, gk.ids), (raw_gen,))
+        sorted_sets = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
+        sorted_sets += [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]
+        if thorough:
+            sorted_sets = [key for name in sorted(meta.field_names)
+                           for key in (gk.score_index(name), gk.lex_index(name))]
+        yield ScriptCall(scripts.FREE_DONE, (keys.dead, gk.objs, gk.ids, *sorted_sets), (raw_gen,))
     return freed
 
 

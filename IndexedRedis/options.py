@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -37,12 +38,29 @@ def nearest(name: str, choices: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """What indexes one indexed field has.
+
+    Every indexed field has a set per value (equality, IN, isnull).  A field ordered by
+    number also has a sorted set scored by its value (ranges, ordering); a field in
+    LEX_INDEXED_FIELDS a lexicographic one (prefixes, text ranges, ordering).
+    UNIQUE_FIELDS are checked on every write.
+    """
+
+    field: IRField
+    numeric: bool
+    lex: bool
+    unique: bool
+
+
 class ModelOptions:
     """Everything IndexedRedis knows about one model class."""
 
     def __init__(self, model: type[IndexedRedisModel], fields: Iterable[Any],
                  indexed: Iterable[Any], key_name: Any,
-                 connection_params: Mapping[str, Any] | None) -> None:
+                 connection_params: Mapping[str, Any] | None,
+                 unique: Iterable[Any] = (), lex: Iterable[Any] = ()) -> None:
         self.model = model
         self.name = model.__name__
         if not isinstance(key_name, str) or not key_name:
@@ -65,23 +83,27 @@ class ModelOptions:
                 raise InvalidModelException(f"Model {self.name} lists field {field.name!r} twice in FIELDS")
             self.fields_by_name[field.name] = field
         self.field_names: tuple[str, ...] = tuple(self.fields_by_name)
-        indexed_fields = []
-        for entry in indexed:
-            name = str(entry)
-            found = self.fields_by_name.get(name)
-            if found is None:
-                raise InvalidModelException(
-                    f"Model {self.name}: INDEXED_FIELDS names {name!r}, which is not in FIELDS "
-                    f"({', '.join(self.field_names)}).{nearest(name, self.field_names)}")
-            field = found
+        indexed_fields = self._named_fields("INDEXED_FIELDS", indexed)
+        unique_fields = self._named_fields("UNIQUE_FIELDS", unique)
+        lex_fields = self._named_fields("LEX_INDEXED_FIELDS", lex)
+        for field in unique_fields + lex_fields:  # both need an index: add it if not listed
+            if field not in indexed_fields:
+                indexed_fields.append(field)
+        for field in indexed_fields:
             if not field.canIndex():
                 raise InvalidModelException(
-                    f"Model {self.name}: field {name!r} ({type(field).__name__}) cannot be indexed")
-            if field in indexed_fields:
-                raise InvalidModelException(f"Model {self.name} lists {name!r} twice in INDEXED_FIELDS")
-            indexed_fields.append(field)
+                    f"Model {self.name}: field {field.name!r} ({type(field).__name__}) cannot be indexed")
+        for field in lex_fields:
+            if not field.isText():
+                raise InvalidModelException(
+                    f"Model {self.name}: LEX_INDEXED_FIELDS names {field.name!r}, but a lexicographic "
+                    f"index needs a text field without hashIndex ({field!r} is not one)")
         self.indexed: tuple[IRField, ...] = tuple(indexed_fields)
         self.indexed_names: tuple[str, ...] = tuple(f.name for f in self.indexed)
+        self.specs: dict[str, IndexSpec] = {
+            f.name: IndexSpec(f, numeric=f.isNumeric(), lex=f in lex_fields, unique=f in unique_fields)
+            for f in self.indexed}
+        self.unique_names: tuple[str, ...] = tuple(f.name for f in unique_fields)
         if connection_params is not None and not isinstance(connection_params, Mapping):
             raise InvalidModelException(
                 f"Model {self.name}: REDIS_CONNECTION_PARAMS must be a dict of redis.Redis arguments")
@@ -101,6 +123,22 @@ class ModelOptions:
 
         # A model with its own __init__ gets it called for fetched objects too, as in 6.x.
         self.custom_init = model.__init__ is not IndexedRedisModel.__init__
+
+    def _named_fields(self, attribute: str, names: Iterable[Any]) -> list[IRField]:
+        if isinstance(names, (str, bytes)):
+            raise InvalidModelException(f"Model {self.name}: {attribute} must be a list of field names")
+        found: list[IRField] = []
+        for entry in names:
+            name = str(entry)
+            field = self.fields_by_name.get(name)
+            if field is None:
+                raise InvalidModelException(
+                    f"Model {self.name}: {attribute} names {name!r}, which is not in FIELDS "
+                    f"({', '.join(self.field_names)}).{nearest(name, self.field_names)}")
+            if field in found:
+                raise InvalidModelException(f"Model {self.name} lists {name!r} twice in {attribute}")
+            found.append(field)
+        return found
 
     def _make_field(self, spec: Any) -> IRField:
         if isinstance(spec, IRField):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .compiler import PK_ORDER, Order, resolve_order
 from .connection import generation_cache
 from .exceptions import InvalidQueryError
 from .executor import run
-from .lookups import resolve_filter
+from .lookups import Condition, resolve_filter
 from .operations import SAVE_BATCH, Context, delete_flow, fetch_links_flow, query_flow, reset_flow
 from .options import nearest, unpack_record
 from .results import IRQueryableList
@@ -32,24 +32,22 @@ M = TypeVar("M", bound="IndexedRedisModel")
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """What a query set selects: the index sets to intersect and the ones to exclude
-    (an index value of None stands for the irNull set)."""
+    """What a query set selects and in which order (see ``lookups.py`` for conditions)."""
 
-    equal: tuple[tuple[str, bytes | None], ...] = ()
-    excluded: tuple[tuple[str, bytes | None], ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    order: Order = PK_ORDER
 
     def narrowed(self, model: type[IndexedRedisModel], filters: dict[str, Any]) -> Query:
-        equal, excluded = list(self.equal), list(self.excluded)
+        conditions = list(self.conditions)
         for key, value in filters.items():
-            kind, name, index_value = resolve_filter(model._meta, key, value)
-            target = equal if kind == "equal" else excluded
-            if (name, index_value) not in target:
-                target.append((name, index_value))
-        return replace(self, equal=tuple(equal), excluded=tuple(excluded))
+            condition = resolve_filter(model._meta, key, value)
+            if condition not in conditions:
+                conditions.append(condition)
+        return replace(self, conditions=tuple(conditions))
 
     @property
     def is_everything(self) -> bool:
-        return not self.equal and not self.excluded
+        return not self.conditions
 
 
 class QuerySet(Generic[M]):
@@ -62,7 +60,7 @@ class QuerySet(Generic[M]):
     # ---- building ------------------------------------------------------------------
 
     def filter(self, **filters: Any) -> QuerySet[M]:
-        """A new query set narrowed by ``field=value`` / ``field__ne=value`` filters."""
+        """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)."""
         return type(self)(self.model, self.query.narrowed(self.model, filters))
 
     def filterInline(self, **filters: Any) -> QuerySet[M]:
@@ -70,25 +68,41 @@ class QuerySet(Generic[M]):
         self.query = self.query.narrowed(self.model, filters)
         return self
 
+    def orderBy(self, field: str) -> QuerySet[M]:
+        """A new query set ordered by ``field`` (``'-field'``: descending), on the server.
+
+        The field must be an indexed number field, or a text field in LEX_INDEXED_FIELDS;
+        ``'_id'`` orders by primary key (the default).  irNull values come last
+        (first when descending); ties are ordered by pk.
+        """
+        return type(self)(self.model, replace(self.query, order=resolve_order(self.model._meta, field)))
+
+    order_by = orderBy
+
     # ---- running -------------------------------------------------------------------
 
     def _context(self) -> tuple[Any, Context]:
         client = self.model._get_client()
         return client, Context(self.model._meta, generation_cache(client))
 
-    def _run(self, op: str, extra: Iterable[Any] = ()) -> list[Any]:
+    def _run(self, op: str, *, order: Order | None = None, offset: int = 0, limit: int = -1,
+             after: int | None = None, rnd: int = 0, pks: Sequence[int] = ()) -> list[Any]:
         client, ctx = self._context()
-        return run(client, query_flow(ctx, op, self.query.equal, self.query.excluded, tuple(extra)))
+        return run(client, query_flow(ctx, op, self.query.conditions,
+                                      self.query.order if order is None else order,
+                                      offset, limit, after, rnd, pks))
 
     def _objects(self, pks: Sequence[Any], blobs: Sequence[bytes | None], cascadeFetch: bool = False,
                  fields: Sequence[str] | None = None) -> IRQueryableList[M]:
+        """Objects from a reply, in the reply's order."""
         meta = self.model._meta
-        pairs = sorted(((int(pk), blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None),
-                       key=itemgetter(0))
         if fields is None:
-            objs = [meta.instance_from_record(pk, unpack_record(blob)) for pk, blob in pairs]
+            make = meta.instance_from_record
+            objs = [make(pk, unpack_record(blob)) for pk, blob in zip(pks, blobs, strict=True)
+                    if blob is not None]
         else:
-            objs = [meta.partial_instance(pk, unpack_record(blob), fields) for pk, blob in pairs]
+            objs = [meta.partial_instance(pk, unpack_record(blob), fields)
+                    for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
         if cascadeFetch:
             self._cascade(objs)
         return IRQueryableList(objs, self.model)  # type: ignore[arg-type]
@@ -111,19 +125,20 @@ class QuerySet(Generic[M]):
         return names
 
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
-        """Every matching object, oldest (lowest pk) first."""
-        pks, blobs = self._run("all")
+        """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
+        pks, blobs = self._run("records")
         return self._objects(pks, blobs, cascadeFetch)
 
     def allByAge(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
-        """Every matching object, oldest (lowest pk) first (``all`` orders so as well)."""
-        return self.all(cascadeFetch=cascadeFetch)
+        """Every matching object, oldest (lowest pk) first."""
+        pks, blobs = self._run("records", order=PK_ORDER)
+        return self._objects(pks, blobs, cascadeFetch)
 
     def allOnlyFields(self, fields: Iterable[str], cascadeFetch: bool = False) -> IRQueryableList[M]:
         """The matching objects with only ``fields`` loaded; the others hold their
         defaults and are not written back by ``save()`` unless you change them."""
         names = self._checked_fields(fields)
-        pks, blobs = self._run("all")
+        pks, blobs = self._run("records")
         return self._objects(pks, blobs, cascadeFetch, fields=names)
 
     def allOnlyIndexedFields(self) -> IRQueryableList[M]:
@@ -135,25 +150,75 @@ class QuerySet(Generic[M]):
         return int(self._run("count")[0])
 
     def getPrimaryKeys(self, sortByAge: bool = False) -> list[int]:
-        """The pks of the matching objects, ascending (oldest first) whatever ``sortByAge``."""
-        return sorted(int(pk) for pk in self._run("pks")[0])
+        """The pks of the matching objects, in the query's order (by pk when ``sortByAge``)."""
+        return [int(pk) for pk in self._run("pks", order=PK_ORDER if sortByAge else None)[0]]
 
-    def _one(self, op: str, extra: Iterable[Any] = (), cascadeFetch: bool = False) -> M | None:
-        pks, blobs = self._run(op, extra)
-        objs = self._objects(pks, blobs, cascadeFetch)
-        return objs[0] if objs else None
+    def _page(self, offset: int, limit: int, order: Order | None = None,
+              cascadeFetch: bool = False) -> IRQueryableList[M]:
+        pks, blobs = self._run("records", order=order, offset=offset, limit=limit)
+        return self._objects(pks, blobs, cascadeFetch)
 
     def first(self, cascadeFetch: bool = False) -> M | None:
-        """The oldest (lowest pk) matching object, or None."""
-        return self._one("first", cascadeFetch=cascadeFetch)
+        """The first matching object in the query's order (the oldest by default), or None."""
+        found = self._page(0, 1, cascadeFetch=cascadeFetch)
+        return found[0] if found else None
 
     def last(self, cascadeFetch: bool = False) -> M | None:
-        """The newest (highest pk) matching object, or None."""
-        return self._one("last", cascadeFetch=cascadeFetch)
+        """The last matching object in the query's order (the newest by default), or None."""
+        found = self._page(0, 1, order=self.query.order.reversed(), cascadeFetch=cascadeFetch)
+        return found[0] if found else None
 
     def random(self, cascadeFetch: bool = False) -> M | None:
         """A random matching object, or None."""
-        return self._one("random", (_random.getrandbits(48),), cascadeFetch)
+        pks, blobs = self._run("random", rnd=_random.getrandbits(48))
+        found = self._objects(pks, blobs, cascadeFetch)
+        return found[0] if found else None
+
+    def exists(self, pk: Any = None) -> bool:
+        """Whether anything matches; with ``pk`` (the 6.x form): whether that pk exists."""
+        if pk is not None:
+            return bool(self._run("has", pks=[_as_pk(pk)])[0])
+        return bool(self._run("exists")[0])
+
+    def iterate(self, batchSize: int = 1000, cascadeFetch: bool = False) -> Iterator[M]:
+        """Every matching object, in the query's order, fetched ``batchSize`` at a time,
+        so client memory stays bounded however large the result."""
+        if batchSize < 1:
+            raise ValueError("batchSize must be at least 1")
+        order = self.query.order
+        after: int | None = None
+        offset = 0
+        while True:
+            if order == PK_ORDER:  # a pk cursor: each batch starts where the last ended
+                pks, blobs = self._run("records", limit=batchSize, after=after)
+            else:
+                pks, blobs = self._run("records", offset=offset, limit=batchSize)
+            batch = self._objects(pks, blobs, cascadeFetch)
+            yield from batch
+            if len(pks) < batchSize:
+                return
+            after = int(pks[-1])
+            offset += len(pks)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        """``qs[5]`` is the sixth object in order; ``qs[20:40]`` fetches that page only."""
+        if isinstance(index, slice):
+            if index.step not in (None, 1):
+                raise ValueError("query set slices take no step")
+            start, stop = index.start or 0, index.stop
+            if start < 0 or (stop is not None and stop < 0):
+                raise ValueError("query set slices cannot be negative; use orderBy('-field') instead")
+            if stop is not None and stop <= start:
+                return IRQueryableList([], self.model)
+            return self._page(start, -1 if stop is None else stop - start)
+        if not isinstance(index, int):
+            raise TypeError(f"query set indices are ints or slices, not {type(index).__name__}")
+        if index < 0:
+            raise ValueError("query set indices cannot be negative; use last() or orderBy('-field')")
+        found = self._page(index, 1)
+        if not found:
+            raise IndexError(f"{self.model.__name__} query set index {index} out of range")
+        return found[0]
 
     def delete(self) -> int:
         """Delete every matching object; returns how many were deleted.
@@ -163,7 +228,7 @@ class QuerySet(Generic[M]):
         client, ctx = self._context()
         if self.query.is_everything:
             return run(client, reset_flow(ctx, []))[1]
-        pks, blobs = run(client, query_flow(ctx, "all", self.query.equal, self.query.excluded))
+        pks, blobs = run(client, query_flow(ctx, "records", self.query.conditions))
         targets = [(int(pk), unpack_record(blob)) for pk, blob in zip(pks, blobs, strict=True)
                    if blob is not None]
         deleted = 0
@@ -184,7 +249,7 @@ class QuerySet(Generic[M]):
         wanted = [_as_pk(pk) for pk in pks]
         if not wanted:
             return IRQueryableList([], self.model)
-        _, blobs = self._run("get", wanted)
+        _, blobs = self._run("get", pks=wanted)
         meta = self.model._meta
         objs: list[Any] = []
         for pk, blob in zip(wanted, blobs, strict=True):
@@ -212,10 +277,6 @@ class QuerySet(Generic[M]):
 
     def getMultipleOnlyIndexedFields(self, pks: Iterable[Any]) -> IRQueryableList[M | None]:
         return self.getMultipleOnlyFields(pks, self.model._meta.indexed_names)
-
-    def exists(self, pk: Any) -> bool:
-        """Whether an object with this pk exists."""
-        return bool(self._run("exists", [_as_pk(pk)])[0])
 
     # ---- maintenance ---------------------------------------------------------------
 
@@ -249,8 +310,10 @@ class QuerySet(Generic[M]):
         return self.count()
 
     def __repr__(self) -> str:
-        parts = [f"{name}={value!r}" for name, value in self.query.equal]
-        parts += [f"{name}__ne={value!r}" for name, value in self.query.excluded]
+        parts = [f"{c[0]}:{c[1]}={c[2:]!r}" for c in self.query.conditions]
+        order = self.query.order
+        if order != PK_ORDER:
+            parts.append(f"orderBy={'-' if order.descending else ''}{order.field or '_id'}")
         return f"<QuerySet {self.model.__name__} {' '.join(parts) or '(all)'}>"
 
 

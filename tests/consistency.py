@@ -79,7 +79,7 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
     gk = meta.keys.generation(gen)
 
     records = {int(pk): unpack_record(blob) for pk, blob in client.hgetall(gk.objs).items()}
-    ids = {int(pk) for pk in client.smembers(gk.ids)}
+    ids = {int(pk) for pk in client.zrange(gk.ids, 0, -1)}
     only_ids = sorted(ids - set(records))
     only_records = sorted(set(records) - ids)
     assert not only_ids and not only_records, (
@@ -102,6 +102,31 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
         actual[key] = {int(pk) for pk in client.smembers(key)}
 
     problems = []
+    # Sorted-set indexes: a numeric field's scores, a lex field's "<text>\0<padded pk>".
+    from IndexedRedis.fields import NULL_STORED, wire_bytes
+    from IndexedRedis.keys import lex_member, padded_pk
+
+    for field in meta.indexed:
+        spec = meta.specs[field.name]
+        if spec.numeric:
+            want_scores = {}
+            for pk, record in records.items():
+                stored = record[field.name]
+                if stored is not NULL_STORED:
+                    score = field.toScore(field.fromStorage(stored))
+                    if score is not None:
+                        want_scores[padded_pk(pk)] = float(score)
+            have_scores = dict(client.zrange(gk.score_index(field.name), 0, -1, withscores=True))
+            if want_scores != have_scores:
+                problems.append(f"  score index of {field.name!r} disagrees: want {sorted(want_scores.items())[:5]}"
+                                f" have {sorted(have_scores.items())[:5]}")
+        if spec.lex:
+            want_lex = {lex_member(wire_bytes(record[field.name]), pk) for pk, record in records.items()
+                        if record[field.name] is not NULL_STORED}
+            have_lex = set(client.zrange(gk.lex_index(field.name), 0, -1))
+            if want_lex != have_lex:
+                problems.append(f"  lex index of {field.name!r} disagrees: missing {sorted(want_lex - have_lex)[:5]}"
+                                f" stale {sorted(have_lex - want_lex)[:5]}")
     for key in sorted(set(expected) | set(actual)):
         want, have = expected.get(key, set()), actual.get(key, set())
         if want != have:

@@ -241,10 +241,10 @@ def test_consistency_helpers_detect_corruption(redis_client):
     red = gk.index("color", b"red")
     broken(lambda: redis_client.sadd(green, pk), lambda: redis_client.srem(green, pk))  # stale member
     broken(lambda: redis_client.srem(red, pk), lambda: redis_client.sadd(red, pk))      # missing member
-    broken(lambda: redis_client.sadd(gk.ids, 999), lambda: redis_client.srem(gk.ids, 999))
+    broken(lambda: redis_client.zadd(gk.ids, {999: 999}), lambda: redis_client.zrem(gk.ids, 999))
     broken(lambda: redis_client.sadd(green, 999), lambda: redis_client.srem(green, 999))  # deleted object
     other = ConcItem._meta.keys.generation(7)
-    broken(lambda: redis_client.sadd(other.ids, 1), lambda: redis_client.delete(other.ids),
+    broken(lambda: redis_client.zadd(other.ids, {1: 1}), lambda: redis_client.delete(other.ids),
            checker=assert_no_garbage)
     broken(lambda: redis_client.sadd(ConcItem._meta.keys.dead, 7),
            lambda: redis_client.delete(ConcItem._meta.keys.dead), checker=assert_no_garbage)

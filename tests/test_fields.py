@@ -748,7 +748,7 @@ def test_model_errors_name_model_field_and_expectation():
 
 def test_model_filters_convert_their_values():
     qs = Typed.objects.filter(n="41", price=3.14159)
-    assert ("n", b"41") in qs.query.equal and ("price", b"3.14") in qs.query.equal
+    assert ("S", "n", b"41") in qs.query.conditions and ("S", "price", b"3.14") in qs.query.conditions
     with pytest.raises(FieldValueError, match="Typed.n"):
         Typed.objects.filter(n="x")
 

@@ -230,7 +230,7 @@ def assert_storage_exact(client: redis.Redis, model: PyModel) -> None:
     records = {int(pk): msgpack.unpackb(blob, raw=False)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
     assert records == model.store
-    assert {int(pk) for pk in client.smembers(gprefix + b"ids")} == set(model.store)
+    assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(model.store)
     expected: dict[bytes, set[int]] = {}
     for pk, record in model.store.items():
         for name in INDEXED:

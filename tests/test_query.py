@@ -82,7 +82,7 @@ def assert_indexes_exact(client: redis.Redis) -> dict[int, dict[str, str]]:
     gprefix = prefix() + b"g%d:" % gen
     records = {int(pk): msgpack.unpackb(blob, raw=False)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
-    assert {int(pk) for pk in client.smembers(gprefix + b"ids")} == set(records)
+    assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(records)
     expected: dict[bytes, set[int]] = {}
     for pk, record in records.items():
         for field in Song.INDEXED_FIELDS:

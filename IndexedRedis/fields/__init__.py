@@ -258,6 +258,9 @@ def _type_name(value_type: Any) -> str:
 class _Converter:
     can_index = True
     expected = "a value"
+    #: Converters of values ordered by number define ``to_score(value) -> float | None``
+    #: (None for a value with no place in the order, like nan).
+    to_score: Any = None
 
     def from_input(self, value: Any) -> Any:
         raise NotImplementedError
@@ -342,6 +345,9 @@ class _IntConverter(_Converter):
     def from_storage(self, stored: Any) -> int:
         return int(stored)
 
+    def to_score(self, value: int) -> float:
+        return float(value)
+
 
 class _FloatConverter(_Converter):
     expected = "a float (or an int, or a number's text)"
@@ -359,6 +365,9 @@ class _FloatConverter(_Converter):
         # -0.0 == 0.0, so both index as "0.0"; nan indexes as "nan" (so filtering on
         # nan finds nan, although nan != nan).
         return repr(value + 0.0).encode("ascii")
+
+    def to_score(self, value: float) -> float | None:
+        return None if math.isnan(value) else value
 
 
 _TRUE_TEXT = frozenset({"true", "1"})
@@ -392,6 +401,9 @@ class _BoolConverter(_Converter):
         if text in _FALSE_TEXT:
             return False
         raise ValueError(self.expected)
+
+    def to_score(self, value: bool) -> float:
+        return 1.0 if value else 0.0
 
 
 class _JsonConverter(_Converter):
@@ -523,6 +535,12 @@ class _DatetimeConverter(_Converter):
             return b"@%dZ" % micros
         return (utc.isoformat() + "Z").encode("ascii")
 
+    def to_score(self, value: _dt.datetime) -> float:
+        """Seconds since 1970 (naive datetimes are taken as UTC), microsecond exact."""
+        offset = value.utcoffset() or _dt.timedelta(0)
+        delta = value.replace(tzinfo=None) - _EPOCH - offset
+        return delta.days * 86400.0 + delta.seconds + delta.microseconds / 1e6
+
 
 class _PassConverter(_Converter):
     """``valueType=None``: str or bytes stored unchanged; reads back as bytes (as 6.x)."""
@@ -614,6 +632,9 @@ _REJECTED_TYPES: dict[type, str] = {
     _dt.timedelta: "use valueType=float (seconds), or a class of your own",
     IRNullType: "irNull is every field's 'no value' already",
 }
+
+
+_EPOCH = _dt.datetime(1970, 1, 1)
 
 
 def _converter_for(value_type: Any) -> _Converter:
@@ -718,6 +739,25 @@ class IRField(str):
 
     def canIndex(self) -> bool:
         return bool(self.CAN_INDEX)
+
+    def toScore(self, value: Any) -> float | None:
+        """The sorted-set score of a (non-null) value for fields ordered by number
+        (int, float, bool, datetime, fixed point); None when the value has no place in
+        the order (nan)."""
+        to_score = self._conv.to_score
+        return None if to_score is None else to_score(value)
+
+    def _converts_by_value_type(self) -> bool:
+        return type(self)._fromInput is IRField._fromInput and type(self)._toIndex is IRField._toIndex
+
+    def isNumeric(self) -> bool:
+        """Whether values are ordered by number (and get a sorted-set index)."""
+        return self._conv.to_score is not None and not self.hashIndex and self._converts_by_value_type()
+
+    def isText(self) -> bool:
+        """Whether values are text whose index bytes are the UTF-8 text itself (so a
+        lexicographic index can serve prefixes and text order)."""
+        return self._conv is _TEXT and not self.hashIndex and self._converts_by_value_type()
 
     def isIndexHashed(self) -> bool:
         return self.hashIndex
@@ -840,6 +880,12 @@ class IRClassicField(IRField):
 
     def _toIndex(self, value: Any) -> bytes:
         return value.encode("utf-8", "surrogateescape")
+
+    def isText(self) -> bool:
+        return not self.hashIndex
+
+    def isNumeric(self) -> bool:
+        return False
 
     def getDefaultValue(self) -> str:
         return ""
@@ -1092,6 +1138,15 @@ class IRFixedPointField(IRField):
 
     def _getReprProperties(self) -> list[str]:
         return [f"decimalPlaces={self.decimalPlaces!r}"]
+
+    def toScore(self, value: float) -> float:
+        return value
+
+    def isNumeric(self) -> bool:
+        return True
+
+    def isText(self) -> bool:
+        return False
 
 
 # ---- pickle ---------------------------------------------------------------------------------------

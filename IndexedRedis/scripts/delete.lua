@@ -2,10 +2,11 @@
 -- As in save.lua, the client declares the index keys it believes hold each object;
 -- the stored record decides, and a wrong belief makes the call write nothing.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids set, 4.. index sets
--- ARGV: 1 expected generation, 2 indexed field count F, 3..2+F field names, then per
---   object: pk, then F (kind, believed stored value, key number) triples; kinds as in
---   save.lua ('a' absent comes with key number 0).
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4.. index keys
+-- ARGV: 1 expected generation, 2 indexed field count F, 3..2+F field names, then F
+--   (score zset key number, lex zset key number) pairs (0: the field has none), then
+--   per object: pk, then F groups of (kind, believed stored value, set key number, lex
+--   flag, lex text); kinds as in save.lua ('a' absent comes with key number 0).
 -- Reply: {1, deleted count} | {0, generation} | {2, object number, record}
 
 local gen = current_gen(KEYS[1])
@@ -16,8 +17,14 @@ local nfields = tonumber(ARGV[2])
 local names = {}
 for i = 1, nfields do names[i] = ARGV[2 + i] end
 
+local zsets, lexes = {}, {}
+for i = 1, nfields do
+  zsets[i] = tonumber(ARGV[2 + nfields + 2 * i - 1])
+  lexes[i] = tonumber(ARGV[2 + nfields + 2 * i])
+end
+
 local doomed = {}
-local pos = 3 + nfields
+local pos = 3 + 3 * nfields
 local o = 0
 while pos <= #ARGV do
   o = o + 1
@@ -27,21 +34,29 @@ while pos <= #ARGV do
   if stored then
     local record = cmsgpack.unpack(stored)
     local keys = {}
+    local lex = {}
     for i = 1, nfields do
       local key = tonumber(ARGV[pos + 2])
       if not matches(record[names[i]], ARGV[pos], ARGV[pos + 1]) then return {2, o, stored} end
       if key ~= 0 then keys[#keys + 1] = key end
-      pos = pos + 3
+      if ARGV[pos + 3] == '1' then lex[i] = ARGV[pos + 4] end
+      pos = pos + 5
     end
-    doomed[#doomed + 1] = {pk, keys}
+    doomed[#doomed + 1] = {pk, keys, lex}
   else
-    pos = pos + 3 * nfields
+    pos = pos + 5 * nfields
   end
 end
 
 for _, d in ipairs(doomed) do
-  for _, key in ipairs(d[2]) do redis.call('SREM', KEYS[key], d[1]) end
-  redis.call('SREM', ids_key, d[1])
-  redis.call('HDEL', objs_key, d[1])
+  local pk = d[1]
+  local padded = string.format('%012d', tonumber(pk))
+  for _, key in ipairs(d[2]) do redis.call('SREM', KEYS[key], pk) end
+  for i = 1, nfields do
+    if zsets[i] ~= 0 then redis.call('ZREM', KEYS[zsets[i]], padded) end
+    if lexes[i] ~= 0 and d[3][i] then redis.call('ZREM', KEYS[lexes[i]], d[3][i] .. '\0' .. padded) end
+  end
+  redis.call('ZREM', ids_key, pk)
+  redis.call('HDEL', objs_key, pk)
 end
 return {1, #doomed}

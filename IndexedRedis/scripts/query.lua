@@ -1,92 +1,370 @@
--- Find and fetch in one step: set algebra over the index sets, then the records.
+-- The query engine: find the matching objects and fetch them in one step.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids set, then nEq equality sets, then
---   nNe sets whose members are excluded.
--- ARGV: 1 expected generation, 2 operation, 3 nEq, 4 nNe, then for 'get' the pks.
--- Operations and replies (after the status 1):
---   all    -> {pks}, {records}          count  -> n
---   pks    -> {pks}                     first / last -> {pk}, {record} (lowest / highest pk)
---   get    -> {pks}, {records or false} exists -> 0 or 1 (ARGV[5] is the pk)
---   random -> {pk}, {record} (ARGV[5] is a random number from the client)
--- Reply {0, generation} when the generation moved.
+-- The smallest positive condition drives: its members are read, and the other
+-- conditions are checked for those members only (SMISMEMBER, ZMSCORE, or the stored
+-- records for text ranges), so a query costs what its result and its smallest index
+-- cost, not what the model holds.  Without a positive condition, or for a page of an
+-- ordered result, the ordered index is walked in chunks until the page is full.
+--
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (score = pk), then any keys the
+--   conditions and the order name, by number.
+-- ARGV: 1 expected generation, 2 operation, then
+--   'get' / 'has': the pks (records, or whether the first exists).
+--   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset), order key number,
+--   descending ('1'/'0'), null set key number (0: none), order field name;
+--   offset, limit (-1: no limit), after pk ('': none; pk order only), random number;
+--   condition count, then per condition one of
+--     'S' key                 members of a set (equality, isnull)
+--     'U' n key...            members of any of n sets (in)
+--     'Z' key min max         zset members scored in [min, max] (Redis score syntax)
+--     'L' key min max field   lex zset members in [min, max] (Redis lex syntax); the
+--                             field's stored text is checked when this does not drive
+--     'N' key                 members of the set are excluded
+-- Operations: records -> {pks}, {records} | pks -> {pks} | count -> n | exists -> 0/1 |
+--   random -> {pk}, {record}.  Reply {0, generation} when the generation moved.
 
 local gen = current_gen(KEYS[1])
 if gen ~= ARGV[1] then return {0, gen} end
 
 local objs_key, ids_key = KEYS[2], KEYS[3]
 local op = ARGV[2]
-local n_eq, n_ne = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 if op == 'get' then
   local pks = {}
-  for i = 5, #ARGV do pks[#pks + 1] = ARGV[i] end
+  for i = 3, #ARGV do pks[#pks + 1] = ARGV[i] end
   if #pks == 0 then return {1, {}, {}} end
   return {1, pks, chunked_call('HMGET', objs_key, pks)}
-elseif op == 'exists' then
-  return {1, redis.call('HEXISTS', objs_key, ARGV[5])}
+elseif op == 'has' then
+  return {1, redis.call('HEXISTS', objs_key, ARGV[3])}
 end
 
--- No filter at all: the whole hash.
-if n_eq == 0 and n_ne == 0 then
-  if op == 'random' then
-    local pk = redis.call('SRANDMEMBER', ids_key)
-    if not pk then return {1, {}, {}} end
-    return {1, {pk}, {redis.call('HGET', objs_key, pk)}}
-  end
-  if op == 'count' then return {1, redis.call('HLEN', objs_key)} end
-  if op == 'pks' then return {1, redis.call('HKEYS', objs_key)} end
-  if op == 'all' then
-    local flat = redis.call('HGETALL', objs_key)
-    local pks, records = {}, {}
-    for i = 1, #flat, 2 do
-      pks[#pks + 1] = flat[i]
-      records[#records + 1] = flat[i + 1]
-    end
-    return {1, pks, records}
+local function key_at(n)
+  n = tonumber(n)
+  if n == 0 then return nil end
+  return KEYS[n]
+end
+
+local order_kind, order_key, desc = ARGV[3], key_at(ARGV[4]), ARGV[5] == '1'
+local null_key, order_field = key_at(ARGV[6]), ARGV[7]
+local offset, limit, after, rnd = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+if op == 'exists' then offset, limit = 0, 1 end
+local wanted = limit < 0 and math.huge or offset + limit
+
+local positives, negatives = {}, {}
+local pos = 13
+for _ = 1, tonumber(ARGV[12]) do
+  local t = ARGV[pos]
+  if t == 'S' or t == 'N' then
+    local c = {t = t, key = KEYS[tonumber(ARGV[pos + 1])]}
+    if t == 'S' then positives[#positives + 1] = c else negatives[#negatives + 1] = c end
+    pos = pos + 2
+  elseif t == 'U' then
+    local c = {t = t, keys = {}}
+    for i = 1, tonumber(ARGV[pos + 1]) do c.keys[i] = KEYS[tonumber(ARGV[pos + 1 + i])] end
+    positives[#positives + 1] = c
+    pos = pos + 2 + #c.keys
+  elseif t == 'Z' then
+    positives[#positives + 1] = {t = t, key = KEYS[tonumber(ARGV[pos + 1])], min = ARGV[pos + 2],
+                                 max = ARGV[pos + 3]}
+    pos = pos + 4
+  else -- 'L'
+    positives[#positives + 1] = {t = t, key = KEYS[tonumber(ARGV[pos + 1])], min = ARGV[pos + 2],
+                                 max = ARGV[pos + 3], field = ARGV[pos + 4]}
+    pos = pos + 5
   end
 end
 
-local members
-if n_eq == 0 then
-  local excluded = {}
-  for i = 1, n_ne do excluded[i] = KEYS[3 + i] end
-  members = redis.call('SDIFF', ids_key, unpack(excluded))
-else
-  if n_eq == 1 then
-    members = redis.call('SMEMBERS', KEYS[4])
+local function padded(pk) return string.format('%012d', tonumber(pk)) end
+local function unpadded(member) return tostring(tonumber(string.sub(member, -12))) end
+
+local function size_of(c)
+  if c.t == 'S' then return redis.call('SCARD', c.key) end
+  if c.t == 'U' then
+    local n = 0
+    for _, key in ipairs(c.keys) do n = n + redis.call('SCARD', key) end
+    return n
+  end
+  if c.t == 'Z' then return redis.call('ZCOUNT', c.key, c.min, c.max) end
+  return redis.call('ZLEXCOUNT', c.key, c.min, c.max)
+end
+
+local function members_of(c)
+  if c.t == 'S' then return redis.call('SMEMBERS', c.key) end
+  if c.t == 'U' then
+    if #c.keys == 0 then return {} end
+    return redis.call('SUNION', unpack(c.keys))
+  end
+  local raw
+  if c.t == 'Z' then
+    raw = redis.call('ZRANGEBYSCORE', c.key, c.min, c.max)
   else
-    local sets = {}
-    for i = 1, n_eq do sets[i] = KEYS[3 + i] end
-    members = redis.call('SINTER', unpack(sets))
+    raw = redis.call('ZRANGEBYLEX', c.key, c.min, c.max)
   end
-  for i = 1, n_ne do
-    if #members == 0 then break end
-    local flags = chunked_call('SMISMEMBER', KEYS[3 + n_eq + i], members)
-    local kept = {}
-    for j = 1, #members do
-      if flags[j] == 0 then kept[#kept + 1] = members[j] end
+  for i = 1, #raw do raw[i] = unpadded(raw[i]) end
+  return raw
+end
+
+-- Score bounds in Redis syntax: '(' excludes, '-inf' / '+inf' are open.
+local function bound(text)
+  local open = string.sub(text, 1, 1) == '('
+  local body = open and string.sub(text, 2) or text
+  local value = tonumber(body)
+  if body == '-inf' then value = -math.huge elseif body == '+inf' or body == 'inf' then value = math.huge end
+  return value, open
+end
+
+local function score_in(score, c)
+  if not score then return false end
+  score = tonumber(score)
+  local lo, lo_open = bound(c.min)
+  local hi, hi_open = bound(c.max)
+  if score < lo or (lo_open and score == lo) then return false end
+  if score > hi or (hi_open and score == hi) then return false end
+  return true
+end
+
+-- Byte order of two strings (-1, 0, 1).  Lua's own '<' on strings follows the
+-- server's collation locale, which need not be byte order.
+local function compare_bytes(a, b)
+  if a == b then return 0 end
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y and -1 or 1 end
+  end
+  return #a < #b and -1 or 1
+end
+
+-- Lex bounds: '-' / '+' are open, '[' includes, '(' excludes.
+local function text_in(value, c)
+  if type(value) ~= 'string' then return false end
+  if c.min ~= '-' then
+    local d = compare_bytes(value, string.sub(c.min, 2))
+    if d < 0 or (d == 0 and string.sub(c.min, 1, 1) == '(') then return false end
+  end
+  if c.max ~= '+' then
+    local d = compare_bytes(value, string.sub(c.max, 2))
+    if d > 0 or (d == 0 and string.sub(c.max, 1, 1) == '(') then return false end
+  end
+  return true
+end
+
+local function stored_values(pks, field)
+  local records = chunked_call('HMGET', objs_key, pks)
+  local values = {}
+  for i = 1, #pks do
+    values[i] = records[i] and cmsgpack.unpack(records[i])[field] or nil
+  end
+  return values
+end
+
+-- The pks of a list that meet every condition but `skip` (already met by all of them).
+local function keep(pks, skip)
+  if #pks == 0 then return pks end
+  local ok = {}
+  for i = 1, #pks do ok[i] = true end
+  local paddeds
+  for _, c in ipairs(positives) do
+    if c ~= skip then
+      if c.t == 'S' then
+        local flags = chunked_call('SMISMEMBER', c.key, pks)
+        for i = 1, #pks do if flags[i] == 0 then ok[i] = false end end
+      elseif c.t == 'U' then
+        local any = {}
+        for _, key in ipairs(c.keys) do
+          local flags = chunked_call('SMISMEMBER', key, pks)
+          for i = 1, #pks do if flags[i] == 1 then any[i] = true end end
+        end
+        for i = 1, #pks do if not any[i] then ok[i] = false end end
+      elseif c.t == 'Z' then
+        if not paddeds then
+          paddeds = {}
+          for i = 1, #pks do paddeds[i] = padded(pks[i]) end
+        end
+        local scores = chunked_call('ZMSCORE', c.key, paddeds)
+        for i = 1, #pks do if not score_in(scores[i], c) then ok[i] = false end end
+      else
+        local values = stored_values(pks, c.field)
+        for i = 1, #pks do if not text_in(values[i], c) then ok[i] = false end end
+      end
     end
-    members = kept
+  end
+  for _, c in ipairs(negatives) do
+    local flags = chunked_call('SMISMEMBER', c.key, pks)
+    for i = 1, #pks do if flags[i] == 1 then ok[i] = false end end
+  end
+  local kept = {}
+  for i = 1, #pks do if ok[i] then kept[#kept + 1] = pks[i] end end
+  return kept
+end
+
+local driver
+local driver_size = math.huge
+for _, c in ipairs(positives) do
+  local n = size_of(c)
+  if n < driver_size then driver, driver_size = c, n end
+end
+
+-- Counting needs no order, and often no members at all.
+if op == 'count' then
+  if #negatives == 0 and #positives == 1 then return {1, driver_size} end
+  if #positives == 0 then
+    if #negatives == 0 then return {1, redis.call('ZCARD', ids_key)} end
+    local keys = {ids_key}
+    for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
+    return {1, #redis.call('ZDIFF', #keys, unpack(keys))}
+  end
+  return {1, #keep(members_of(driver), driver)}
+end
+
+local function sort_pks(pks, descending)
+  local numbers = {}
+  for i = 1, #pks do numbers[i] = tonumber(pks[i]) end
+  if descending then table.sort(numbers, function(a, b) return a > b end) else table.sort(numbers) end
+  for i = 1, #numbers do numbers[i] = tostring(numbers[i]) end
+  return numbers
+end
+
+local CHUNK_WALK = 1000
+
+-- Walk an ordered index chunk by chunk; `fetch(from)` returns the next chunk of pks
+-- (and nil when done); kept pks are appended to `out` until it holds `wanted`.
+local function walk(fetch, out)
+  local from = 0
+  while #out < wanted do
+    local chunk = fetch(from)
+    if not chunk or #chunk == 0 then return end
+    from = from + #chunk
+    local kept = keep(chunk, nil)
+    for i = 1, #kept do
+      out[#out + 1] = kept[i]
+      if #out >= wanted then return end
+    end
   end
 end
 
-if op == 'count' then return {1, #members} end
-if op == 'pks' then return {1, members} end
+local ordered = {}
+local SORT_LIMIT = 5000
+
 if op == 'random' then
-  if #members == 0 then return {1, {}, {}} end
-  local pick = members[(tonumber(ARGV[5]) % #members) + 1]
+  local all
+  if driver then
+    all = keep(members_of(driver), driver)
+  else
+    local keys = {ids_key}
+    for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
+    all = redis.call('ZDIFF', #keys, unpack(keys))
+  end
+  if #all == 0 then return {1, {}, {}} end
+  local pick = all[(rnd % #all) + 1]
   return {1, {pick}, {redis.call('HGET', objs_key, pick)}}
 end
-if op == 'first' or op == 'last' then
-  local best, best_n = nil, nil
-  for _, pk in ipairs(members) do
-    local n = tonumber(pk)
-    if best == nil or (op == 'first' and n < best_n) or (op == 'last' and n > best_n) then
-      best, best_n = pk, n
+
+if order_kind == 'pk' then
+  if driver and (driver_size <= SORT_LIMIT or limit < 0) then
+    ordered = sort_pks(keep(members_of(driver), driver), desc)
+    if after ~= '' then
+      local cut = {}
+      local a = tonumber(after)
+      for _, pk in ipairs(ordered) do if tonumber(pk) > a then cut[#cut + 1] = pk end end
+      ordered = cut
+    end
+  elseif not driver and limit < 0 and after == '' then
+    local keys = {ids_key}
+    for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
+    ordered = redis.call('ZDIFF', #keys, unpack(keys))
+    if desc then
+      local reversed = {}
+      for i = #ordered, 1, -1 do reversed[#reversed + 1] = ordered[i] end
+      ordered = reversed
+    end
+  else
+    local cursor = after ~= '' and ('(' .. after) or '-inf'
+    local ceiling = '+inf'
+    walk(function()
+      local chunk
+      if desc then
+        chunk = redis.call('ZREVRANGEBYSCORE', ids_key, ceiling, '-inf', 'LIMIT', 0, CHUNK_WALK)
+        if #chunk > 0 then ceiling = '(' .. chunk[#chunk] end
+      else
+        chunk = redis.call('ZRANGEBYSCORE', ids_key, cursor, '+inf', 'LIMIT', 0, CHUNK_WALK)
+        if #chunk > 0 then cursor = '(' .. chunk[#chunk] end
+      end
+      return chunk
+    end, ordered)
+  end
+else
+  -- Ordered by a field: irNull values come last (first when descending).
+  local nulls = {}
+  local function null_segment()
+    if not null_key then return {} end
+    local pks = redis.call('SMEMBERS', null_key)
+    return sort_pks(keep(pks, nil), desc)
+  end
+  if driver and driver_size <= SORT_LIMIT then
+    local pks = keep(members_of(driver), driver)
+    local keys = {}
+    if order_kind == 'z' then
+      local paddeds = {}
+      for i = 1, #pks do paddeds[i] = padded(pks[i]) end
+      local scores = #pks > 0 and chunked_call('ZMSCORE', order_key, paddeds) or {}
+      for i = 1, #pks do keys[i] = scores[i] and tonumber(scores[i]) or nil end
+    else
+      local values = #pks > 0 and stored_values(pks, order_field) or {}
+      for i = 1, #pks do keys[i] = type(values[i]) == 'string' and values[i] or nil end
+    end
+    local rows = {}
+    for i = 1, #pks do rows[i] = {keys[i], tonumber(pks[i])} end
+    table.sort(rows, function(a, b)
+      local ka, kb = a[1], b[1]
+      if ka == nil or kb == nil then
+        if ka == nil and kb == nil then
+          if desc then return a[2] > b[2] end
+          return a[2] < b[2]
+        end
+        if desc then return ka == nil end  -- nulls first when descending
+        return kb == nil                    -- nulls last when ascending
+      end
+      if ka ~= kb then
+        local less
+        if order_kind == 'z' then less = ka < kb else less = compare_bytes(ka, kb) < 0 end
+        if desc then return not less end
+        return less
+      end
+      if desc then return a[2] > b[2] end
+      return a[2] < b[2]
+    end)
+    for i = 1, #rows do ordered[i] = tostring(rows[i][2]) end
+  else
+    if desc then
+      nulls = null_segment()
+      for i = 1, math.min(#nulls, wanted) do ordered[#ordered + 1] = nulls[i] end
+    end
+    walk(function(from)
+      local chunk
+      if desc then
+        chunk = redis.call('ZREVRANGE', order_key, from, from + CHUNK_WALK - 1)
+      else
+        chunk = redis.call('ZRANGE', order_key, from, from + CHUNK_WALK - 1)
+      end
+      for i = 1, #chunk do chunk[i] = unpadded(chunk[i]) end
+      return chunk
+    end, ordered)
+    if not desc and #ordered < wanted then
+      nulls = null_segment()
+      for i = 1, #nulls do
+        ordered[#ordered + 1] = nulls[i]
+        if #ordered >= wanted then break end
+      end
     end
   end
-  if best == nil then return {1, {}, {}} end
-  return {1, {best}, {redis.call('HGET', objs_key, best)}}
 end
-if #members == 0 then return {1, {}, {}} end
-return {1, members, chunked_call('HMGET', objs_key, members)}
+
+if op == 'exists' then return {1, #ordered > 0 and 1 or 0} end
+
+local page = {}
+local last = limit < 0 and #ordered or math.min(#ordered, offset + limit)
+for i = offset + 1, last do page[#page + 1] = ordered[i] end
+
+if op == 'pks' then return {1, page} end
+if #page == 0 then return {1, {}, {}} end
+return {1, page, chunked_call('HMGET', objs_key, page)}

@@ -11,11 +11,16 @@
 --   per object: model number, pk ('' = new), mode ('F' whole record | 'P' changed
 --   fields only),
 --   F: the record (msgpack map)      P: n, then n (field, kind, stored value) triples,
---   m, then m (field, kind, believed stored value, old key number, new key number).
+--   m, then m index groups of 13: field, kind, believed stored value, old set key
+--   number, new set key number, unique ('1'/'0'), score zset key number (0: none),
+--   new score ('' = leave the zset), lex zset key number (0: none), old lex flag and
+--   text, new lex flag and text (flag '1' when the value has a lex entry).
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old key number is 0).
+--   Sorted-set members are the zero-padded pk (after '<text>\0' in a lex zset).
 -- Reply: {1, pk...} | {0, generation, model number} | {2, object number, record}
---   | {3, object number} (a partial update found no record).
+--   | {3, object number} (a partial update found no record)
+--   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written).
 
 local nmodels = tonumber(ARGV[1])
 local models = {}
@@ -51,8 +56,12 @@ for o = 1, count do
   pos = pos + 1
   ob.index = {}
   for i = 1, m do
-    ob.index[i] = {ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])}
-    pos = pos + 5
+    ob.index[i] = {field = ARGV[pos], kind = ARGV[pos + 1], believed = ARGV[pos + 2],
+                   old = tonumber(ARGV[pos + 3]), new = tonumber(ARGV[pos + 4]), unique = ARGV[pos + 5],
+                   z = tonumber(ARGV[pos + 6]), score = ARGV[pos + 7], x = tonumber(ARGV[pos + 8]),
+                   oldlex = ARGV[pos + 9] == '1' and ARGV[pos + 10] or nil,
+                   newlex = ARGV[pos + 11] == '1' and ARGV[pos + 12] or nil}
+    pos = pos + 13
   end
   objects[o] = ob
 end
@@ -65,13 +74,30 @@ for o = 1, count do
     if stored then
       local record = cmsgpack.unpack(stored)
       for _, ix in ipairs(ob.index) do
-        if not matches(record[ix[1]], ix[2], ix[3]) then return {2, o, stored} end
+        if not matches(record[ix.field], ix.kind, ix.believed) then return {2, o, stored} end
       end
       ob.existing = record
     elseif ob.mode == 'P' then
       return {3, o}
     else
-      for _, ix in ipairs(ob.index) do ix[4] = 0 end
+      for _, ix in ipairs(ob.index) do ix.old, ix.oldlex = 0, nil end
+    end
+  end
+end
+
+-- Unique values: the value's set may hold no other object, in Redis or in this call.
+local claims = {}
+for o = 1, count do
+  local ob = objects[o]
+  for _, ix in ipairs(ob.index) do
+    if ix.unique == '1' then  -- sent only for values that are not irNull
+      local key = KEYS[ix.new]
+      if claims[ix.new] and claims[ix.new] ~= o then return {4, o, ix.field} end
+      claims[ix.new] = o
+      local n = redis.call('SCARD', key)
+      if n > 1 or (n == 1 and (ob.pk == '' or redis.call('SISMEMBER', key, ob.pk) == 0)) then
+        return {4, o, ix.field}
+      end
     end
   end
 end
@@ -96,10 +122,24 @@ for o = 1, count do
     for _, p in ipairs(ob.pairs) do record[p[1]] = p[2] end
     redis.call('HSET', model.objs, pk, cmsgpack.pack(record))
   end
-  redis.call('SADD', model.ids, pk)
+  redis.call('ZADD', model.ids, pk, pk)
+  local padded = string.format('%012d', tonumber(pk))
   for _, ix in ipairs(ob.index) do
-    if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
-    redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
+    if ix.old ~= 0 and ix.old ~= ix.new then redis.call('SREM', KEYS[ix.old], pk) end
+    redis.call('SADD', KEYS[ix.new], pk)  -- even when unchanged: a reindex relies on it
+    if ix.z ~= 0 then
+      if ix.score == '' then
+        redis.call('ZREM', KEYS[ix.z], padded)
+      else
+        redis.call('ZADD', KEYS[ix.z], ix.score, padded)
+      end
+    end
+    if ix.x ~= 0 then
+      if ix.oldlex and ix.oldlex ~= ix.newlex then
+        redis.call('ZREM', KEYS[ix.x], ix.oldlex .. '\0' .. padded)
+      end
+      if ix.newlex then redis.call('ZADD', KEYS[ix.x], 0, ix.newlex .. '\0' .. padded) end
+    end
   end
   pks[o + 1] = pk
 end

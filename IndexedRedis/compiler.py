@@ -1,0 +1,91 @@
+"""Turns a query (conditions and an order) into the arguments of one ``query.lua``
+call.  Pure: it names keys and builds arguments, and talks to no server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import InvalidQueryError
+from .lookups import Condition
+
+if TYPE_CHECKING:
+    from .keys import GenerationKeys
+    from .options import ModelOptions
+
+__all__ = ["Order", "compile_query", "resolve_order"]
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """Order by a field (``None``: by pk), ascending unless ``descending``."""
+
+    field: str | None
+    descending: bool = False
+
+    def reversed(self) -> Order:
+        return Order(self.field, not self.descending)
+
+
+PK_ORDER = Order(None)
+
+
+def resolve_order(meta: ModelOptions, spec: str) -> Order:
+    """``'field'`` or ``'-field'`` (``'_id'`` / ``'pk'`` for the primary key)."""
+    if not isinstance(spec, str) or not spec.lstrip("-"):
+        raise InvalidQueryError(f"orderBy expects a field name like 'price' or '-price', got {spec!r}")
+    descending = spec.startswith("-")
+    name = spec.lstrip("-")
+    if name in ("_id", "pk"):
+        return Order(None, descending)
+    index = meta.specs.get(name)
+    if index is None or not (index.numeric or index.lex):
+        if name not in meta.fields_by_name:
+            why = "it is not a field of the model"
+        elif index is None:
+            why = "the field is not indexed"
+        else:
+            why = "its index holds one set per value, which has no order"
+        raise InvalidQueryError(
+            f"Cannot order {meta.name} by {name!r}: {why}. Ordering is done on the server and "
+            f"needs a number field (int, float, bool, datetime, fixed point) in INDEXED_FIELDS, "
+            f"or a text field in LEX_INDEXED_FIELDS; or order by '_id'.")
+    return Order(name, descending)
+
+
+def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
+                  conditions: tuple[Condition, ...], order: Order = PK_ORDER, offset: int = 0,
+                  limit: int = -1, after: int | None = None, rnd: int = 0) -> tuple[list[bytes], list[Any]]:
+    """The KEYS and ARGV of a query.lua call."""
+    keys = [meta.keys.gen, gk.objs, gk.ids]
+    numbers: dict[bytes, int] = {}
+
+    def number(key: bytes) -> int:
+        found = numbers.get(key)
+        if found is None:
+            keys.append(key)
+            found = numbers[key] = len(keys)
+        return found
+
+    def value_set(field: str, value: bytes | None) -> int:
+        return number(gk.null_index(field) if value is None else gk.index(field, value))
+
+    if order.field is None:
+        args: list[Any] = [gen, op, b"pk", 0, b"1" if order.descending else b"0", 0, b""]
+    else:
+        index = meta.specs[order.field]
+        ordered_key = gk.score_index(order.field) if index.numeric else gk.lex_index(order.field)
+        args = [gen, op, b"z" if index.numeric else b"x", number(ordered_key),
+                b"1" if order.descending else b"0", number(gk.null_index(order.field)), order.field]
+    args += [offset, limit, b"" if after is None else after, rnd, len(conditions)]
+    for condition in conditions:
+        kind, field = condition[0], condition[1]
+        if kind in ("S", "N"):
+            args += (kind, value_set(field, condition[2]))
+        elif kind == "U":
+            args += (b"U", len(condition[2]), *(value_set(field, v) for v in condition[2]))
+        elif kind == "Z":
+            args += (b"Z", number(gk.score_index(field)), condition[2], condition[3])
+        else:
+            args += (b"L", number(gk.lex_index(field)), condition[2], condition[3], field)
+    return keys, args
