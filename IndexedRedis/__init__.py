@@ -20,6 +20,7 @@ from .exceptions import (
     IndexedRedisError,
     InvalidModelException,
     InvalidQueryError,
+    UniqueConstraintError,
     UnknownFieldError,
 )
 from .fields import (
@@ -101,6 +102,7 @@ __all__ = [
     "FieldValueError",
     "InvalidQueryError",
     "UnknownFieldError",
+    "UniqueConstraintError",
     "ConcurrencyError",
     # 6.x names
     "fields",

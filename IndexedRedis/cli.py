@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import runpy
 import sys
 from collections.abc import Sequence
 from importlib.resources import as_file, files
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -65,6 +67,44 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_model(spec: str) -> Any:
+    """``package.module:ModelClass`` -> the model class, or a clear SystemExit."""
+    from .model import isIndexedRedisModel
+
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise SystemExit(f"indexedredis: expected module:Model (like myapp.models:Song), got {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"indexedredis: cannot import {module_name!r}: {exc}") from None
+    model = getattr(module, class_name, None)
+    if model is None or not isinstance(model, type) or not isIndexedRedisModel(model):
+        raise SystemExit(f"indexedredis: {module_name}.{class_name} is not an IndexedRedisModel class")
+    return model
+
+
+def reindex(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if args.url:
+        setDefaultRedisConnectionParams(params_from_url(args.url))
+    model = load_model(args.model)
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(f"reindex {model.__name__}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        count = model.objects.reindex(progress=progress)
+    console.print(f"Reindexed {count} {model.__name__} object(s).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="indexedredis", description="IndexedRedis command line tools.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--embedded", action="store_true", help="start a private redis-server for the demo")
     run_demo.add_argument("--keep-data", action="store_true", help="query the songs a previous run left")
     run_demo.set_defaults(handler=demo)
+    run_reindex = commands.add_parser(
+        "reindex", help="rebuild a model's indexes (after INDEXED_FIELDS or a field type changed)",
+        description="Rebuild every index of a model: the data is rewritten into a new generation "
+                    "and switched in atomically, with a progress bar.")
+    run_reindex.add_argument("model", help="the model class, as module:Class (e.g. myapp.models:Song)")
+    run_reindex.add_argument("--url", help="Redis URL (default: REDIS_URL, else 127.0.0.1:6379)")
+    run_reindex.set_defaults(handler=reindex)
     return parser
 
 

@@ -9,7 +9,7 @@ one script call (one round trip; ``cascadeFetch=True`` adds one per level of lin
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -280,20 +280,27 @@ class QuerySet(Generic[M]):
 
     # ---- maintenance ---------------------------------------------------------------
 
-    def reindex(self) -> None:
-        """Rebuild the indexes after INDEXED_FIELDS (or a field's type) changed.
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the indexes after INDEXED_FIELDS (or a field's type) changed; returns
+        how many objects were reindexed.
 
         Without filters, the model's data is rewritten into a fresh generation (pks
-        kept) and switched in atomically, so queries never see a half-built index; the
-        old generation is then freed, including index entries of any former layout.
-        With filters, the matching objects' index entries are rewritten in place.
+        kept) and switched in atomically, so queries keep answering from the old,
+        complete indexes until the new ones are complete; the old generation is then
+        freed, including index entries of any former layout.  Writes made while it runs
+        are not carried over, so run it while the model is not being written.  With
+        filters, the matching objects' index entries are rewritten in place.
+        ``progress(done, total)`` is called as batches are written.
         """
         client, ctx = self._context()
+        objs = list(self.all())
         if self.query.is_everything:
-            objs = self.all()
-            run(client, reset_flow(ctx, list(objs), thorough=True))
+            run(client, reset_flow(ctx, objs, thorough=True, progress=progress))
         else:
-            self.model.saver.reindex(self.all())
+            self.model.saver.reindex(objs)
+            if progress is not None:
+                progress(len(objs), len(objs))
+        return len(objs)
 
     def compat_convertHashedIndexes(self, fetchAll: bool = True) -> None:
         """Rebuild the indexes after ``hashIndex`` changed on a field: entries of both
