@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .operations import Command, Flow, Request, ScriptCall
 
@@ -22,12 +25,42 @@ def execute(client: Any, request: Request | list[Request]) -> Any:
         return _execute_pipelined(client, request)
     if type(request) is ScriptCall:
         script = request.script
+        direct = type(client) is redis.Redis
         try:
+            if direct:
+                return _direct(client, script.evalsha_args(request.keys, request.args))
             return client.execute_command(*script.evalsha_args(request.keys, request.args))
         except NoScriptError:
+            if direct:
+                return _direct(client, script.eval_args(request.keys, request.args))
             return client.execute_command(*script.eval_args(request.keys, request.args))
     assert type(request) is Command
     return client.execute_command(*request.args)
+
+
+def _direct(client: redis.Redis, args: tuple[Any, ...]) -> Any:
+    """One command on a pooled connection, without redis-py's per-command extras.
+
+    A script call is the hot path of every operation, and the generic machinery of
+    ``execute_command`` (response callbacks, instrumentation, blanket retries) costs
+    more than the server spends on it.  A connection that fails while *sending* is
+    replaced once; a failure while reading the reply is raised, because the script may
+    have run and must not run twice.
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        try:
+            conn.send_command(*args)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            conn.disconnect()
+            conn.send_command(*args)  # reconnects
+        return conn.read_response()
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
 
 
 def _execute_pipelined(client: Any, requests: list[Request]) -> list[Any]:

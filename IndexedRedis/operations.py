@@ -15,6 +15,8 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgpack
+
 from . import scripts
 from .compiler import PK_ORDER, Order, compile_query
 from .exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
@@ -154,45 +156,27 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
 
     def build() -> ScriptCall:
         number = _KeyNumbers(())
-        args: list[Any] = [len(metas)]
+        models = []
         gen_keys = {}
         for meta in metas:
             gen = gens.get(meta.keys.prefix)
             gk = gen_keys[meta] = meta.keys.generation(gen)
-            args += (gen, number(meta.keys.gen), number(gk.objs), number(gk.ids), number(meta.keys.nextpk))
-        args.append(len(active))
+            models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
+                           number(meta.keys.nextpk)))
+        objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
-            args += (model_numbers[meta], b"" if p.pk is None else p.pk)
             if p.full:
-                args += (b"F", pack_record(p.record))
+                payload: Any = pack_record(p.record)
                 to_index = meta.indexed
             else:
-                args += (b"P", len(p.changed))
-                for name, value in p.changed.items():
-                    args += (name, *_stored_arg(value))
+                payload = [(name, *_stored_arg(value)) for name, value in p.changed.items()]
                 to_index = tuple(f for f in meta.indexed if f.name in p.changed)
-            args.append(len(to_index))
-            for field in to_index:
-                spec = meta.specs[field.name]
-                new = p.record[field.name]
-                old = p.believed.get(field.name, _ABSENT)
-                args.append(field.name)
-                if old is _ABSENT:
-                    args += (b"a", b"", 0)
-                else:
-                    args += (*_stored_arg(old), number(meta.index_key(gk, field, old)))
-                unique = spec.unique and new is not NULL_STORED  # irNull is never a clash
-                args += (number(meta.index_key(gk, field, new)), b"1" if unique else b"0")
-                if spec.numeric:
-                    args += (number(gk.score_index(field.name)), _score_arg(meta, field, new))
-                else:
-                    args += (0, b"")
-                if spec.lex:
-                    args += (number(gk.lex_index(field.name)), *_lex_arg(old), *_lex_arg(new))
-                else:
-                    args += (0, b"0", b"", b"0", b"")
-        return ScriptCall(scripts.SAVE, number.keys, args)
+            groups = [_index_group(meta, gk, number, field, p.believed.get(field.name, _ABSENT),
+                                   p.record[field.name]) for field in to_index]
+            objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
+                            b"F" if p.full else b"P", payload, groups))
+        return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
 
     if active:
         for _ in range(MAX_ATTEMPTS):
@@ -233,6 +217,31 @@ def _stored_arg(stored: Any) -> tuple[bytes, bytes]:
     if stored is NULL_STORED:
         return (b"n", b"")
     return (b"v", wire_bytes(stored))
+
+
+_request_packer = msgpack.Packer(use_bin_type=False)  # the scripts' cmsgpack knows no bin type
+
+
+def _index_group(meta: ModelOptions, gk: GenerationKeys, number: _KeyNumbers, field: Any,
+                 old: Any, new: Any) -> tuple[Any, ...]:
+    """What save.lua needs to move one field's index entries from ``old`` to ``new``."""
+    spec = meta.specs[field.name]
+    if old is _ABSENT:
+        head: tuple[Any, ...] = (field.name, b"a", b"", 0)
+    else:
+        head = (field.name, *_stored_arg(old), number(meta.index_key(gk, field, old)))
+    unique = 1 if spec.unique and new is not NULL_STORED else 0  # irNull never clashes
+    group = (*head, number(meta.index_key(gk, field, new)), unique)
+    if spec.numeric:
+        group += (number(gk.score_index(field.name)), _score_arg(meta, field, new))
+    else:
+        group += (0, b"")
+    if spec.lex:
+        old_flag, old_text = _lex_arg(old)
+        new_flag, new_text = _lex_arg(new)
+        return (*group, number(gk.lex_index(field.name)), int(old_flag == b"1"), old_text,
+                int(new_flag == b"1"), new_text)
+    return (*group, 0, 0, b"", 0, b"")
 
 
 def _score_arg(meta: ModelOptions, field: Any, stored: Any) -> bytes:

@@ -55,6 +55,7 @@ import hashlib
 import json
 import lzma
 import math
+import re
 import os
 import pickle
 import zlib
@@ -510,7 +511,7 @@ class _DatetimeConverter(_Converter):
         if text[-1:] in ("Z", "z"):
             text = text[:-1] + "+00:00"
         try:
-            return _dt.datetime.fromisoformat(text)
+            return _from_iso(text)
         except ValueError:
             raise ValueError(self.expected) from None
 
@@ -518,7 +519,7 @@ class _DatetimeConverter(_Converter):
         return value.isoformat()
 
     def from_storage(self, stored: Any) -> _dt.datetime:
-        return _dt.datetime.fromisoformat(_text_of_stored(stored))
+        return _from_iso(_text_of_stored(stored))
 
     def to_index(self, value: _dt.datetime) -> bytes:
         offset = value.utcoffset()
@@ -635,6 +636,20 @@ _REJECTED_TYPES: dict[type, str] = {
 
 
 _EPOCH = _dt.datetime(1970, 1, 1)
+_OFFSET = re.compile(r"([+-])(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{6}))?)?$")
+
+
+def _from_iso(text: str) -> _dt.datetime:
+    """``datetime.fromisoformat``, keeping UTC offsets with seconds and microseconds
+    (which some Python versions parse but round away)."""
+    value = _dt.datetime.fromisoformat(text)
+    match = _OFFSET.search(text) if value.tzinfo is not None else None
+    if match and (match.group(4) or match.group(5)):
+        sign, hours, minutes, seconds, micros = match.groups()
+        offset = _dt.timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0),
+                               microseconds=int(micros or 0))
+        value = value.replace(tzinfo=_dt.timezone(-offset if sign == "-" else offset))
+    return value
 
 
 def _converter_for(value_type: Any) -> _Converter:
