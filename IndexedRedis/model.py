@@ -427,7 +427,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         stored as no link.
         """
         client = self._get_instance_client()
-        if not cascadeSave:
+        if not cascadeSave or not type(self)._meta.foreign_fields:
             return PrimaryKey(run(client, save_flow(self._context(client), [self]))[0])
         _save_together([self, *_cascade_targets(self)])
         assert self._id is not None

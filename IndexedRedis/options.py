@@ -4,7 +4,9 @@ records that every operation shares."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
+from decimal import Decimal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -115,6 +117,9 @@ class ModelOptions:
              f.getDefaultValue() if _immutable(f.defaultValue) else f.getDefaultValue)
             for f in self.fields)
         self.check_attribute_clashes()
+        # How storage_of turns each value into its stored form (see there).
+        self._storers = tuple(
+            (f, _AS_IS if type(f) is IRClassicField else _TRUSTED) for f in self.fields)
         from .foreign import IRForeignLinkFieldBase
 
         self.foreign_fields: tuple[IRForeignLinkFieldBase, ...] = tuple(
@@ -196,13 +201,25 @@ class ModelOptions:
                 f"{_short_repr(value)}") from None
 
     def storage_of(self, obj: IndexedRedisModel) -> dict[str, Any]:
-        """The stored form of every field of an instance (validating each value)."""
+        """The stored form of every field of an instance.
+
+        Values were validated when assigned; those of types that cannot change in place
+        (text, numbers, datetimes...) are trusted, the others are validated again.
+        """
         values = obj.__dict__
         record = {}
-        for field in self.fields:
+        for field, how in self._storers:
             name = field.name
-            value = self.to_python(field, values[name]) if name in values else field.getDefaultValue()
-            record[name] = field.toStorage(value)
+            if name not in values:
+                record[name] = field.toStorage(field.getDefaultValue())
+                continue
+            value = values[name]
+            if how == _AS_IS and type(value) is str:
+                record[name] = value
+            elif how == _TRUSTED and _immutable(value):
+                record[name] = field.toStorage(value)
+            else:
+                record[name] = field.toStorage(self.to_python(field, value))
         return record
 
     def index_key(self, gen_keys: GenerationKeys, field: IRField, stored: Any) -> bytes:
@@ -253,10 +270,14 @@ class ModelOptions:
 
 
 _MISSING = object()
+_AS_IS, _TRUSTED = 0, 1
 
 
 def _immutable(value: Any) -> bool:
-    return value is None or isinstance(value, (str, bytes, int, float, bool, IRNullType, frozenset))
+    return value is None or isinstance(value, _IMMUTABLE)
+
+
+_IMMUTABLE = (str, bytes, int, float, bool, IRNullType, frozenset, _dt.datetime, Decimal)
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

@@ -25,7 +25,7 @@ if ROOT not in sys.path:
 def _load_ir6() -> Any:
     import IndexedRedis
 
-    if os.path.abspath(IndexedRedis.__file__).startswith(ROOT + os.sep):
+    if os.path.dirname(os.path.abspath(IndexedRedis.__file__)) == os.path.join(ROOT, "IndexedRedis"):
         raise SystemExit(f"ir6_driver: imported our IndexedRedis ({IndexedRedis.__file__}), not 6.0.3")
     IndexedRedis.toggleDeprecatedMessages(False)
     return IndexedRedis

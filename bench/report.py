@@ -1,0 +1,230 @@
+"""The report of a run: the machine, the markdown tables, the JSON and the chart."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+from typing import Any
+
+from .ops import OPERATIONS, TIMED
+
+BASELINE = "redis-py baseline"
+
+HEADINGS = {
+    "insert_one": "insert_one",
+    "insert_bulk": "insert_bulk",
+    "filter_eq": "filter_eq",
+    "filter_ne": "filter_ne",
+    "get_pk": "get_pk",
+    "memory": "memory",
+}
+
+
+def machine() -> dict[str, str]:
+    info: dict[str, str] = {"cores": str(os.cpu_count())}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal"):
+                    info["ram"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                    break
+    except OSError:
+        pass
+    os_name = platform.system()
+    try:
+        with open("/etc/os-release") as fh:
+            for line in fh:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    info["os"] = f"{os_name}, kernel {platform.release()}"
+    info["python"] = f"{platform.python_implementation()} {platform.python_version()}"
+    return info
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 0.01:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds * 1000:.2f} ms"
+
+
+def fmt_value(op: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if op == "memory":
+        return f"{value / 1024 / 1024:.2f} MB"
+    return fmt_time(value)
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return ""
+    return f" ({ratio:.2f}×)" if ratio < 10 else f" ({ratio:.1f}×)" if ratio < 100 else f" ({ratio:.0f}×)"
+
+
+def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per implementation and operation: the median over rounds, the samples, and the
+    ratio to the baseline's median."""
+    summary: dict[str, dict[str, Any]] = {}
+    for name, results in rounds.items():
+        ops: dict[str, Any] = {}
+        for op in OPERATIONS:
+            samples = [r[op] for r in results if r.get(op) is not None]
+            ops[op] = {"median": statistics.median(samples) if samples else None, "samples": samples}
+        scaled: dict[str, Any] = {}
+        for r in results:
+            scaled.update(r.get("scaled") or {})
+        summary[name] = {"ops": ops, "scaled": scaled, "rounds": len(results)}
+    base = summary.get(BASELINE)
+    for name, s in summary.items():
+        for op, cell in s["ops"].items():
+            b = base["ops"][op]["median"] if base else None
+            cell["ratio"] = cell["median"] / b if cell["median"] is not None and b else None
+    return summary
+
+
+def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: dict[str, dict[str, str]],
+             errors: dict[str, str], stall: list[dict[str, Any]] | None,
+             scale: list[dict[str, Any]] | None, skipped: list[str]) -> str:
+    plan = meta["plan"]
+    m = meta["machine"]
+    lines = [
+        f"# IndexedRedis benchmark, {meta['date']}",
+        "",
+        f"- **Machine**: {m.get('cores')} cores, {m.get('ram', '?')} RAM, {m.get('cpu', '?')}; {m['os']}",
+        f"- **Python** {m['python']}; **redis-server** {meta['redis_server']} (a private server started for "
+        "the run: no persistence, loopback TCP; every Redis implementation in its own db, FLUSHDB'd "
+        "between phases)",
+        "- **Libraries**: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        f"- **Workload**: N = {plan['n']:,} songs (../shared/bench/WORKLOAD.md); insert_one = N saves one at "
+        f"a time; insert_bulk = N through the bulk path; filter_eq = {plan['eq_queries']} queries "
+        f"`artist == x`; filter_ne = {plan['ne_queries']} queries `track_number != k`; get_pk = "
+        f"{plan['gets']} gets by pk; memory = Redis used_memory after insert_bulk minus before",
+        f"- **Rounds**: {meta['rounds']}, interleaved (each round runs every implementation in turn); "
+        "every figure is the median over rounds, with its ratio to the redis-py baseline's median from "
+        "the same run in parentheses (below 1× = faster / smaller than the baseline)",
+        f"- Total run time: {meta.get('elapsed_s', 0) / 60:.1f} min" + (f"; {meta['mode']} mode" if meta.get('mode') else ""),
+    ]
+    for s in skipped:
+        lines.append(f"- Skipped: {s}")
+    lines += ["", "## Standard workload", ""]
+    header = "| implementation | " + " | ".join(HEADINGS[op] for op in OPERATIONS) + " |"
+    lines += [header, "|---" * (len(OPERATIONS) + 1) + "|"]
+    marks: list[str] = []
+    for name, s in summary.items():
+        cells = []
+        for op in OPERATIONS:
+            cell = s["ops"][op]
+            text = fmt_value(op, cell["median"]) + fmt_ratio(cell["ratio"])
+            note = notes.get(name, {}).get(op)
+            if op in s["scaled"]:
+                cap, total = s["scaled"][op]
+                note = (note + "; " if note else "") + (f"timed over {cap} of the {total} queries, scaled "
+                                                         f"×{total / cap:g}")
+            if note:
+                marks.append(f"{name}, {op}: {note}")
+                text += f" [{len(marks)}]"
+            cells.append(text)
+        if name in errors:
+            cells[-1] += f" — FAILED: {errors[name]}"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, err in errors.items():
+        if name not in summary:
+            lines.append(f"| {name} | FAILED: {err} |" + " |" * (len(OPERATIONS) - 1))
+    if marks:
+        lines.append("")
+        lines += [f"[{i}] {text}  " for i, text in enumerate(marks, 1)]
+    general = notes.get("*", {})
+    if general:
+        lines += [""] + [f"- {v}" for v in general.values()]
+    if stall:
+        lines += ["", "## Reset stall", "",
+                  "Another process PINGs every 1 ms while `reset` replaces a dataset of that many objects "
+                  "with a new one (bench/stall.py); PING latency percentiles:", "",
+                  "| implementation | objects | reset | pings | p50 | p99 | max |", "|---|---|---|---|---|---|---|"]
+        for r in stall:
+            if "error" in r:
+                lines.append(f"| {r['name']} | {r.get('n', '')} | FAILED: {r['error']} | | | | |")
+                continue
+            lines.append(f"| {r['name']} | {r['n']:,} | {r['reset_s']:.2f} s | {r['pings']:,} | "
+                         f"{r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.2f} ms |")
+    if scale:
+        lines += ["", "## Scale curve (IndexedRedis, ours)", "",
+                  "Median latency of one query as the model grows, 100 objects per artist at every size "
+                  "(bench/scale.py; track_number is an int field here):", "",
+                  "| objects | reset | filter(artist=x) | rows | filter(artist=x, track_number__gte=6) | rows |",
+                  "|---|---|---|---|---|---|"]
+        for r in scale:
+            if "error" in r:
+                lines.append(f"| {r['n']:,} | FAILED: {r['error']} | | | | |")
+                continue
+            lines.append(f"| {r['n']:,} | {r['reset_s']:.1f} s | {r['eq_ms']:.3f} ms | {r['eq_rows']:.0f} | "
+                         f"{r['eq_gte_ms']:.3f} ms | {r['eq_gte_rows']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(summary: dict[str, dict[str, Any]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in summary if n != BASELINE]
+    ops = [op for op in OPERATIONS if any(summary[n]["ops"][op]["ratio"] for n in names)]
+    if not names or not ops:
+        return
+    fig, ax = plt.subplots(figsize=(max(9, 1.6 * len(ops) + 3), 5.5))
+    width = 0.8 / len(names)
+    cmap = plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        xs, ys = [], []
+        for j, op in enumerate(ops):
+            ratio = summary[name]["ops"][op]["ratio"]
+            if ratio:
+                xs.append(j - 0.4 + width * (i + 0.5))
+                ys.append(ratio)
+        ax.bar(xs, ys, width, label=name, color=cmap(i % 10), edgecolor="black", linewidth=0.4)
+    ax.axhline(1.0, color="black", linewidth=1.2, linestyle="--", label="redis-py baseline = 1")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(ops)))
+    ax.set_xticklabels(ops)
+    ax.set_ylabel("ratio to the redis-py baseline (log; lower is better)")
+    ax.set_title(title)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(out_dir: str, meta: dict[str, Any], summary: dict[str, dict[str, Any]], md_text: str,
+          raw: dict[str, Any]) -> dict[str, str]:
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, f"latest.{k}") for k in ("md", "json", "png")}
+    with open(paths["md"], "w") as fh:
+        fh.write(md_text)
+    with open(paths["json"], "w") as fh:
+        json.dump({"meta": meta, "summary": summary, **raw}, fh, indent=2, default=str)
+    chart(summary, paths["png"], f"IndexedRedis benchmark, N = {meta['plan']['n']:,}, {meta['date']}")
+    return paths
+
+
+def now() -> str:
+    return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+__all__ = ["BASELINE", "TIMED", "machine", "summarize", "markdown", "chart", "write", "now"]
