@@ -87,5 +87,6 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
         elif kind == "Z":
             args += (b"Z", number(gk.score_index(field)), condition[2], condition[3])
         else:
-            args += (b"L", number(gk.lex_index(field)), condition[2], condition[3], field)
+            args += (b"L", number(gk.lex_index(field)), condition[2], condition[3], field,
+                     condition[4], condition[5])
     return keys, args

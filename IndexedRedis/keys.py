@@ -14,7 +14,7 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:i:<field>:<index value>   set of pks whose field has that value
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
-    ir:{TAG}:g<N>:x:<field>                 zset of "<text>\0<padded pk>" (lexicographic)
+    ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
 
 Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
 Redis Cluster slot and every script can touch all of its keys.  Because ``TAG``
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import quote
 
-__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member"]
+__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member", "lex_text"]
 
 
 def escape_key_name(key_name: str) -> str:
@@ -76,8 +76,14 @@ def padded_pk(pk: int) -> bytes:
     return b"%012d" % pk
 
 
-def lex_member(index_value: bytes, pk: int) -> bytes:
-    return index_value + b"\x00" + padded_pk(pk)
+def lex_text(text: bytes) -> bytes:
+    """Text as it starts a lex member: NUL escaped as NUL 0x01 and ended by NUL NUL, so
+    members sort by text in byte order (a text before any longer text it begins)."""
+    return text.replace(b"\x00", b"\x00\x01") + b"\x00\x00"
+
+
+def lex_member(text: bytes, pk: int) -> bytes:
+    return lex_text(text) + padded_pk(pk)
 
 
 class ModelKeys:

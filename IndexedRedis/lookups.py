@@ -7,7 +7,8 @@ the compiler understands (see ``compiler.py``):
 * ``("S", field, index value)``: the value's set (an index value of None: the irNull set)
 * ``("U", field, (index values...))``: any of the values' sets
 * ``("Z", field, min, max)``: a range over a numeric field's sorted set (score syntax)
-* ``("L", field, min, max)``: a range over a text field's lexicographic index (lex syntax)
+* ``("L", field, min, max, raw min, raw max)``: a range over a text field's lexicographic
+  index (lex syntax over its members, and the same bounds over plain text)
 * ``("N", field, index value)``: excludes the value's set
 
 Every lookup says which index kinds can serve it; asking another kind raises an
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .exceptions import InvalidQueryError
 from .fields import irNull
+from .keys import lex_text
 from .options import nearest
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ __all__ = ["Lookup", "register_lookup", "resolve_filter", "LOOKUPS", "Condition"
 LOOKUPS: dict[str, type[Lookup]] = {}
 
 Condition = tuple[Any, ...]
+
+_OPEN = object()  # an open end of a range
 
 _RANGE_HELP = ("ranges and ordering need a number field (IRField with valueType int, float, bool "
                "or datetime, or IRFixedPointField) or a text field listed in LEX_INDEXED_FIELDS")
@@ -114,8 +118,13 @@ class IsNull(Lookup):
 
 
 class _Range(Lookup):
-    """Comparisons: by number on number fields, by text (code point order) on
-    LEX_INDEXED_FIELDS text fields."""
+    """Comparisons: by number on number fields, by text (byte order of UTF-8, which is
+    code point order) on LEX_INDEXED_FIELDS text fields.
+
+    A number bound is a score (``'(5.0'`` excludes 5).  A text bound is a pair: one in
+    the lex index's syntax over its members (escaped text, NUL NUL, padded pk) and one
+    over the plain text, for checking stored values when another condition drives.
+    """
 
     def _check(self) -> None:
         if not (self.spec.numeric or self.spec.lex):
@@ -123,29 +132,40 @@ class _Range(Lookup):
                     else "its index holds one set per value, which only serves equality")
             raise self.refuse(f"{self.field.name!r} cannot be compared by order: {what}; {_RANGE_HELP}")
 
-    def bound(self, value: Any, inclusive: bool, low: bool) -> bytes | None:
-        """A bound in the syntax of the index; None when nothing can match."""
+    def _value(self, value: Any) -> Any:
         self._check()
         value = self.python_value(value)
         if value is irNull:
             raise self.refuse("cannot compare with irNull; use __isnull")
+        return value
+
+    def condition_between(self, low: Any = _OPEN, high: Any = _OPEN, low_inclusive: bool = True,
+                          high_inclusive: bool = True) -> Condition:
+        """The condition low <(=) value <(=) high; either end may be open."""
         if self.spec.numeric:
-            score = self.field.toScore(value)
-            if score is None:
-                return None  # nan: no value compares with it
-            text = repr(float(score)).encode("ascii")
-            return text if inclusive else b"(" + text
-        text = self.field.toIndex(value)
-        return (b"[" if inclusive else b"(") + text
-
-    def range(self, low: bytes | None, high: bytes | None) -> Condition:
-        kind = "Z" if self.spec.numeric else "L"
-        if kind == "Z":
-            return ("Z", self.field.name, b"-inf" if low is None else low, b"+inf" if high is None else high)
-        return ("L", self.field.name, low if low is not None else b"-", high if high is not None else b"+")
-
-    def nothing(self) -> Condition:
-        return ("U", self.field.name, ())
+            bounds = []
+            ends = ((low, low_inclusive, b"-inf"), (high, high_inclusive, b"+inf"))
+            for value, inclusive, open_end in ends:
+                if value is _OPEN:
+                    bounds.append(open_end)
+                    continue
+                score = self.field.toScore(self._value(value))
+                if score is None:
+                    return ("U", self.field.name, ())  # nan: no value compares with it
+                text = repr(float(score)).encode("ascii")
+                bounds.append(text if inclusive else b"(" + text)
+            return ("Z", self.field.name, bounds[0], bounds[1])
+        lex_low, raw_low, lex_high, raw_high = b"-", b"-", b"+", b"+"
+        if low is not _OPEN:
+            text = self.field.toIndex(self._value(low))
+            # Members of exactly `text` are lex_text(text) + padded pk (digits < 0xff).
+            lex_low = b"[" + lex_text(text) + (b"" if low_inclusive else b"\xff")
+            raw_low = (b"[" if low_inclusive else b"(") + text
+        if high is not _OPEN:
+            text = self.field.toIndex(self._value(high))
+            lex_high = (b"[" + lex_text(text) + b"\xff") if high_inclusive else (b"(" + lex_text(text))
+            raw_high = (b"[" if high_inclusive else b"(") + text
+        return ("L", self.field.name, lex_low, lex_high, raw_low, raw_high)
 
 
 @register_lookup
@@ -155,8 +175,7 @@ class GreaterThan(_Range):
     lookup_name = "gt"
 
     def condition(self, value: Any) -> Condition:
-        low = self.bound(value, inclusive=False, low=True)
-        return self.nothing() if low is None else self.range(low, None)
+        return self.condition_between(low=value, low_inclusive=False)
 
 
 @register_lookup
@@ -166,8 +185,7 @@ class GreaterThanOrEqual(_Range):
     lookup_name = "gte"
 
     def condition(self, value: Any) -> Condition:
-        low = self.bound(value, inclusive=True, low=True)
-        return self.nothing() if low is None else self.range(low, None)
+        return self.condition_between(low=value)
 
 
 @register_lookup
@@ -177,8 +195,7 @@ class LessThan(_Range):
     lookup_name = "lt"
 
     def condition(self, value: Any) -> Condition:
-        high = self.bound(value, inclusive=False, low=False)
-        return self.nothing() if high is None else self.range(None, high)
+        return self.condition_between(high=value, high_inclusive=False)
 
 
 @register_lookup
@@ -188,8 +205,7 @@ class LessThanOrEqual(_Range):
     lookup_name = "lte"
 
     def condition(self, value: Any) -> Condition:
-        high = self.bound(value, inclusive=True, low=False)
-        return self.nothing() if high is None else self.range(None, high)
+        return self.condition_between(high=value)
 
 
 @register_lookup
@@ -199,12 +215,10 @@ class Range(_Range):
     lookup_name = "range"
 
     def condition(self, value: Any) -> Condition:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or len(list(value)) != 2:
+        pair = list(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) else None
+        if pair is None or len(pair) != 2:
             raise self.refuse(f"expects a (low, high) pair, got {value!r}")
-        low_value, high_value = list(value)
-        low = self.bound(low_value, inclusive=True, low=True)
-        high = self.bound(high_value, inclusive=True, low=False)
-        return self.nothing() if low is None or high is None else self.range(low, high)
+        return self.condition_between(low=pair[0], high=pair[1])
 
 
 @register_lookup
@@ -224,8 +238,9 @@ class StartsWith(Lookup):
             raise self.refuse("expects text, not irNull")
         raw = self.field.toIndex(prefix)
         if not raw:
-            return ("L", self.field.name, b"-", b"+")
-        return ("L", self.field.name, b"[" + raw, after_prefix(raw))
+            return ("L", self.field.name, b"-", b"+", b"-", b"+")
+        escaped = raw.replace(b"\x00", b"\x00\x01")
+        return ("L", self.field.name, b"[" + escaped, after_prefix(escaped), b"[" + raw, after_prefix(raw))
 
 
 def after_prefix(prefix: bytes) -> bytes:

@@ -21,7 +21,7 @@ from . import scripts
 from .compiler import PK_ORDER, Order, compile_query
 from .exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from .fields import NULL_STORED, digest, wire_bytes
-from .keys import GenerationKeys, lex_member, padded_pk
+from .keys import GenerationKeys, lex_member, lex_text, padded_pk
 from .options import ModelOptions, pack_record, unpack_record
 
 if TYPE_CHECKING:
@@ -253,10 +253,11 @@ def _score_arg(meta: ModelOptions, field: Any, stored: Any) -> bytes:
 
 
 def _lex_arg(stored: Any) -> tuple[bytes, bytes]:
-    """Whether a stored text value has a lexicographic entry, and its text."""
+    """Whether a stored text value has a lexicographic entry, and its member's start
+    (the script appends the padded pk)."""
     if stored is _ABSENT or stored is NULL_STORED:
         return (b"0", b"")
-    return (b"1", wire_bytes(stored))
+    return (b"1", lex_text(wire_bytes(stored)))
 
 
 def _text(value: Any) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
-from decimal import Decimal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgpack

@@ -54,6 +54,28 @@ def machine() -> dict[str, str]:
     return info
 
 
+def git_state(root: str) -> str:
+    """The commit of the code under test, and whether the library has uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "IndexedRedis"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return head + (" (+ uncommitted changes in IndexedRedis/)" if dirty else "")
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as fh:
+            return " / ".join(fh.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def fmt_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
@@ -90,7 +112,7 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
             scaled.update(r.get("scaled") or {})
         summary[name] = {"ops": ops, "scaled": scaled, "rounds": len(results)}
     base = summary.get(BASELINE)
-    for name, s in summary.items():
+    for s in summary.values():
         for op, cell in s["ops"].items():
             b = base["ops"][op]["median"] if base else None
             cell["ratio"] = cell["median"] / b if cell["median"] is not None and b else None
@@ -109,6 +131,7 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
         f"- **Python** {m['python']}; **redis-server** {meta['redis_server']} (a private server started for "
         "the run: no persistence, loopback TCP; every Redis implementation in its own db, FLUSHDB'd "
         "between phases)",
+        f"- **Code under test**: {meta.get('git', '?')}",
         "- **Libraries**: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         f"- **Workload**: N = {plan['n']:,} songs (../shared/bench/WORKLOAD.md); insert_one = N saves one at "
         f"a time; insert_bulk = N through the bulk path; filter_eq = {plan['eq_queries']} queries "
@@ -117,10 +140,14 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
         f"- **Rounds**: {meta['rounds']}, interleaved (each round runs every implementation in turn); "
         "every figure is the median over rounds, with its ratio to the redis-py baseline's median from "
         "the same run in parentheses (below 1× = faster / smaller than the baseline)",
-        f"- Total run time: {meta.get('elapsed_s', 0) / 60:.1f} min" + (f"; {meta['mode']} mode" if meta.get('mode') else ""),
+        f"- Total run time: {meta.get('elapsed_s', 0) / 60:.1f} min, {meta.get('mode', '')} mode: "
+        f"`{meta.get('command', '')}`",
     ]
-    for s in skipped:
-        lines.append(f"- Skipped: {s}")
+    if meta.get("load"):
+        lines.append(f"- **Load average** (1 / 5 / 15 min; {m.get('cores')} cores, shared with other users): "
+                     f"{meta['load']['start']} at the start, {meta['load']['end']} at the end")
+    for reason in skipped:
+        lines.append(f"- Skipped: {reason}")
     lines += ["", "## Standard workload", ""]
     header = "| implementation | " + " | ".join(HEADINGS[op] for op in OPERATIONS) + " |"
     lines += [header, "|---" * (len(OPERATIONS) + 1) + "|"]
@@ -133,8 +160,9 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
             note = notes.get(name, {}).get(op)
             if op in s["scaled"]:
                 cap, total = s["scaled"][op]
-                note = (note + "; " if note else "") + (f"timed over {cap} of the {total} queries, scaled "
-                                                         f"×{total / cap:g}")
+                unit = "rows" if op.startswith("insert") else "queries"
+                note = (note + "; " if note else "") + (f"timed over {cap:,} of the {total:,} {unit}, "
+                                                         f"scaled ×{total / cap:.3g}")
             if note:
                 marks.append(f"{name}, {op}: {note}")
                 text += f" [{len(marks)}]"
@@ -155,7 +183,8 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
         lines += ["", "## Reset stall", "",
                   "Another process PINGs every 1 ms while `reset` replaces a dataset of that many objects "
                   "with a new one (bench/stall.py); PING latency percentiles:", "",
-                  "| implementation | objects | reset | pings | p50 | p99 | max |", "|---|---|---|---|---|---|---|"]
+                  "| implementation | objects | reset | pings | p50 | p99 | max |",
+                  "|---|---|---|---|---|---|---|"]
         for r in stall:
             if "error" in r:
                 lines.append(f"| {r['name']} | {r.get('n', '')} | FAILED: {r['error']} | | | | |")
@@ -166,7 +195,8 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
         lines += ["", "## Scale curve (IndexedRedis, ours)", "",
                   "Median latency of one query as the model grows, 100 objects per artist at every size "
                   "(bench/scale.py; track_number is an int field here):", "",
-                  "| objects | reset | filter(artist=x) | rows | filter(artist=x, track_number__gte=6) | rows |",
+                  "| objects | reset | filter(artist=x) | rows "
+                  "| filter(artist=x, track_number__gte=6) | rows |",
                   "|---|---|---|---|---|---|"]
         for r in scale:
             if "error" in r:
@@ -200,6 +230,11 @@ def chart(summary: dict[str, dict[str, Any]], path: str, title: str) -> None:
         ax.bar(xs, ys, width, label=name, color=cmap(i % 10), edgecolor="black", linewidth=0.4)
     ax.axhline(1.0, color="black", linewidth=1.2, linestyle="--", label="redis-py baseline = 1")
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
     ax.set_xticks(range(len(ops)))
     ax.set_xticklabels(ops)
     ax.set_ylabel("ratio to the redis-py baseline (log; lower is better)")

@@ -83,7 +83,8 @@ class IR6Subprocess:
         proc = subprocess.run([IR6_PYTHON, "-I", IR6_DRIVER, *args, *self.args], capture_output=True,
                               text=True, timeout=timeout, cwd=BENCH)
         if proc.returncode != 0:
-            raise RuntimeError(f"ir6_driver {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            raise RuntimeError(f"ir6_driver {args[0]} failed ({proc.returncode}): "
+                               f"{proc.stderr.strip()[-2000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     def versions(self) -> dict[str, str]:
@@ -105,7 +106,8 @@ def build(keys: list[str], params: dict[str, Any], skipped: list[str]) -> list[A
     runners: list[Any] = []
     urls = adapters.sql_urls()
     for key in keys:
-        name, db = IMPLEMENTATIONS[key]
+        name, db_or_none = IMPLEMENTATIONS[key]
+        db = db_or_none or 0
         try:
             if key == "baseline":
                 runners.append(InProcess(adapters.Baseline(params, db)))
@@ -121,7 +123,8 @@ def build(keys: list[str], params: dict[str, Any], skipped: list[str]) -> list[A
                 kind = SQL_KEYS[key]
                 runners.append(InProcess(adapters.Sql(kind, urls[kind])))
         except Exception as exc:  # an absent database, a missing venv
-            reason = f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            reason = f"{name}: {type(exc).__name__}: {first_line}"
             log(f"NOTICE: skipping {reason}")
             skipped.append(reason)
     return runners
@@ -139,17 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="N=2,000, 100/10/100 queries, 2 rounds, stall on 20,000, scale at 10k and 100k")
-    parser.add_argument("--n", type=int, help="objects in the standard workload (default 20,000; quick 2,000)")
+    parser.add_argument("--n", type=int,
+                        help="objects in the standard workload (default 20,000; quick 2,000)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 2)")
     parser.add_argument("--only", help="implementations, comma-separated, of: " + ",".join(IMPLEMENTATIONS)
                         + " (the baseline always runs: every figure is a ratio to it)")
     parser.add_argument("--skip-sql", action="store_true", help="leave out the SQLAlchemy peers")
     parser.add_argument("--skip-stall", action="store_true", help="leave out the reset stall")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the scale curve")
-    parser.add_argument("--stall-n", type=int, help="objects for the reset stall (default 100,000; quick 20,000)")
+    parser.add_argument("--stall-n", type=int,
+                        help="objects for the reset stall (default 100,000; quick 20,000)")
     parser.add_argument("--scale-sizes", type=int, nargs="+",
                         help="sizes of the scale curve (default 10k 100k 1M; quick 10k 100k)")
-    parser.add_argument("--out", default=os.path.join("bench", "results"), help="output directory")
+    parser.add_argument("--out", default=os.path.join(BENCH, "results"),
+                        help="output directory (default bench/results)")
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -180,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     from IndexedRedis.embedded import EmbeddedRedis, free_port
 
     started = time.perf_counter()
+    load_start = report.load_average()
+    git = report.git_state(ROOT)  # at the start: the editable package is imported from the tree now
     with EmbeddedRedis(port=free_port(), unix_socket=False) as server:
         params = {"host": "127.0.0.1", "port": server.port}
-        log(f"private redis-server {server.version} on 127.0.0.1:{server.port}; N={plan.n:,}, {rounds} rounds")
+        log(f"private redis-server {server.version} on 127.0.0.1:{server.port}; "
+            f"N={plan.n:,}, {rounds} rounds")
         data = Dataset(plan)
         runners = build(keys, params, skipped)
         versions: dict[str, str] = {}
@@ -207,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"[round {rnd}/{rounds}] {runner.name}: FAILED {errors[runner.name]}")
                     continue
                 results[runner.name].append(result)
-                log(f"[round {rnd}/{rounds}] {runner.name} ({time.perf_counter() - t0:.0f} s): {brief(result)}")
+                took = time.perf_counter() - t0
+                log(f"[round {rnd}/{rounds}] {runner.name} ({took:.0f} s): {brief(result)}")
         for runner in runners:
             try:
                 runner.close()
@@ -233,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                         ir6.args[-1] = str(STALL_DBS[key])
                         row = ir6.stall(stall_n)
                     stall.append({"name": name, **row})
-                    log(f"  reset {row['reset_s']:.2f} s, p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
-                        f"max {row['max_ms']:.2f} ms")
+                    log(f"  reset {row['reset_s']:.2f} s, p50 {row['p50_ms']:.2f} ms, "
+                        f"p99 {row['p99_ms']:.2f} ms, max {row['max_ms']:.2f} ms")
                 except Exception as exc:
                     traceback.print_exc()
                     stall.append({"name": name, "n": stall_n, "error": f"{type(exc).__name__}: {exc}"[:300]})
@@ -266,13 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         "date": report.now(),
         "mode": "quick" if args.quick else "full",
         "machine": report.machine(),
+        "git": git,
         "redis_server": redis_version,
         "versions": versions,
         "plan": plan.to_json(),
         "rounds": rounds,
         "elapsed_s": time.perf_counter() - started,
+        "load": {"start": load_start, "end": report.load_average()},
         "command": " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT)
-                             else sys.executable, "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]),
+                             else sys.executable, "-m", "bench.run",
+                             *(argv if argv is not None else sys.argv[1:])]),
     }
     md_text = report.markdown(meta, summary, notes, errors, stall, scale, skipped)
     paths = report.write(args.out, meta, summary, md_text,

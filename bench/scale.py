@@ -19,7 +19,7 @@ from typing import Any
 from .workload import FIELDS, rows
 
 
-def typed_song_model(key_name: str) -> type:
+def typed_song_model(key_name: str) -> Any:
     """The workload's songs, with track_number an int (so it can be compared)."""
     from IndexedRedis import IndexedRedisModel, IRField
 
@@ -71,7 +71,8 @@ def main() -> None:
     from IndexedRedis.embedded import EmbeddedRedis, free_port
 
     def run_all() -> None:
-        print("| objects | reset (s) | filter(artist=x) | rows | filter(artist=x, track_number__gte=6) | rows |")
+        print("| objects | reset (s) | filter(artist=x) | rows "
+              "| filter(artist=x, track_number__gte=6) | rows |")
         print("|---|---|---|---|---|---|")
         for n in args.sizes:
             r = measure(n, args.queries, max(1, n // args.rows_per_artist))

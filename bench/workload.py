@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Iterator
+from typing import Any
 
 FIELDS = ["artist", "title", "album", "track_number", "duration", "description", "copyright"]
 INDEXED = ["artist", "title", "track_number"]
@@ -29,7 +30,7 @@ def rows(n: int, seed: int = 12345) -> Iterator[dict[str, str]]:
         }
 
 
-def song_model(key_name: str = "BenchSongs") -> type:
+def song_model(key_name: str = "BenchSongs") -> Any:
     """An IndexedRedis model for the workload."""
     from IndexedRedis import IndexedRedisModel
 

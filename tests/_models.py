@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Any
 
-from IndexedRedis import IndexedRedisModel
+from IndexedRedis import IndexedRedisModel, IRField, UniqueConstraintError
 
 # ---- models ---------------------------------------------------------------------------
 
@@ -48,6 +48,15 @@ class ResetItem(IndexedRedisModel):
     FIELDS = ["batch", "n", "parity", "label"]
     INDEXED_FIELDS = ["batch", "parity"]
     KEY_NAME = "ResetItem"
+
+
+class UniqueUser(IndexedRedisModel):
+    """UNIQUE_FIELDS claimed by several processes at the same moment."""
+
+    FIELDS = [IRField("email", valueType=str), IRField("badge", valueType=int), "name"]
+    INDEXED_FIELDS = ["name"]
+    UNIQUE_FIELDS = ["email", "badge"]
+    KEY_NAME = "UniqueUser"
 
 
 def make_dataset(batch: str, size: int) -> list[ResetItem]:
@@ -274,6 +283,37 @@ def _writer_body(url: str, batch: str, size: int, barrier: Any) -> dict[str, Any
     barrier.wait(timeout=60)
     pks = ResetItem.reset(objs)
     return {"batch": batch, "pks": pks}
+
+
+# ---- several processes claiming the same unique value ----------------------------------
+
+
+def unique_worker(url: str, index: int, values: list[str], own_pk: int | None, barrier: Any,
+                  queue: Any) -> None:
+    _report(queue, _unique_body, url, index, values, own_pk, barrier)
+
+
+def _unique_body(url: str, index: int, values: list[str], own_pk: int | None,
+                 barrier: Any) -> list[tuple[str, str, Any]]:
+    """For each value, at the barrier: save a new UniqueUser with that email (or, with
+    ``own_pk``, change this process's own object to it).  Returns per value
+    ('won', value, pk) or ('lost', value, (field, value) of the error)."""
+    _use_url(url)
+    outcomes: list[tuple[str, str, Any]] = []
+    own = UniqueUser.objects.get(own_pk) if own_pk is not None else None
+    for value in values:
+        obj = own if own is not None else UniqueUser(name=f"p{index}")
+        obj.email = value
+        barrier.wait(timeout=60)
+        try:
+            pk = obj.save()
+        except UniqueConstraintError as exc:
+            outcomes.append(("lost", value, (exc.field, exc.value)))
+            if own is not None:   # forget the refused change: reload the stored values
+                own.reload()
+        else:
+            outcomes.append(("won", value, int(pk)))
+    return outcomes
 
 
 # ---- running children -----------------------------------------------------------------

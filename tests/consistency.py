@@ -118,15 +118,15 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
                         want_scores[padded_pk(pk)] = float(score)
             have_scores = dict(client.zrange(gk.score_index(field.name), 0, -1, withscores=True))
             if want_scores != have_scores:
-                problems.append(f"  score index of {field.name!r} disagrees: want {sorted(want_scores.items())[:5]}"
-                                f" have {sorted(have_scores.items())[:5]}")
+                problems.append(f"  score index of {field.name!r} disagrees: want "
+                                f"{sorted(want_scores.items())[:5]} have {sorted(have_scores.items())[:5]}")
         if spec.lex:
             want_lex = {lex_member(wire_bytes(record[field.name]), pk) for pk, record in records.items()
                         if record[field.name] is not NULL_STORED}
             have_lex = set(client.zrange(gk.lex_index(field.name), 0, -1))
             if want_lex != have_lex:
-                problems.append(f"  lex index of {field.name!r} disagrees: missing {sorted(want_lex - have_lex)[:5]}"
-                                f" stale {sorted(have_lex - want_lex)[:5]}")
+                problems.append(f"  lex index of {field.name!r} disagrees: missing "
+                                f"{sorted(want_lex - have_lex)[:5]} stale {sorted(have_lex - want_lex)[:5]}")
     for key in sorted(set(expected) | set(actual)):
         want, have = expected.get(key, set()), actual.get(key, set())
         if want != have:

@@ -9,9 +9,9 @@ import textwrap
 from pathlib import Path
 
 import redis
+from consistency import assert_indexes_consistent, assert_no_garbage
 
 from IndexedRedis import IndexedRedisModel, IRField
-from consistency import assert_indexes_consistent, assert_no_garbage
 
 
 class Before(IndexedRedisModel):

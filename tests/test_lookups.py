@@ -272,7 +272,8 @@ def test_aware_datetimes_compare_and_order_by_instant() -> None:
         check(qs, [pks[1]])
     for qs in both_paths({"when__gte": dt.datetime(2021, 6, 1, 10, 0, tzinfo=UTC)}):
         check(qs, [pks[0], pks[1], pks[4]])
-    for qs in both_paths({"when__lt": dt.datetime(2021, 6, 1, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=-8)))}):
+    minus8 = dt.timezone(dt.timedelta(hours=-8))
+    for qs in both_paths({"when__lt": dt.datetime(2021, 6, 1, 2, 30, tzinfo=minus8)}):
         check(qs, [pks[0], pks[2], pks[4], pks[5]])   # before 10:30Z
     # equality is by instant too
     check(Product.objects.filter(when=dt.datetime(2021, 6, 1, 10, 0, tzinfo=UTC)), [pks[0], pks[4]])
@@ -298,7 +299,8 @@ def test_bool_comparisons_and_order() -> None:
         check(qs, sorted(trues + falses))
     for qs in both_paths({"active__range": (True, True)}):
         check(qs, trues)
-    check(Product.objects.filter(active__in=[True, None]), where(pks, rows, "active", lambda v: v is not False))
+    check(Product.objects.filter(active__in=[True, None]),
+          where(pks, rows, "active", lambda v: v is not False))
     check(Product.objects.orderBy("active"), falses + trues + [pks[2]])
     check(Product.objects.orderBy("-active"), [pks[2]] + trues[::-1] + falses[::-1])
     assert ordered(pks, rows, "active") == falses + trues + [pks[2]]
@@ -343,8 +345,9 @@ def test_far_future_datetimes_keep_microsecond_order() -> None:
 
 def test_in_lookup() -> None:
     rows = [{"qty": v, "category": c, "name": n, "digest": d, "price": p}
-            for v, c, n, d, p in [(1, "a", "x", "d1", 0.0), (2, "b", "y", "d2", -0.0), (None, "c", None, None, 1.5),
-                                  (1, "", "", "d1", None), (3, "a", "x", "d3", 2.0)]]
+            for v, c, n, d, p in [(1, "a", "x", "d1", 0.0), (2, "b", "y", "d2", -0.0),
+                                  (None, "c", None, None, 1.5), (1, "", "", "d1", None),
+                                  (3, "a", "x", "d3", 2.0)]]
     pks = load(rows)
     check(Product.objects.filter(qty__in=[1, 3]), [pks[0], pks[3], pks[4]])
     check(Product.objects.filter(qty__in=["2", 2, 2.0]), [pks[1]])          # converted, deduplicated
@@ -727,7 +730,9 @@ def test_order_by_field_nulls_and_ties(field: str, descending: bool) -> None:
     # walked (no driving condition), sorted (a driving equality), negative-only, ranged
     for qs in both_paths({}):
         check(qs.orderBy(spec), want)
-    keep = (lambda r: r["qty"] is not None and r["qty"] >= 0)
+    def keep(r: dict[str, Any]) -> bool:
+        return r["qty"] is not None and r["qty"] >= 0
+
     check(Product.objects.filter(qty__gte=0).orderBy(spec), ordered(pks, rows, field, descending, keep))
     check(Product.objects.filter(category="all", qty__gte=0).orderBy(spec),
           ordered(pks, rows, field, descending, keep))
@@ -769,7 +774,8 @@ def test_order_by_does_not_change_the_original_queryset() -> None:
 @pytest.fixture
 def hundred() -> tuple[list[int], list[dict[str, Any]]]:
     rng = random.Random(42)
-    rows = [{"qty": rng.choice([None] + list(range(-10, 30))), "name": rng.choice([None, "a", "b", "ab", "c"]),
+    rows = [{"qty": rng.choice([None] + list(range(-10, 30))),
+             "name": rng.choice([None, "a", "b", "ab", "c"]),
              "category": "all" if i % 4 else "quarter"} for i in range(100)]
     return load(rows), rows
 
@@ -834,7 +840,9 @@ def test_first_last_honour_the_order(hundred: Any) -> None:
     assert Product.objects.orderBy("-qty").last()._id == asc[0]
     assert Product.objects.first()._id == pks[0]
     assert Product.objects.last()._id == pks[-1]
-    keep = (lambda r: r["category"] == "quarter" and r["qty"] is not None)
+    def keep(r: dict[str, Any]) -> bool:
+        return r["category"] == "quarter" and r["qty"] is not None
+
     sub = ordered(pks, rows, "qty", keep=keep)
     qs = Product.objects.filter(category="quarter", qty__isnull=False).orderBy("qty")
     assert (qs.first()._id, qs.last()._id) == (sub[0], sub[-1])
@@ -879,7 +887,8 @@ def evalsha_calls(client: redis.Redis) -> int:
 
 @pytest.mark.parametrize("spec", ["_id", "-_id", "qty", "-qty", "name", "-name", "price"])
 @pytest.mark.parametrize("filtered", [False, True])
-def test_iterate_yields_everything_in_order_once(redis_client: redis.Redis, spec: str, filtered: bool) -> None:
+def test_iterate_yields_everything_in_order_once(redis_client: redis.Redis, spec: str,
+                                                 filtered: bool) -> None:
     rng = random.Random(spec)
     rows = [{"qty": rng.choice([None, 1, 2, 3, 4]), "name": rng.choice([None, "a", "b"]),
              "price": rng.choice([None, 0.5, -2.0]), "category": "all" if i % 5 else "fifth"}
@@ -951,15 +960,16 @@ def test_large_sets_use_walks_and_agree_with_python() -> None:
     big = Product.objects.filter(qty__gte=-1)               # a driver bigger than the sort limit
     assert big.count() == sum(1 for r in rows if r["qty"] is not None)
     assert [o._id for o in qs.orderBy("qty")[4990:5010]] == asc[4990:5010]
-    assert [o._id for o in big.orderBy("-qty")[10:20]] == [pk for pk in asc[::-1] if rows[pks.index(pk)]["qty"]
-                                                           is not None][10:20]
+    not_null = [pk for pk in asc[::-1] if rows[pks.index(pk)]["qty"] is not None]
+    assert [o._id for o in big.orderBy("-qty")[10:20]] == not_null[10:20]
     assert big.orderBy("qty").first()._id == asc[0]
     assert big.first()._id == next(pk for pk, r in zip(pks, rows) if r["qty"] is not None)
     assert big.last()._id == next(pk for pk, r in zip(pks[::-1], rows[::-1]) if r["qty"] is not None)
     assert Product.objects.orderBy("-qty").first()._id == asc[-1]
     assert Product.objects.orderBy("name").getPrimaryKeys() == ordered(pks, rows, "name")
     third = [pk for pk, r in zip(pks, rows) if r["category"] == "third"]
-    assert Product.objects.filter(category="third")[1000:1003] == Product.objects.getMultiple(third[1000:1003])
+    assert Product.objects.filter(category="third")[1000:1003] == \
+        Product.objects.getMultiple(third[1000:1003])
     assert [o._id for o in Product.objects.filter(qty__gte=990).iterate(batchSize=50)] == \
         [pk for pk, r in zip(pks, rows) if r["qty"] is not None and r["qty"] >= 990]
 
@@ -1061,7 +1071,8 @@ def row_of(obj: Product) -> dict[str, Any]:
 def test_updates_deletes_and_resets_keep_sorted_indexes_exact(redis_client: redis.Redis) -> None:
     rng = random.Random(99)
     objs = [Product(qty=rng.randint(-5, 20), price=rng.choice([None, 1.5, -2.0, 7.25]),
-                    when=rng.choice([None, dt.datetime(2020, 1, i + 1)]), name=rng.choice([None, "a", "ab", "b"]),
+                    when=rng.choice([None, dt.datetime(2020, 1, i + 1)]),
+                    name=rng.choice([None, "a", "ab", "b"]),
                     code=rng.choice(["", "m", "n", "a"]), cost=rng.choice([None, 0.5, 3]),
                     category=rng.choice(["a", "b", ""]))
             for i in range(20)]
@@ -1075,7 +1086,8 @@ def test_updates_deletes_and_resets_keep_sorted_indexes_exact(redis_client: redi
         obj = Product.objects.get(pk)
         action = rng.choice(["numeric", "lex", "null", "both", "delete", "new", "stale"])
         if action == "numeric":
-            obj.qty, obj.price, obj.cost = rng.randint(-5, 20), rng.choice([0.0, 99.5, -1.0]), rng.randint(0, 4)
+            obj.qty, obj.price = rng.randint(-5, 20), rng.choice([0.0, 99.5, -1.0])
+            obj.cost = rng.randint(0, 4)
             obj.when = dt.datetime(2019, 12, rng.randint(1, 31))
         elif action == "lex":
             obj.name, obj.code = rng.choice(["a", "abc", "ba", "é", ""]), rng.choice(["a", "z", "mm"])

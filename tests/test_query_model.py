@@ -134,7 +134,8 @@ def query_strategy(lex_lookups: tuple[str, ...], pools: Pools,
         "filters": calls,
         "order": st.one_of(st.none(), st.sampled_from(
             ["_id", "-_id"] + ORDERED_FIELDS + [f"-{name}" for name in ORDERED_FIELDS])),
-        "slice": st.one_of(st.none(), st.tuples(st.integers(0, 14), st.one_of(st.none(), st.integers(0, 16)))),
+        "slice": st.one_of(st.none(),
+                           st.tuples(st.integers(0, 14), st.one_of(st.none(), st.integers(0, 16)))),
     })
 
 
@@ -145,8 +146,8 @@ def pools_of(rows: dict[int, dict[str, Any]]) -> Pools:
 
 def draw_queries(data: st.DataObject, rows: dict[int, dict[str, Any]], lex_lookups: tuple[str, ...],
                  text_first: bool = False) -> list[dict[str, Any]]:
-    return data.draw(st.lists(query_strategy(lex_lookups, pools_of(rows), text_first), min_size=1, max_size=3),
-                     label="queries")
+    queries = st.lists(query_strategy(lex_lookups, pools_of(rows), text_first), min_size=1, max_size=3)
+    return data.draw(queries, label="queries")
 
 
 # ---- the Python model of a query ------------------------------------------------------------------
@@ -265,7 +266,8 @@ def test_queries_match_python_model(redis_client: redis.Redis, rows: list[dict[s
 
 # ---- random writes, then queries ---------------------------------------------------------------
 
-partial_rows = st.fixed_dictionaries({}, optional={name: nullable(strategy) for name, strategy in VALUES.items()})
+partial_rows = st.fixed_dictionaries(
+    {}, optional={name: nullable(strategy) for name, strategy in VALUES.items()})
 operations = st.lists(st.one_of(
     st.tuples(st.just("save"), rows_strategy),
     st.tuples(st.just("update"), st.integers(0, 50), partial_rows),
@@ -313,9 +315,9 @@ def apply_operations(rows: dict[int, dict[str, Any]], ops: list[tuple[Any, ...]]
 
 @settings(max_examples=100, **SETTINGS)
 @given(rows=st.lists(rows_strategy, max_size=6), ops=operations, data=st.data())
-def test_queries_after_random_writes_match_python_model(redis_client: redis.Redis,
-                                                        rows: list[dict[str, Any]], ops: list[tuple[Any, ...]],
-                                                        data: st.DataObject) -> None:
+def test_queries_after_random_writes_match_python_model(
+        redis_client: redis.Redis, rows: list[dict[str, Any]], ops: list[tuple[Any, ...]],
+        data: st.DataObject) -> None:
     stored = load(rows)
     apply_operations(stored, ops)
     records = assert_indexes_consistent(redis_client, QItem)

@@ -55,9 +55,9 @@ import hashlib
 import json
 import lzma
 import math
-import re
 import os
 import pickle
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -347,7 +347,10 @@ class _IntConverter(_Converter):
         return int(stored)
 
     def to_score(self, value: int) -> float:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # beyond any float: it sorts at the end it belongs to
+            return math.inf if value > 0 else -math.inf
 
 
 class _FloatConverter(_Converter):

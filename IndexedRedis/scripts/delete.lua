@@ -54,7 +54,7 @@ for _, d in ipairs(doomed) do
   for _, key in ipairs(d[2]) do redis.call('SREM', KEYS[key], pk) end
   for i = 1, nfields do
     if zsets[i] ~= 0 then redis.call('ZREM', KEYS[zsets[i]], padded) end
-    if lexes[i] ~= 0 and d[3][i] then redis.call('ZREM', KEYS[lexes[i]], d[3][i] .. '\0' .. padded) end
+    if lexes[i] ~= 0 and d[3][i] then redis.call('ZREM', KEYS[lexes[i]], d[3][i] .. padded) end
   end
   redis.call('ZREM', ids_key, pk)
   redis.call('HDEL', objs_key, pk)

@@ -17,8 +17,9 @@
 --     'S' key                 members of a set (equality, isnull)
 --     'U' n key...            members of any of n sets (in)
 --     'Z' key min max         zset members scored in [min, max] (Redis score syntax)
---     'L' key min max field   lex zset members in [min, max] (Redis lex syntax); the
---                             field's stored text is checked when this does not drive
+--     'L' key min max field rawmin rawmax   lex zset members in [min, max] (Redis lex
+--                             syntax); when this does not drive, the field's stored
+--                             text is checked against rawmin / rawmax (same syntax)
 --     'N' key                 members of the set are excluded
 -- Operations: records -> {pks}, {records} | pks -> {pks} | count -> n | exists -> 0/1 |
 --   random -> {pk}, {record}.  Reply {0, generation} when the generation moved.
@@ -69,8 +70,9 @@ for _ = 1, tonumber(ARGV[12]) do
     pos = pos + 4
   else -- 'L'
     positives[#positives + 1] = {t = t, key = KEYS[tonumber(ARGV[pos + 1])], min = ARGV[pos + 2],
-                                 max = ARGV[pos + 3], field = ARGV[pos + 4]}
-    pos = pos + 5
+                                 max = ARGV[pos + 3], field = ARGV[pos + 4], rawmin = ARGV[pos + 5],
+                                 rawmax = ARGV[pos + 6]}
+    pos = pos + 7
   end
 end
 
@@ -137,13 +139,13 @@ end
 -- Lex bounds: '-' / '+' are open, '[' includes, '(' excludes.
 local function text_in(value, c)
   if type(value) ~= 'string' then return false end
-  if c.min ~= '-' then
-    local d = compare_bytes(value, string.sub(c.min, 2))
-    if d < 0 or (d == 0 and string.sub(c.min, 1, 1) == '(') then return false end
+  if c.rawmin ~= '-' then
+    local d = compare_bytes(value, string.sub(c.rawmin, 2))
+    if d < 0 or (d == 0 and string.sub(c.rawmin, 1, 1) == '(') then return false end
   end
-  if c.max ~= '+' then
-    local d = compare_bytes(value, string.sub(c.max, 2))
-    if d > 0 or (d == 0 and string.sub(c.max, 1, 1) == '(') then return false end
+  if c.rawmax ~= '+' then
+    local d = compare_bytes(value, string.sub(c.rawmax, 2))
+    if d > 0 or (d == 0 and string.sub(c.rawmax, 1, 1) == '(') then return false end
   end
   return true
 end

@@ -16,7 +16,7 @@
 --       old lex flag (1/0), old text, new lex flag, new text}
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old set # is 0).  Sorted-set members
---   are the zero-padded pk (after '<text>\0' in a lex zset).
+--   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
 -- Reply: {1, pk...} | {0, generation, model number} | {2, object number, record}
 --   | {3, object number} (a partial update found no record)
 --   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written).
@@ -100,9 +100,9 @@ for o, ob in ipairs(objects) do
     end
     if ix[9] ~= 0 then
       if ix[10] == 1 and not (ix[12] == 1 and ix[11] == ix[13]) then
-        redis.call('ZREM', KEYS[ix[9]], ix[11] .. '\0' .. padded)
+        redis.call('ZREM', KEYS[ix[9]], ix[11] .. padded)
       end
-      if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. '\0' .. padded) end
+      if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. padded) end
     end
   end
   pks[o + 1] = pk
