@@ -117,6 +117,9 @@ class ModelOptions:
              f.getDefaultValue() if _immutable(f.defaultValue) else f.getDefaultValue)
             for f in self.fields)
         self.check_attribute_clashes()
+        self._field_count = len(self.fields)
+        self._field_set = set(self.field_names)
+        self._plain_records = all(type(f) is IRClassicField for f in self.fields)
         # How storage_of turns each value into its stored form (see there).
         self._storers = tuple(
             (f, _AS_IS if type(f) is IRClassicField else _TRUSTED) for f in self.fields)
@@ -232,6 +235,27 @@ class ModelOptions:
 
     def instance_from_record(self, pk: bytes | str | int, record: dict[str, Any]) -> IndexedRedisModel:
         """Build an instance from a stored record (the fetch hot path)."""
+        if self._plain_records and len(record) == self._field_count:
+            # Every field is plain text stored as itself, and the record has exactly the
+            # model's fields (as records of this schema do): copy it whole.
+            values = record.copy()
+            if values.keys() != self._field_set:
+                values = self._decode(record)
+        else:
+            values = self._decode(record)
+        model = self.model
+        if self.custom_init:
+            obj = model(**values)
+            state = obj.__dict__
+        else:
+            obj = _new(model)
+            state = values
+            _set_dict(obj, state)
+        state["_id"] = int(pk)
+        state["_orig"] = record
+        return obj
+
+    def _decode(self, record: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name, decode, default in self.decoders:
             stored = record.get(name, _MISSING)
@@ -241,17 +265,7 @@ class ModelOptions:
                 values[name] = stored
             else:
                 values[name] = decode(stored)
-        model = self.model
-        if self.custom_init:
-            obj = model(**values)
-        else:
-            obj = model.__new__(model)
-            obj.__dict__.update(values)
-        state = obj.__dict__
-        state["_id"] = int(pk)
-        state["_orig"] = record
-        return obj
-
+        return values
 
     def partial_instance(self, pk: Any, record: dict[str, Any], fields: Iterable[str]) -> IndexedRedisModel:
         """An instance with only ``fields`` loaded from the record.
@@ -270,6 +284,11 @@ class ModelOptions:
 
 
 _MISSING = object()
+_new = object.__new__
+
+
+def _set_dict(obj: Any, state: dict[str, Any]) -> None:
+    object.__setattr__(obj, "__dict__", state)
 _AS_IS, _TRUSTED = 0, 1
 
 

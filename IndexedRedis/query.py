@@ -11,6 +11,7 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .compiler import PK_ORDER, Order, resolve_order
@@ -93,9 +94,14 @@ class QuerySet(Generic[M]):
                                       offset, limit, after, rnd, pks))
 
     def _objects(self, pks: Sequence[Any], blobs: Sequence[bytes | None], cascadeFetch: bool = False,
-                 fields: Sequence[str] | None = None) -> IRQueryableList[M]:
-        """Objects from a reply, in the reply's order."""
+                 fields: Sequence[str] | None = None, order: Order | None = None) -> IRQueryableList[M]:
+        """Objects from a reply, in the reply's order; with ``order`` (a whole result in
+        pk order, which the server leaves to the client), sorted by pk."""
         meta = self.model._meta
+        if order is not None:
+            pairs = sorted(zip(map(int, pks), blobs), key=itemgetter(0), reverse=order.descending)
+            pks = [pk for pk, _ in pairs]
+            blobs = [blob for _, blob in pairs]
         if fields is None:
             make = meta.instance_from_record
             objs = [make(pk, unpack_record(blob)) for pk, blob in zip(pks, blobs, strict=True)
@@ -124,22 +130,26 @@ class QuerySet(Generic[M]):
                     f"{nearest(name, meta.field_names)}")
         return names
 
+    def _whole(self, order: Order) -> Order | None:
+        """The order the client must sort a whole result in (None: it comes sorted)."""
+        return order if order.field is None else None
+
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
         pks, blobs = self._run("records")
-        return self._objects(pks, blobs, cascadeFetch)
+        return self._objects(pks, blobs, cascadeFetch, order=self._whole(self.query.order))
 
     def allByAge(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, oldest (lowest pk) first."""
         pks, blobs = self._run("records", order=PK_ORDER)
-        return self._objects(pks, blobs, cascadeFetch)
+        return self._objects(pks, blobs, cascadeFetch, order=PK_ORDER)
 
     def allOnlyFields(self, fields: Iterable[str], cascadeFetch: bool = False) -> IRQueryableList[M]:
         """The matching objects with only ``fields`` loaded; the others hold their
         defaults and are not written back by ``save()`` unless you change them."""
         names = self._checked_fields(fields)
         pks, blobs = self._run("records")
-        return self._objects(pks, blobs, cascadeFetch, fields=names)
+        return self._objects(pks, blobs, cascadeFetch, fields=names, order=self._whole(self.query.order))
 
     def allOnlyIndexedFields(self) -> IRQueryableList[M]:
         """The matching objects with only their indexed fields loaded."""
@@ -151,7 +161,11 @@ class QuerySet(Generic[M]):
 
     def getPrimaryKeys(self, sortByAge: bool = False) -> list[int]:
         """The pks of the matching objects, in the query's order (by pk when ``sortByAge``)."""
-        return [int(pk) for pk in self._run("pks", order=PK_ORDER if sortByAge else None)[0]]
+        order = PK_ORDER if sortByAge else self.query.order
+        pks = [int(pk) for pk in self._run("pks", order=order)[0]]
+        if order.field is None:
+            pks.sort(reverse=order.descending)
+        return pks
 
     def _page(self, offset: int, limit: int, order: Order | None = None,
               cascadeFetch: bool = False) -> IRQueryableList[M]:

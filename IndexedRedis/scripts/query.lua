@@ -23,6 +23,8 @@
 --     'N' key                 members of the set are excluded
 -- Operations: records -> {pks}, {records} | pks -> {pks} | count -> n | exists -> 0/1 |
 --   random -> {pk}, {record}.  Reply {0, generation} when the generation moved.
+-- A whole result (no offset, limit or cursor) in pk order may come unsorted: the
+-- client sorts it.
 
 local gen = current_gen(KEYS[1])
 if gen ~= ARGV[1] then return {0, gen} end
@@ -262,7 +264,10 @@ if op == 'random' then
 end
 
 if order_kind == 'pk' then
-  if driver and (driver_size <= SORT_LIMIT or limit < 0) then
+  if driver and limit < 0 and after == '' then
+    -- A whole result in pk order: the client sorts it, faster than Lua can.
+    ordered = keep(members_of(driver), driver)
+  elseif driver and driver_size <= SORT_LIMIT then
     ordered = sort_pks(keep(members_of(driver), driver), desc)
     if after ~= '' then
       local cut = {}
