@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .operations import Command, Flow, Request, ScriptCall
+from .operations import Command, Flow, Request, ScriptCall, Transaction
 
 __all__ = ["run", "execute"]
 
@@ -34,8 +34,35 @@ def execute(client: Any, request: Request | list[Request]) -> Any:
             if direct:
                 return _direct(client, script.eval_args(request.keys, request.args))
             return client.execute_command(*script.eval_args(request.keys, request.args))
+    if type(request) is Transaction:
+        if type(client) is redis.Redis:
+            return _direct_transaction(client, request.commands)
+        pipe = client.pipeline(transaction=True)
+        for command in request.commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
     assert type(request) is Command
     return client.execute_command(*request.args)
+
+
+def _direct_transaction(client: redis.Redis, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    """MULTI, the commands, EXEC: written at once, EXEC's reply returned."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        packed = conn.pack_commands([("MULTI",), *commands, ("EXEC",)])
+        try:
+            conn.send_packed_command(packed)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            conn.disconnect()
+            conn.send_packed_command(packed)  # reconnects; nothing ran yet
+        replies = [conn.read_response() for _ in range(len(commands) + 2)]
+        return list(replies[-1])
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
 
 
 def _direct(client: redis.Redis, args: tuple[Any, ...]) -> Any:

@@ -19,7 +19,15 @@ from .connection import generation_cache
 from .exceptions import InvalidQueryError
 from .executor import run
 from .lookups import Condition, resolve_filter
-from .operations import SAVE_BATCH, Context, delete_flow, fetch_links_flow, query_flow, reset_flow
+from .operations import (
+    SAVE_BATCH,
+    Context,
+    delete_flow,
+    fetch_links_flow,
+    get_flow,
+    query_flow,
+    reset_flow,
+)
 from .options import nearest, unpack_record
 from .results import IRQueryableList
 
@@ -170,7 +178,9 @@ class QuerySet(Generic[M]):
     def _page(self, offset: int, limit: int, order: Order | None = None,
               cascadeFetch: bool = False) -> IRQueryableList[M]:
         pks, blobs = self._run("records", order=order, offset=offset, limit=limit)
-        return self._objects(pks, blobs, cascadeFetch)
+        whole = offset == 0 and limit < 0  # then pk order is left to the client
+        return self._objects(pks, blobs, cascadeFetch,
+                             order=self._whole(order or self.query.order) if whole else None)
 
     def first(self, cascadeFetch: bool = False) -> M | None:
         """The first matching object in the query's order (the oldest by default), or None."""
@@ -263,7 +273,8 @@ class QuerySet(Generic[M]):
         wanted = [_as_pk(pk) for pk in pks]
         if not wanted:
             return IRQueryableList([], self.model)
-        _, blobs = self._run("get", pks=wanted)
+        client, ctx = self._context()
+        blobs = run(client, get_flow(ctx, wanted))
         meta = self.model._meta
         objs: list[Any] = []
         for pk, blob in zip(wanted, blobs, strict=True):

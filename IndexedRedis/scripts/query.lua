@@ -264,7 +264,7 @@ if op == 'random' then
 end
 
 if order_kind == 'pk' then
-  if driver and limit < 0 and after == '' then
+  if driver and limit < 0 and offset == 0 and after == '' then
     -- A whole result in pk order: the client sorts it, faster than Lua can.
     ordered = keep(members_of(driver), driver)
   elseif driver and driver_size <= SORT_LIMIT then
