@@ -227,7 +227,11 @@ def chart(summary: dict[str, dict[str, Any]], path: str, title: str) -> None:
             if ratio:
                 xs.append(j - 0.4 + width * (i + 0.5))
                 ys.append(ratio)
-        ax.bar(xs, ys, width, label=name, color=cmap(i % 10), edgecolor="black", linewidth=0.4)
+        bars = ax.bar(xs, ys, width, label=name, color=cmap(i % 10), edgecolor="black", linewidth=0.4)
+        if "(ours)" in name:  # label our bars with their ratio
+            for bar, y in zip(bars, ys):
+                ax.annotate(f"{y:.2f}×", (bar.get_x() + bar.get_width() / 2, y), xytext=(0, 2),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=1.2, linestyle="--", label="redis-py baseline = 1")
     ax.set_yscale("log")
     from matplotlib.ticker import FuncFormatter, LogLocator
@@ -240,7 +244,8 @@ def chart(summary: dict[str, dict[str, Any]], path: str, title: str) -> None:
     ax.set_ylabel("ratio to the redis-py baseline (log; lower is better)")
     ax.set_title(title)
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=min(5, len(names) + 1), loc="upper center", bbox_to_anchor=(0.5, -0.07),
+              frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
