@@ -45,12 +45,20 @@ def execute(client: Any, request: Request | list[Request]) -> Any:
     return client.execute_command(*request.args)
 
 
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
 def _direct_transaction(client: redis.Redis, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
     """MULTI, the commands, EXEC: written at once, EXEC's reply returned."""
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        packed = conn.pack_commands([("MULTI",), *commands, ("EXEC",)])
+        packed = [_MULTI]
+        for command in commands:
+            packed += conn.pack_command(*command)
+        packed.append(_EXEC)
+        packed = [b"".join(packed)]  # one write, not one per chunk
         try:
             conn.send_packed_command(packed)
         except (RedisConnectionError, RedisTimeoutError, OSError):

@@ -262,7 +262,15 @@ class QuerySet(Generic[M]):
 
     def get(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """The object with this pk, or None.  Filters do not apply."""
-        return self.getMultiple([pk], cascadeFetch=cascadeFetch)[0]
+        key = _as_pk(pk)
+        client, ctx = self._context()
+        blob = run(client, get_flow(ctx, (key,)))[0]
+        if blob is None:
+            return None
+        obj = self.model._meta.instance_from_record(key, unpack_record(blob))
+        if cascadeFetch:
+            self._cascade([obj])
+        return obj  # type: ignore[return-value]
 
     def getMultiple(self, pks: Iterable[Any], cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """The objects with these pks, in the same order; None where a pk is missing."""
