@@ -308,23 +308,33 @@ def test_bool_comparisons_and_order() -> None:
 
 @pytest.mark.xfail(strict=True, reason=(
     "BUG: int scores are floats, so ints beyond 2**53 compare by their float "
-    "approximation (2**53 + 1 is not > 2**53) and order by pk instead of value"))
-def test_huge_ints_compare_by_value() -> None:
-    big = 2 ** 53
+    "approximation (2**53 + 1 is not > 2**53; every int beyond the float range scores "
+    "inf, so 10**401 is not > 10**400) and tie, ordered by pk instead of value"))
+@pytest.mark.parametrize("big", [2 ** 53, 10 ** 400, -(10 ** 400) - 3],
+                         ids=["2**53", "10**400", "-10**400-3"])
+def test_huge_ints_compare_by_value(big: int) -> None:
     rows = [{"qty": big + 1}, {"qty": big}, {"qty": big + 2}]
     pks = load(rows)
     assert Product.objects.filter(qty__gt=big).getPrimaryKeys() == [pks[0], pks[2]]
     assert Product.objects.orderBy("qty").getPrimaryKeys() == [pks[1], pks[0], pks[2]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an indexed int beyond the float range cannot be saved: toScore's float(value) "
-    "raises a bare OverflowError from save() (not a FieldValueError, and the value is a "
-    "valid int for the field)"))
-def test_int_beyond_float_range_can_be_saved() -> None:
-    obj = Product(qty=10 ** 400)
+def test_ints_beyond_the_float_range_are_saved_and_sort_at_their_end(redis_client: redis.Redis) -> None:
+    rows = [{"qty": 10 ** 400, "category": "all"}, {"qty": -(10 ** 400), "category": "all"},
+            {"qty": 10 ** 300, "category": "all"}, {"qty": 0, "category": "all"}, {"category": "all"}]
+    pks = load(rows)
+    obj = Product(qty=-(10 ** 500), category="all")
     obj.save()
-    assert Product.objects.filter(qty=10 ** 400).getPrimaryKeys() == [obj._id]
+    pks.append(obj._id)
+    assert_indexes_consistent(redis_client, Product)
+    check(Product.objects.filter(qty=10 ** 400), [pks[0]])
+    for qs in both_paths({"qty__gt": 0}):
+        check(qs, [pks[0], pks[2]])
+    for qs in both_paths({"qty__lt": -(10 ** 300)}):
+        check(qs, [pks[1], pks[5]])
+    for qs in both_paths({}):
+        got = qs.orderBy("qty").getPrimaryKeys()
+        assert set(got[:2]) == {pks[1], pks[5]} and got[2:] == [pks[3], pks[2], pks[0], pks[4]]
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -447,9 +457,7 @@ def test_text_ranges_in_code_point_order(field: str, lookup: str, arg: Any,
 
 def test_text_ranges_when_another_condition_drives() -> None:
     """With a one-object equality set driving, the stored text is checked: every
-    comparison, inclusive or not, is right there.  (Bounds for which even the text
-    index's own estimate is 0 would drive themselves -- see the xfail below -- so
-    the inclusive upper bounds skip '', the smallest text.)"""
+    comparison, inclusive or not, is right there."""
     names = [n for n in NAMES if n is not None]
     rows = [{"name": n, "category": f"c{i}"} for i, n in enumerate(names)]
     pks = load(rows)
@@ -459,21 +467,14 @@ def test_text_ranges_when_another_condition_drives() -> None:
         for bound in names:
             cases: list[tuple[str, Any, bool]] = [
                 ("gt", bound, value > bound), ("gte", bound, value >= bound), ("lt", bound, value < bound),
-                ("range", (bound, top), bound <= value <= top)]
-            if bound:
-                cases += [("lte", bound, value <= bound), ("range", ("", bound), value <= bound)]
+                ("range", (bound, top), bound <= value <= top), ("lte", bound, value <= bound),
+                ("range", ("", bound), value <= bound), ("range", (bound, bound), value == bound),
+                ("startswith", bound, value.startswith(bound))]
             for lookup, arg, hit in cases:
                 qs = Product.objects.filter(category=row["category"], **{f"name__{lookup}": arg})
                 assert qs.getPrimaryKeys() == ([pk] if hit else []), (value, lookup, arg)
 
 
-LEX_DRIVER_BUG = ("BUG: when a text range drives the query, its bounds are used as raw "
-                  "ZRANGEBYLEX / ZLEXCOUNT bounds on members '<text>\\0<padded pk>', so '(v' "
-                  "(gt) still includes the members of v itself and '[v' (lte, range high) "
-                  "excludes them; the result then depends on which index the planner picks")
-
-
-@pytest.mark.xfail(strict=True, reason=LEX_DRIVER_BUG)
 @pytest.mark.parametrize("lookup,arg,pred", [
     ("gt", "b", lambda v: v > "b"),
     ("lte", "b", lambda v: v <= "b"),
@@ -483,6 +484,9 @@ LEX_DRIVER_BUG = ("BUG: when a text range drives the query, its bounds are used 
 @pytest.mark.parametrize("field", LEX)
 def test_text_gt_lte_range_when_lex_index_drives(field: str, lookup: str, arg: Any,
                                                  pred: Callable[[Any], bool]) -> None:
+    """Inclusive and exclusive bounds are exact when the text index itself drives (a
+    regression: its members hold more than the text, so raw bounds were off by the
+    values equal to the bound)."""
     names = [n for n in NAMES if n is not None]
     rows = [{field: n} for n in names]
     pks = load(rows)
@@ -492,17 +496,26 @@ def test_text_gt_lte_range_when_lex_index_drives(field: str, lookup: str, arg: A
     assert qs.count() == len(expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the lexicographic index orders members '<text>\\0<padded pk>' by bytes, so a "
-    "text containing NUL sorts before its own prefix ('a\\0' before 'a') when the index "
-    "is walked, while the sort path (compare_bytes on the stored texts) gets it right"))
-def test_text_order_with_nul_characters() -> None:
-    rows = [{"name": "a\x00", "category": "all"}, {"name": "a", "category": "all"},
-            {"name": "a\x00b", "category": "all"}]
+NUL_TEXTS = ["a\x00", "a", "a\x00b", "\x00", "", "a\x00\x00", "a\x01", "ab", "\x00\x00a", "a\x00\x01"]
+
+
+@pytest.mark.parametrize("field", LEX)
+def test_texts_with_nul_characters_order_compare_and_match_prefixes(field: str) -> None:
+    """NUL is an ordinary character: 'a' < 'a\\0' < 'a\\0\\0' < 'a\\0\\1' < 'a\\0b' < 'a\\1'."""
+    rows = [{field: t, "category": "all"} for t in NUL_TEXTS]
     pks = load(rows)
-    want = [pks[1], pks[0], pks[2]]
-    assert Product.objects.filter(category="all").orderBy("name").getPrimaryKeys() == want
-    assert Product.objects.orderBy("name").getPrimaryKeys() == want
+    want = ordered(pks, rows, field)
+    for qs in both_paths({}):
+        check(qs.orderBy(field), want)
+        check(qs.orderBy(f"-{field}"), want[::-1])
+    for bound in NUL_TEXTS:
+        for lookup, pred in [("gt", lambda v, b=bound: v > b), ("gte", lambda v, b=bound: v >= b),
+                             ("lt", lambda v, b=bound: v < b), ("lte", lambda v, b=bound: v <= b),
+                             ("startswith", lambda v, b=bound: v.startswith(b))]:
+            expected = where(pks, rows, field, pred)
+            for qs in both_paths({f"{field}__{lookup}": bound}):
+                assert qs.getPrimaryKeys() == expected, (lookup, bound)
+                assert qs.count() == len(expected), (lookup, bound)
 
 
 # ---- combinations --------------------------------------------------------------------------------
@@ -682,13 +695,12 @@ def test_unconvertible_lookup_values_raise_field_value_error(filters: dict[str, 
         Product.objects.filter(**filters)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Range.condition consumes a one-shot iterable in its length check "
-    "(len(list(value))) and then unpacks it again, so __range=<generator> raises a bare "
-    "'not enough values to unpack' ValueError instead of working (or an InvalidQueryError)"))
 def test_range_accepts_any_two_item_iterable() -> None:
     pks = load([{"qty": 1}, {"qty": 5}, {"qty": 9}])
     assert Product.objects.filter(qty__range=(v for v in (2, 9))).getPrimaryKeys() == pks[1:]
+    assert Product.objects.filter(qty__range=[1, 5]).getPrimaryKeys() == pks[:2]
+    with pytest.raises(InvalidQueryError, match="pair"):
+        Product.objects.filter(qty__range=(v for v in (1, 2, 3)))
 
 
 def test_query_errors_are_raised_when_building_and_leave_the_queryset_usable() -> None:
@@ -793,7 +805,8 @@ def test_slices_return_exactly_that_page(hundred: Any, spec: str) -> None:
         mine = [pk for pk in full if pk in set(keep_all)]
         qs = base.orderBy(spec)
         assert qs.getPrimaryKeys() == mine
-        for start, stop in [(20, 40), (0, 10), (95, 120), (0, 1), (len(mine) - 1, None), (7, None),
+        for start, stop in [(20, 40), (0, 10), (95, 120), (0, 1), (len(mine) - 1, None), (7, None), (0, None),
+                            (None, None),
                             (None, 5), (200, 300), (30, 30), (40, 20)]:
             page = qs[start:stop]
             assert [o._id for o in page] == mine[start:stop], (start, stop)

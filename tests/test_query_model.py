@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis
 from consistency import assert_indexes_consistent
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from IndexedRedis import IndexedRedisModel, IRField, irNull
@@ -42,10 +42,14 @@ class QItem(IndexedRedisModel):
     KEY_NAME = "qmodel:{item}"
 
 
+# Hypothesis stops shrinking a failure after 5 minutes; let it report the failure
+# rather than be cut short by the suite's 300 s timeout.
+pytestmark = pytest.mark.timeout(900)
+
 SETTINGS: dict[str, Any] = dict(
     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
-ALPHABET = "ab\u00e9\U0001f600"   # small: prefixes collide; 1-, 2- and 4-byte UTF-8
+ALPHABET = "\x00ab\u00e9\U0001f600"   # small: prefixes collide; NUL; 1-, 2- and 4-byte UTF-8
 
 # ---- values ---------------------------------------------------------------------------------------
 
@@ -59,7 +63,8 @@ DATES = [dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 1, 0, 0, 0, 1), dt.dateti
          dt.datetime(2000, 2, 29, 12)]
 dates = st.one_of(st.sampled_from(DATES),
                   st.datetimes(min_value=dt.datetime(1950, 1, 1), max_value=dt.datetime(2100, 1, 1)))
-CODES = ["", "a", "ab", "abb", "b", "ba", "\u00e9", "\u00e9a", "a\U0001f600", "\U0001f600", "\U0001f600b"]
+CODES = ["", "a", "ab", "abb", "b", "ba", "\u00e9", "\u00e9a", "a\U0001f600", "\U0001f600", "\U0001f600b",
+         "a\x00", "\x00", "a\x00b"]
 codes = st.one_of(st.sampled_from(CODES), st.text(alphabet=ALPHABET, max_size=3))
 tags = st.sampled_from(["", "red", "green", "Blue"])
 
@@ -76,10 +81,7 @@ datasets = st.lists(rows_strategy, min_size=3, max_size=14)
 
 # ---- queries --------------------------------------------------------------------------------------
 
-# Text comparisons whose bounds the lexicographic index gets right when it drives the
-# query; gt / lte / range are excluded here until the bug xfailed below is fixed.
-SAFE_LEX = ("gte", "lt", "startswith")
-ALL_LEX = ("gt", "gte", "lt", "lte", "range", "startswith")
+TEXT_LOOKUPS = ("gt", "gte", "lt", "lte", "range", "startswith")
 NUMERIC_COMPARISONS = ("gt", "gte", "lt", "lte", "range")
 
 
@@ -260,7 +262,7 @@ def load(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def test_queries_match_python_model(redis_client: redis.Redis, rows: list[dict[str, Any]],
                                     data: st.DataObject) -> None:
     stored = load(rows)
-    for query in draw_queries(data, stored, SAFE_LEX):
+    for query in draw_queries(data, stored, TEXT_LOOKUPS):
         check_query(stored, query)
 
 
@@ -275,6 +277,11 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("batch"), st.lists(rows_strategy, min_size=1, max_size=3)),
     st.tuples(st.just("stale"), st.integers(0, 50), partial_rows, partial_rows),
 ), max_size=14)
+
+
+def stored_form(name: str, value: Any) -> Any:
+    field = QItem._meta.fields_by_name[name]
+    return field.toStorage(field.fromInput(value))
 
 
 def apply_operations(rows: dict[int, dict[str, Any]], ops: list[tuple[Any, ...]]) -> None:
@@ -302,6 +309,7 @@ def apply_operations(rows: dict[int, dict[str, Any]], ops: list[tuple[Any, ...]]
             obj.save()
             rows[pk].update(op[2])
         else:  # a stale copy saved after another writer changed the object
+            original = dict(rows[pk])
             other = QItem.objects.get(pk)
             for name, value in op[2].items():
                 setattr(other, name, value)
@@ -309,8 +317,11 @@ def apply_operations(rows: dict[int, dict[str, Any]], ops: list[tuple[Any, ...]]
             rows[pk].update(op[2])
             for name, value in op[3].items():
                 setattr(obj, name, value)
-            obj.save()      # writes only the fields it changed, over the other's values
-            rows[pk].update(op[3])
+            obj.save()
+            # the stale copy writes only the fields it changed (by stored form) from
+            # what it was fetched with, over the other writer's values
+            rows[pk].update({name: value for name, value in op[3].items()
+                             if stored_form(name, value) != stored_form(name, original[name])})
 
 
 @settings(max_examples=100, **SETTINGS)
@@ -322,20 +333,18 @@ def test_queries_after_random_writes_match_python_model(
     apply_operations(stored, ops)
     records = assert_indexes_consistent(redis_client, QItem)
     assert sorted(records) == sorted(stored)
-    for query in draw_queries(data, stored, SAFE_LEX):
+    assert {o._id: row_of(o) for o in QItem.objects.all()} == stored
+    for query in draw_queries(data, stored, TEXT_LOOKUPS):
         check_query(stored, query)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: text gt / lte / range are wrong whenever the lexicographic index drives the "
-    "query (bounds '(v' / '[v' used raw on '<text>\\0<pk>' members); see "
-    "test_lookups.py::test_text_gt_lte_range_when_lex_index_drives"))
-@settings(max_examples=150, derandomize=True, database=None, phases=[Phase.generate], **SETTINGS)
+@settings(max_examples=80, **SETTINGS)
 @given(rows=datasets, data=st.data())
-def test_queries_with_every_text_comparison_match_python_model(
+def test_queries_starting_with_a_text_comparison_match_python_model(
         redis_client: redis.Redis, rows: list[dict[str, Any]], data: st.DataObject) -> None:
+    """Every query compares the lexicographic field first (which often drives)."""
     stored = load(rows)
-    for query in draw_queries(data, stored, ALL_LEX, text_first=True):
+    for query in draw_queries(data, stored, TEXT_LOOKUPS, text_first=True):
         check_query(stored, query)
 
 
