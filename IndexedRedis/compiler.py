@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
+from .fields import irNull
 from .lookups import Condition
 
 if TYPE_CHECKING:
@@ -71,12 +72,17 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
         return number(gk.null_index(field) if value is None else gk.index(field, value))
 
     if order.field is None:
-        args: list[Any] = [gen, op, b"pk", 0, b"1" if order.descending else b"0", 0, b""]
+        args: list[Any] = [gen, op, b"pk", 0, b"1" if order.descending else b"0", 0, b"", 0]
     else:
         index = meta.specs[order.field]
         ordered_key = gk.score_index(order.field) if index.numeric else gk.lex_index(order.field)
+        unordered = 0
+        odd = index.field.unorderedValue() if index.numeric else irNull
+        if odd is not irNull:  # nan has no score: it is ordered with the irNull values
+            unordered = number(gk.index(order.field, index.field.toIndex(odd)))
         args = [gen, op, b"z" if index.numeric else b"x", number(ordered_key),
-                b"1" if order.descending else b"0", number(gk.null_index(order.field)), order.field]
+                b"1" if order.descending else b"0", number(gk.null_index(order.field)), order.field,
+                unordered]
     args += [offset, limit, b"" if after is None else after, rnd, len(conditions)]
     for condition in conditions:
         kind, field = condition[0], condition[1]

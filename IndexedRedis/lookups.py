@@ -149,7 +149,8 @@ class _Range(Lookup):
                 if value is _OPEN:
                     bounds.append(open_end)
                     continue
-                score = self.field.toScore(self._value(value))
+                self._value(value)  # validates, with an error naming model and field
+                score = self.field.boundScore(value)
                 if score is None:
                     return ("U", self.field.name, ())  # nan: no value compares with it
                 text = repr(float(score)).encode("ascii")

@@ -422,12 +422,13 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
         raise IndexedRedisError(f"{meta.name}.reset: two objects in the list have the same pk")
     records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
     for name in meta.unique_names:
+        unique_field = meta.fields_by_name[name]
         seen_values: dict[Any, int] = {}
         for position, record in enumerate(records):
             stored = record[name]
             if stored is NULL_STORED:
                 continue
-            key = wire_bytes(stored)
+            key = unique_field.indexFromStorage(stored)  # equal index values clash
             if key in seen_values:
                 value = objs[position].__dict__.get(name)
                 raise UniqueConstraintError(

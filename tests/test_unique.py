@@ -294,10 +294,7 @@ def test_reset_accepts_nulls_and_distinct_values_and_then_enforces(redis_client:
         account(number=2).save()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: reset_flow checks duplicates by stored bytes (wire_bytes(record[name])), but "
-    "uniqueness is by index value: 0.0 and -0.0, or aware datetimes of the same instant "
-    "in other zones, pass the check and leave two objects in one unique index set"))
+# Regression: this was a bug before the change that fixed it.
 @pytest.mark.parametrize("field,values", [
     ("ratio", [0.0, -0.0]),
     ("since", [dt.datetime(2021, 1, 1, 12, tzinfo=dt.timezone.utc),

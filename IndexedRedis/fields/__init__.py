@@ -540,7 +540,8 @@ class _DatetimeConverter(_Converter):
         return (utc.isoformat() + "Z").encode("ascii")
 
     def to_score(self, value: _dt.datetime) -> float:
-        """Seconds since 1970 (naive datetimes are taken as UTC), microsecond exact."""
+        """Seconds since 1970 (naive datetimes are taken as UTC); a float keeps every
+        microsecond only within about 1700..2240, beyond that order is to ~the second."""
         offset = value.utcoffset() or _dt.timedelta(0)
         delta = value.replace(tzinfo=None) - _EPOCH - offset
         return delta.days * 86400.0 + delta.seconds + delta.microseconds / 1e6
@@ -764,6 +765,15 @@ class IRField(str):
         the order (nan)."""
         to_score = self._conv.to_score
         return None if to_score is None else to_score(value)
+
+    def boundScore(self, value: Any) -> float | None:
+        """The score of a comparison bound given by a user (validated as a value)."""
+        converted = self.fromInput(value)
+        return None if converted is irNull else self.toScore(converted)
+
+    def unorderedValue(self) -> Any:
+        """A value that has no place in the number order (nan for floats), or irNull."""
+        return math.nan if self._conv is _FLOAT and self.isNumeric() else irNull
 
     def _converts_by_value_type(self) -> bool:
         return type(self)._fromInput is IRField._fromInput and type(self)._toIndex is IRField._toIndex
@@ -1159,6 +1169,11 @@ class IRFixedPointField(IRField):
 
     def toScore(self, value: float) -> float:
         return value
+
+    def boundScore(self, value: Any) -> float | None:
+        # A comparison bound keeps all its digits: cost__gte=1.224 must not match 1.22.
+        number = _as_float(value, self.expected)
+        return None if math.isnan(number) else number
 
     def isNumeric(self) -> bool:
         return True

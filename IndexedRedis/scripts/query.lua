@@ -11,7 +11,9 @@
 -- ARGV: 1 expected generation, 2 operation, then
 --   'get' / 'has': the pks (records, or whether the first exists).
 --   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset), order key number,
---   descending ('1'/'0'), null set key number (0: none), order field name;
+--   descending ('1'/'0'), null set key number (0: none), order field name, the key
+--   number of a set of values with no place in the order (nan; 0: none), which are
+--   ordered with the irNull values;
 --   offset, limit (-1: no limit), after pk ('': none; pk order only), random number;
 --   condition count, then per condition one of
 --     'S' key                 members of a set (equality, isnull)
@@ -48,14 +50,14 @@ local function key_at(n)
 end
 
 local order_kind, order_key, desc = ARGV[3], key_at(ARGV[4]), ARGV[5] == '1'
-local null_key, order_field = key_at(ARGV[6]), ARGV[7]
-local offset, limit, after, rnd = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local null_key, order_field, unordered_key = key_at(ARGV[6]), ARGV[7], key_at(ARGV[8])
+local offset, limit, after, rnd = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12])
 if op == 'exists' then offset, limit = 0, 1 end
 local wanted = limit < 0 and math.huge or offset + limit
 
 local positives, negatives = {}, {}
-local pos = 13
-for _ = 1, tonumber(ARGV[12]) do
+local pos = 14
+for _ = 1, tonumber(ARGV[13]) do
   local t = ARGV[pos]
   if t == 'S' or t == 'N' then
     local c = {t = t, key = KEYS[tonumber(ARGV[pos + 1])]}
@@ -304,7 +306,12 @@ else
   local nulls = {}
   local function null_segment()
     if not null_key then return {} end
-    local pks = redis.call('SMEMBERS', null_key)
+    local pks
+    if unordered_key then
+      pks = redis.call('SUNION', null_key, unordered_key)
+    else
+      pks = redis.call('SMEMBERS', null_key)
+    end
     return sort_pks(keep(pks, nil), desc)
   end
   if driver and driver_size <= SORT_LIMIT then
