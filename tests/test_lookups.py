@@ -300,7 +300,8 @@ def test_bool_comparisons_and_order() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "LIMITATION (documented in the README): int scores are floats, so ints beyond 2**53 compare by their float "
+    "LIMITATION (documented in the README): int scores are floats, so ints beyond "
+    "2**53 compare by their float "
     "approximation (2**53 + 1 is not > 2**53; every int beyond the float range scores "
     "inf, so 10**401 is not > 10**400) and tie, ordered by pk instead of value"))
 @pytest.mark.parametrize("big", [2 ** 53, 10 ** 400, -(10 ** 400) - 3],
@@ -331,7 +332,8 @@ def test_ints_beyond_the_float_range_are_saved_and_sort_at_their_end(redis_clien
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "LIMITATION (documented in the README): datetime scores are float seconds since 1970, which hold microseconds only "
+    "LIMITATION (documented in the README): datetime scores are float seconds since "
+    "1970, which hold microseconds only "
     "within about 1700..2240; later (or earlier) datetimes a microsecond apart get the "
     "same score, so gt misses the later one and ordering falls back to pk "
     "(toScore's docstring promises 'microsecond exact')"))
