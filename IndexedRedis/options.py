@@ -29,6 +29,14 @@ def pack_record(record: Mapping[str, Any]) -> bytes:
     return _packer.pack(record)
 
 
+def unpack_records(blobs: list[bytes]) -> list[dict[str, Any]]:
+    """Many records at once: one streaming unpack over their concatenation (much
+    cheaper per record than separate calls)."""
+    unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", max_buffer_size=0)
+    unpacker.feed(b"".join(blobs))
+    return [record if type(record) is dict else {} for record in unpacker]
+
+
 def unpack_record(blob: bytes) -> dict[str, Any]:
     record = msgpack.unpackb(blob, raw=False, unicode_errors="surrogateescape")
     return record if isinstance(record, dict) else {}  # Lua packs an empty table as []
@@ -235,22 +243,22 @@ class ModelOptions:
 
     def instance_from_record(self, pk: bytes | str | int, record: dict[str, Any]) -> IndexedRedisModel:
         """Build an instance from a stored record (the fetch hot path)."""
-        if self._plain_records and len(record) == self._field_count:
+        model = self.model
+        if self._plain_records and not self.custom_init and record.keys() == self._field_set:
             # Every field is plain text stored as itself, and the record has exactly the
-            # model's fields (as records of this schema do): copy it whole.
-            values = record.copy()
-            if values.keys() != self._field_set:
-                values = self._decode(record)
+            # model's fields (as records of this schema do): it becomes the state whole.
+            obj = _new(model)
+            state = obj.__dict__
+            state.update(record)
         else:
             values = self._decode(record)
-        model = self.model
-        if self.custom_init:
-            obj = model(**values)
-            state = obj.__dict__
-        else:
-            obj = _new(model)
-            state = values
-            _set_dict(obj, state)
+            if self.custom_init:
+                obj = model(**values)
+                state = obj.__dict__
+            else:
+                obj = _new(model)
+                state = obj.__dict__
+                state.update(values)
         state["_id"] = int(pk)
         state["_orig"] = record
         return obj
@@ -285,10 +293,6 @@ class ModelOptions:
 
 _MISSING = object()
 _new = object.__new__
-
-
-def _set_dict(obj: Any, state: dict[str, Any]) -> None:
-    object.__setattr__(obj, "__dict__", state)
 _AS_IS, _TRUSTED = 0, 1
 
 

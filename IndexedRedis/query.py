@@ -28,7 +28,7 @@ from .operations import (
     query_flow,
     reset_flow,
 )
-from .options import nearest, unpack_record
+from .options import nearest, unpack_record, unpack_records
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
@@ -112,8 +112,9 @@ class QuerySet(Generic[M]):
             blobs = [blob for _, blob in pairs]
         if fields is None:
             make = meta.instance_from_record
-            objs = [make(pk, unpack_record(blob)) for pk, blob in zip(pks, blobs, strict=True)
-                    if blob is not None]
+            found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
+            records = unpack_records([blob for _, blob in found])
+            objs = [make(pk, record) for (pk, _), record in zip(found, records, strict=True)]
         else:
             objs = [meta.partial_instance(pk, unpack_record(blob), fields)
                     for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
@@ -139,8 +140,14 @@ class QuerySet(Generic[M]):
         return names
 
     def _whole(self, order: Order) -> Order | None:
-        """The order the client must sort a whole result in (None: it comes sorted)."""
-        return order if order.field is None else None
+        """The order the client must sort a whole result in (None: it comes sorted).
+
+        The server leaves a whole pk-ordered result unsorted only when a positive
+        condition drove it; otherwise it walked or diffed the pk-ordered ids.
+        """
+        if order.field is not None or all(c[0] == "N" for c in self.query.conditions):
+            return None
+        return order
 
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
