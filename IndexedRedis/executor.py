@@ -51,26 +51,16 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 def _direct_transaction(client: redis.Redis, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
     """MULTI, the commands, EXEC: written at once, EXEC's reply returned."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
+
+    def pack(conn: Any) -> bytes:
         packed = [_MULTI]
         for command in commands:
             packed += conn.pack_command(*command)
         packed.append(_EXEC)
-        packed = [b"".join(packed)]  # one write, not one per chunk
-        try:
-            conn.send_packed_command(packed)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            conn.disconnect()
-            conn.send_packed_command(packed)  # reconnects; nothing ran yet
-        replies = [conn.read_response() for _ in range(len(commands) + 2)]
-        return list(replies[-1])
-    except (RedisConnectionError, RedisTimeoutError, OSError):
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
+        return b"".join(packed)  # one write, not one per chunk
+
+    replies = _on_connection(client, pack, len(commands) + 2)
+    return list(replies[-1])
 
 
 def _direct(client: redis.Redis, args: tuple[Any, ...]) -> Any:
@@ -78,19 +68,28 @@ def _direct(client: redis.Redis, args: tuple[Any, ...]) -> Any:
 
     A script call is the hot path of every operation, and the generic machinery of
     ``execute_command`` (response callbacks, instrumentation, blanket retries) costs
-    more than the server spends on it.  A connection that fails while *sending* is
-    replaced once; a failure while reading the reply is raised, because the script may
-    have run and must not run twice.
+    more than the server spends on it.
+    """
+    return _on_connection(client, lambda conn: b"".join(conn.pack_command(*args)), 1)[0]
+
+
+def _on_connection(client: redis.Redis, pack: Any, replies: int) -> list[Any]:
+    """Write what ``pack(connection)`` builds on a pooled connection; read ``replies``.
+
+    A connection that fails while *sending* is replaced once (nothing ran yet); a
+    failure while reading is raised, because a script may have run and must not run
+    twice.
     """
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
+        packed = pack(conn)
         try:
-            conn.send_command(*args)
+            conn.send_packed_command([packed])
         except (RedisConnectionError, RedisTimeoutError, OSError):
             conn.disconnect()
-            conn.send_command(*args)  # reconnects
-        return conn.read_response()
+            conn.send_packed_command([packed])  # reconnects
+        return [conn.read_response() for _ in range(replies)]
     except (RedisConnectionError, RedisTimeoutError, OSError):
         conn.disconnect()
         raise

@@ -125,7 +125,6 @@ class ModelOptions:
              f.getDefaultValue() if _immutable(f.defaultValue) else f.getDefaultValue)
             for f in self.fields)
         self.check_attribute_clashes()
-        self._field_count = len(self.fields)
         self._field_set = set(self.field_names)
         self._plain_records = all(type(f) is IRClassicField for f in self.fields)
         # How storage_of turns each value into its stored form (see there).
