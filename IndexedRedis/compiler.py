@@ -58,7 +58,7 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
                   conditions: tuple[Condition, ...], order: Order = PK_ORDER, offset: int = 0,
                   limit: int = -1, after: int | None = None, rnd: int = 0) -> tuple[list[bytes], list[Any]]:
     """The KEYS and ARGV of a query.lua call."""
-    keys = [meta.keys.gen, gk.objs, gk.ids]
+    keys = [meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas]
     numbers: dict[bytes, int] = {}
 
     def number(key: bytes) -> int:

@@ -9,7 +9,10 @@ never reach a key name unescaped)::
     ir:{TAG}:staging        zset: generations being written by a reset -> heartbeat time
     ir:{TAG}:dead           set: generations whose keys are being freed
     ir:{TAG}:nextpk         primary key counter (shared by all generations)
-    ir:{TAG}:g<N>:objs      hash: pk -> msgpack map of field -> stored value
+    ir:{TAG}:schemas        hash: schema tag -> msgpack array of the field names whose
+                            order records with that tag follow
+    ir:{TAG}:g<N>:objs      hash: pk -> record, a msgpack array: the stored values in
+                            FIELDS order, then the schema tag
     ir:{TAG}:g<N>:ids       zset of every pk of generation N, scored by the pk
     ir:{TAG}:g<N>:i:<field>:<index value>   set of pks whose field has that value
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
@@ -98,6 +101,7 @@ class ModelKeys:
         self.staging = self.prefix + b"staging"
         self.dead = self.prefix + b"dead"
         self.nextpk = self.prefix + b"nextpk"
+        self.schemas = self.prefix + b"schemas"
         self._generations: dict[int, GenerationKeys] = {}
 
     def generation(self, gen: int) -> GenerationKeys:

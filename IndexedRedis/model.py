@@ -40,8 +40,8 @@ from .operations import (
     same_stored,
     save_flow,
 )
-from .options import ModelOptions, nearest, unpack_record
-from .query import QuerySet
+from .options import ModelOptions, nearest
+from .query import QuerySet, decode_records
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
 
@@ -460,7 +460,8 @@ class IndexedRedisModel(metaclass=ModelBase):
         pks, blobs = run(client, query_flow(self._context(client), "get", pks=(self._id,)))
         if not blobs or blobs[0] is None:
             raise KeyError(f"{type(self).__name__} with pk {self._id} no longer exists")
-        fresh = type(self)._meta.instance_from_record(self._id, unpack_record(blobs[0]))
+        meta = type(self)._meta
+        fresh = meta.instance_from_record(self._id, decode_records(client, meta, blobs[:1])[0])
         changes = self.diff(fresh)
         for name in changes:  # unchanged fields keep their values (and linked objects)
             self.__dict__[name] = fresh.__dict__[name]

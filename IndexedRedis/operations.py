@@ -22,7 +22,7 @@ from .compiler import PK_ORDER, Order, compile_query
 from .exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from .fields import NULL_STORED, digest, wire_bytes
 from .keys import GenerationKeys, lex_member, lex_text, padded_pk
-from .options import ModelOptions, pack_record, unpack_record
+from .options import ModelOptions, UnknownSchemas
 
 if TYPE_CHECKING:
     from .connection import GenerationCache
@@ -89,6 +89,18 @@ def call_current(ctx: Context, build: Callable[[int], ScriptCall]) -> Flow[list[
             return reply
         ctx.gen = int(reply[1])
     raise ConcurrencyError(f"{ctx.meta.name}: the dataset kept being reset during the operation")
+
+
+def records_flow(meta: ModelOptions, blobs: Sequence[bytes]) -> Flow[list[dict[str, Any]]]:
+    """Stored records as dicts, learning (one HMGET) the field lists of any written by
+    another version of the model."""
+    try:
+        return meta.records(blobs)
+    except UnknownSchemas as unknown:
+        tags = sorted(unknown.tags)
+        found = yield Command(("HMGET", meta.keys.schemas, *tags))
+        meta.learn_schemas(tags, found)
+        return meta.records(blobs)
 
 
 class _KeyNumbers:
@@ -169,12 +181,13 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
             gen = gens.get(meta.keys.prefix)
             gk = gen_keys[meta] = meta.keys.generation(gen)
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
-                           number(meta.keys.nextpk)))
+                           number(meta.keys.nextpk), number(meta.keys.schemas),
+                           b"%d" % meta.schema_tag, meta.schema_blob))
         objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
             if p.full:
-                payload: Any = pack_record(p.record)
+                payload: Any = meta.pack(p.record)
                 to_index = meta.indexed
             else:
                 payload = [(name, *_stored_arg(value)) for name, value in p.changed.items()]
@@ -204,7 +217,10 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                     f"{culprit.meta.name}.{name} must be unique, and {value!r} is already taken "
                     f"by another object; nothing was saved", culprit.meta.name, name, value)
             if status == STALE_VALUES:
-                culprit.believed = unpack_record(reply[2])
+                culprit.believed = (yield from records_flow(culprit.meta, [reply[2]]))[0]
+                if culprit.meta.stored_tag(reply[2]) != culprit.meta.schema_tag:
+                    # Written by another version of the model: rewrite it whole, in ours.
+                    culprit.full, culprit.changed = True, culprit.record
             elif status == MISSING:  # deleted meanwhile: write it whole again
                 culprit.full, culprit.believed, culprit.changed = True, {}, culprit.record
         else:
@@ -289,7 +305,7 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
 
     def build(gen: int) -> ScriptCall:
         gk = meta.keys.generation(gen)
-        number = _KeyNumbers((meta.keys.gen, gk.objs, gk.ids))
+        number = _KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas))
         args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
         for field in meta.indexed:  # the sorted sets of each field, or 0
             spec = meta.specs[field.name]
@@ -310,7 +326,7 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
         if reply[0] == OK:
             return int(reply[1])
         culprit = int(reply[1]) - 1
-        items[culprit] = (items[culprit][0], unpack_record(reply[2]))
+        items[culprit] = (items[culprit][0], (yield from records_flow(meta, [reply[2]]))[0])
     raise ConcurrencyError(f"{meta.name}: delete kept racing with other writers")
 
 
@@ -341,7 +357,8 @@ def query_flow(ctx: Context, op: str, conditions: tuple[Any, ...] = (), order: O
     def build(gen: int) -> ScriptCall:
         gk = meta.keys.generation(gen)
         if op in ("get", "has"):
-            return ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids), (gen, op, *pks))
+            return ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas),
+                              (gen, op, *pks))
         keys, args = compile_query(meta, gk, gen, op, conditions, order, offset, limit, after, rnd)
         return ScriptCall(scripts.QUERY, keys, args)
 
@@ -382,18 +399,19 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
             for meta in metas:
                 gen = ctx.gens.get(meta.keys.prefix)
                 gk = meta.keys.generation(gen)
-                calls.append(ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids),
+                calls.append(ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas),
                                         (gen, "get", *wanted[meta])))
             replies = yield calls
             for meta, reply in zip(metas, replies, strict=True):
                 if reply[0] == STALE_GEN:
                     ctx.gens.set(meta.keys.prefix, int(reply[1]))
                     continue
-                for pk, blob in zip(reply[1], reply[2], strict=True):
+                found = [(pk, blob) for pk, blob in zip(reply[1], reply[2], strict=True)
+                         if blob is not None]
+                records = yield from records_flow(meta, [blob for _, blob in found])
+                for (pk, _), record in zip(found, records, strict=True):
                     links = wanted[meta][int(pk)]
-                    if blob is None:
-                        continue
-                    obj = meta.instance_from_record(pk, unpack_record(blob))
+                    obj = meta.instance_from_record(pk, record)
                     known[(meta, int(pk))] = obj
                     level.append(obj)
                     for link in links:
@@ -437,8 +455,9 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
                     meta.name, name, value)
             seen_values[key] = position
 
-    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk),
-                             (len(objs) - len(given), max(given, default=0)))
+    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
+                             (len(objs) - len(given), max(given, default=0), meta.schema_tag,
+                              meta.schema_blob))
     gen, fresh = int(reply[1]), int(reply[2])
     pks = []
     for obj in objs:
@@ -464,7 +483,7 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
             scored: dict[int, list[Any]] = {}
             lexed: dict[int, list[Any]] = {}
             for pk, record in zip(pks[start:stop], records[start:stop]):
-                args += (pk, pack_record(record))
+                args += (pk, meta.pack(record))
                 for field in meta.indexed:
                     stored = record[field.name]
                     members.setdefault(number(meta.index_key(gk, field, stored)), []).append(pk)
@@ -528,8 +547,7 @@ def free_dead_flow(ctx: Context, thorough: bool = False) -> Flow[int]:
             cursor, found = yield Command(("HSCAN", gk.objs, cursor, "COUNT", FREE_BATCH))
             blobs = found.values() if isinstance(found, dict) else found[1::2]
             doomed: set[bytes] = set()
-            for blob in blobs:
-                record = unpack_record(blob)
+            for record in (yield from records_flow(meta, list(blobs))):
                 freed += 1
                 if thorough:
                     doomed.update(_every_index_key(meta, gk, record))

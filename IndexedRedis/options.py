@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,33 +14,39 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
+from .exceptions import FieldValueError, IndexedRedisError, InvalidModelException, UnknownFieldError
 from .fields import NULL_STORED, IRClassicField, IRField, IRNullType, wire_bytes
 from .keys import GenerationKeys, ModelKeys
 
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
 
-__all__ = ["ModelOptions", "pack_record", "unpack_record"]
+__all__ = ["ModelOptions", "UnknownSchemas", "schema_tag"]
 
 _packer = msgpack.Packer(use_bin_type=False)  # Redis's Lua cmsgpack knows no bin type
 
 
-def pack_record(record: Mapping[str, Any]) -> bytes:
-    return _packer.pack(record)
+def schema_tag(names: Iterable[str]) -> int:
+    """The tag that stored records carry for a list of field names (CRC-32 of the
+    names): records are positional, and the tag says whose positions they follow."""
+    return zlib.crc32("\0".join(names).encode("utf-8"))
 
 
-def unpack_records(blobs: list[bytes]) -> list[dict[str, Any]]:
-    """Many records at once: one streaming unpack over their concatenation (much
-    cheaper per record than separate calls)."""
+class UnknownSchemas(Exception):
+    """Records carry schema tags this process has not learned yet (records written by
+    another version of the model); fetch them from the model's schemas hash."""
+
+    def __init__(self, tags: set[int]) -> None:
+        super().__init__(tags)
+        self.tags = tags
+
+
+def _unpack_all(blobs: Iterable[bytes]) -> list[Any]:
+    """Many msgpack blobs at once: one streaming unpack over their concatenation (much
+    cheaper per blob than separate calls)."""
     unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", max_buffer_size=0)
     unpacker.feed(b"".join(blobs))
-    return [record if type(record) is dict else {} for record in unpacker]
-
-
-def unpack_record(blob: bytes) -> dict[str, Any]:
-    record = msgpack.unpackb(blob, raw=False, unicode_errors="surrogateescape")
-    return record if isinstance(record, dict) else {}  # Lua packs an empty table as []
+    return list(unpacker)
 
 
 def nearest(name: str, choices: Iterable[str]) -> str:
@@ -93,6 +100,12 @@ class ModelOptions:
                 raise InvalidModelException(f"Model {self.name} lists field {field.name!r} twice in FIELDS")
             self.fields_by_name[field.name] = field
         self.field_names: tuple[str, ...] = tuple(self.fields_by_name)
+        # Records are stored as msgpack arrays: the values in FIELDS order, then this
+        # tag; the schemas hash maps tags to field lists, so records written by an
+        # earlier version of the model stay readable.
+        self.schema_tag = schema_tag(self.field_names)
+        self.schema_blob: bytes = _packer.pack(list(self.field_names))
+        self.schemas: dict[int, tuple[str, ...]] = {self.schema_tag: self.field_names}
         indexed_fields = self._named_fields("INDEXED_FIELDS", indexed)
         unique_fields = self._named_fields("UNIQUE_FIELDS", unique)
         lex_fields = self._named_fields("LEX_INDEXED_FIELDS", lex)
@@ -189,6 +202,54 @@ class ModelOptions:
                     raise InvalidModelException(
                         f"Model {self.name}: field {name!r} clashes with attribute {name!r} "
                         f"defined on {klass.__name__}")
+
+    # ---- stored records ------------------------------------------------------------
+
+    def pack(self, record: Mapping[str, Any]) -> bytes:
+        """A record (field name -> stored value, every field present) as stored."""
+        values = [record[name] for name in self.field_names]
+        values.append(self.schema_tag)
+        return _packer.pack(values)
+
+    def records(self, blobs: Iterable[bytes]) -> list[dict[str, Any]]:
+        """Stored records as dicts of field name -> stored value (one streaming unpack).
+
+        Raises UnknownSchemas when some were written with a field list this process
+        has not seen; ``learn_schemas`` with the schemas hash's entries, then retry.
+        """
+        arrays = _unpack_all(blobs)
+        tag, names, schemas = self.schema_tag, self.field_names, self.schemas
+        out = []
+        unknown: set[int] | None = None
+        for values in arrays:
+            if values[-1] == tag:
+                out.append(dict(zip(names, values)))
+                continue
+            other = schemas.get(values[-1])
+            if other is None:
+                unknown = unknown or set()
+                unknown.add(values[-1])
+            else:
+                out.append(dict(zip(other, values)))
+        if unknown:
+            raise UnknownSchemas(unknown)
+        return out
+
+    def record(self, blob: bytes) -> dict[str, Any]:
+        return self.records((blob,))[0]
+
+    def stored_tag(self, blob: bytes) -> Any:
+        """The schema tag a stored record carries."""
+        return msgpack.unpackb(blob, raw=False, unicode_errors="surrogateescape")[-1]
+
+    def learn_schemas(self, tags: Iterable[int], blobs: Iterable[bytes | None]) -> None:
+        for tag, blob in zip(tags, blobs, strict=True):
+            if blob is None:
+                raise IndexedRedisError(
+                    f"Model {self.name}: stored records carry schema tag {tag}, which the model's "
+                    f"schemas hash ({self.keys.schemas!r}) does not hold; the data was not "
+                    f"written by IndexedRedis or its schemas hash was deleted")
+            self.schemas[tag] = tuple(msgpack.unpackb(blob, raw=False))
 
     # ---- conversions ---------------------------------------------------------------
 

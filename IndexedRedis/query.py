@@ -26,17 +26,27 @@ from .operations import (
     fetch_links_flow,
     get_flow,
     query_flow,
+    records_flow,
     reset_flow,
 )
-from .options import nearest, unpack_record, unpack_records
+from .options import ModelOptions, UnknownSchemas, nearest
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
 
-__all__ = ["Query", "QuerySet"]
+__all__ = ["Query", "QuerySet", "decode_records"]
 
 M = TypeVar("M", bound="IndexedRedisModel")
+
+
+def decode_records(client: Any, meta: ModelOptions, blobs: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Stored records as dicts; a round trip only for records written by another version
+    of the model, whose field list this process has not learned yet."""
+    try:
+        return meta.records(blobs)
+    except UnknownSchemas:
+        return run(client, records_flow(meta, blobs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +123,13 @@ class QuerySet(Generic[M]):
         if fields is None:
             make = meta.instance_from_record
             found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
-            records = unpack_records([blob for _, blob in found])
+            records = decode_records(self.model._get_client(), meta, [blob for _, blob in found])
             objs = [make(pk, record) for (pk, _), record in zip(found, records, strict=True)]
         else:
-            objs = [meta.partial_instance(pk, unpack_record(blob), fields)
-                    for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
+            found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
+            records = decode_records(self.model._get_client(), meta, [blob for _, blob in found])
+            objs = [meta.partial_instance(pk, record, fields)
+                    for (pk, _), record in zip(found, records, strict=True)]
         if cascadeFetch:
             self._cascade(objs)
         return IRQueryableList(objs, self.model)  # type: ignore[arg-type]
@@ -260,7 +272,8 @@ class QuerySet(Generic[M]):
         if self.query.is_everything:
             return run(client, reset_flow(ctx, []))[1]
         pks, blobs = run(client, query_flow(ctx, "records", self.query.conditions))
-        targets = [(int(pk), unpack_record(blob)) for pk, blob in zip(pks, blobs, strict=True)
+        records = iter(decode_records(client, ctx.meta, [blob for blob in blobs if blob is not None]))
+        targets = [(int(pk), next(records)) for pk, blob in zip(pks, blobs, strict=True)
                    if blob is not None]
         deleted = 0
         for start in range(0, len(targets), SAVE_BATCH):
@@ -274,7 +287,8 @@ class QuerySet(Generic[M]):
         blob = run(client, get_flow(ctx, (key,)))[0]
         if blob is None:
             return None
-        obj = self.model._meta.instance_from_record(key, unpack_record(blob))
+        meta = self.model._meta
+        obj = meta.instance_from_record(key, decode_records(client, meta, (blob,))[0])
         if cascadeFetch:
             self._cascade([obj])
         return obj  # type: ignore[return-value]
@@ -291,14 +305,15 @@ class QuerySet(Generic[M]):
         client, ctx = self._context()
         blobs = run(client, get_flow(ctx, wanted))
         meta = self.model._meta
+        records = iter(decode_records(client, meta, [blob for blob in blobs if blob is not None]))
         objs: list[Any] = []
         for pk, blob in zip(wanted, blobs, strict=True):
             if blob is None:
                 objs.append(None)
             elif fields is None:
-                objs.append(meta.instance_from_record(pk, unpack_record(blob)))
+                objs.append(meta.instance_from_record(pk, next(records)))
             else:
-                objs.append(meta.partial_instance(pk, unpack_record(blob), fields))
+                objs.append(meta.partial_instance(pk, next(records), fields))
         if cascadeFetch:
             self._cascade([o for o in objs if o is not None])
         return IRQueryableList(objs, self.model)

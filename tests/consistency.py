@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import msgpack
 import redis
-
-from IndexedRedis.options import unpack_record
 
 __all__ = [
     "assert_indexes_consistent",
     "assert_no_garbage",
     "current_generation",
     "db_snapshot",
+    "decode_record",
     "model_keys",
     "stored_records",
 ]
@@ -51,10 +51,23 @@ def current_generation(client: redis.Redis, model: Any) -> int:
     return int(raw) if raw is not None else 0
 
 
+def decode_record(client: redis.Redis, model: Any, blob: bytes) -> dict[str, Any]:
+    """A stored record as field name -> stored value, decoded from the raw layout alone:
+    a msgpack array of values whose last item is a tag naming, in the model's schemas
+    hash, the field list the values follow."""
+    values = msgpack.unpackb(blob, raw=False, unicode_errors="surrogateescape")
+    assert isinstance(values, list) and values, f"a record must be a non-empty array: {values!r}"
+    packed = client.hget(model._meta.keys.schemas, str(values[-1]))
+    assert packed is not None, f"record tag {values[-1]} is not in the schemas hash"
+    names = msgpack.unpackb(packed, raw=False)
+    assert len(names) == len(values) - 1, f"record {values!r} does not follow its schema {names!r}"
+    return dict(zip(names, values[:-1]))
+
+
 def stored_records(client: redis.Redis, model: Any) -> dict[int, dict[str, Any]]:
-    """pk -> stored record (as unpacked from msgpack) of the current generation."""
+    """pk -> stored record (field name -> stored value) of the current generation."""
     gk = model._meta.keys.generation(current_generation(client, model))
-    return {int(pk): unpack_record(blob) for pk, blob in client.hgetall(gk.objs).items()}
+    return {int(pk): decode_record(client, model, blob) for pk, blob in client.hgetall(gk.objs).items()}
 
 
 def model_keys(client: redis.Redis, model: Any) -> set[bytes]:
@@ -78,7 +91,7 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
     gen = current_generation(client, model)
     gk = meta.keys.generation(gen)
 
-    records = {int(pk): unpack_record(blob) for pk, blob in client.hgetall(gk.objs).items()}
+    records = {int(pk): decode_record(client, model, blob) for pk, blob in client.hgetall(gk.objs).items()}
     ids = {int(pk) for pk in client.zrange(gk.ids, 0, -1)}
     only_ids = sorted(ids - set(records))
     only_records = sorted(set(records) - ids)
@@ -141,7 +154,7 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
 def assert_no_garbage(client: redis.Redis, model: Any, *, idle: bool = True) -> None:
     """The model's only keys are its fixed keys plus keys of its current generation.
 
-    ``gen``, ``genseq`` and ``nextpk`` may exist; so may ``staging`` and ``dead`` (Redis
+    ``gen``, ``genseq``, ``nextpk`` and ``schemas`` may exist; so may ``staging`` and ``dead`` (Redis
     drops them when empty), but with ``idle`` (the default: no reset is running) they
     must not, since a finished reset leaves nothing staging and nothing waiting to be
     freed.  Any key of another generation is garbage.
@@ -149,7 +162,7 @@ def assert_no_garbage(client: redis.Redis, model: Any, *, idle: bool = True) -> 
     keys = model._meta.keys
     gen = current_generation(client, model)
     live_prefix = keys.generation(gen).prefix
-    fixed = {keys.gen, keys.genseq, keys.nextpk, keys.staging, keys.dead}
+    fixed = {keys.gen, keys.genseq, keys.nextpk, keys.schemas, keys.staging, keys.dead}
     garbage = sorted(k for k in model_keys(client, model)
                      if k not in fixed and not k.startswith(live_prefix))
     assert not garbage, (

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import msgpack
+from consistency import decode_record
 import pytest
 import redis
 
@@ -106,7 +106,7 @@ def gen_prefix(client: redis.Redis, model: type[IndexedRedisModel]) -> bytes:
 def record(client: redis.Redis, model: type[IndexedRedisModel], pk: int) -> dict[str, Any]:
     blob = client.hget(gen_prefix(client, model) + b"objs", str(pk))
     assert blob is not None, f"{model.__name__} {pk} is not stored"
-    return msgpack.unpackb(blob, raw=False)
+    return decode_record(client, model, blob)
 
 
 def index_members(client: redis.Redis, model: type[IndexedRedisModel], field: str,
@@ -121,7 +121,7 @@ def assert_book_indexes_exact(client: redis.Redis) -> None:
     gp = gen_prefix(client, Book)
     expected: dict[bytes, set[int]] = {}
     for pk, blob in client.hgetall(gp + b"objs").items():
-        rec = msgpack.unpackb(blob, raw=False)
+        rec = decode_record(client, Book, blob)
         for name in Book.INDEXED_FIELDS:
             value = rec[str(name)]
             key = gp + (b"n:" + str(name).encode() if value is False

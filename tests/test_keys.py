@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-import msgpack
+from consistency import decode_record
 import pytest
 import redis
 from redis.crc import key_slot
@@ -69,7 +69,7 @@ def assert_indexes_exact(client: redis.Redis, model: type[IndexedRedisModel]) ->
     prefix = model_prefix(model)
     gen = int(client.get(prefix + b"gen") or 0)
     gprefix = prefix + b"g%d:" % gen
-    records = {int(pk): msgpack.unpackb(blob, raw=False)
+    records = {int(pk): decode_record(client, model, blob)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
     assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(records)
     expected: dict[bytes, set[int]] = {}

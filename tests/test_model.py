@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgpack
+from consistency import decode_record
 import pytest
 import redis
 
@@ -89,7 +89,7 @@ def live_gen(client: redis.Redis, model: type[IndexedRedisModel]) -> int:
 def stored_records(client: redis.Redis, model: type[IndexedRedisModel]) -> dict[int, dict[str, str]]:
     """pk -> decoded record of the live generation."""
     objs_key = prefix_of(model) + b"g%d:objs" % live_gen(client, model)
-    return {int(pk): msgpack.unpackb(blob, raw=False)
+    return {int(pk): decode_record(client, model, blob)
             for pk, blob in client.hgetall(objs_key).items()}
 
 
@@ -619,7 +619,7 @@ def test_instance_connection_set_in_init(other_db: tuple[int, redis.Redis], redi
     pk = obj.save()
     objs_key = prefix_of(PerInstance) + b"g0:objs"
     assert raw.hexists(objs_key, str(pk))
-    assert msgpack.unpackb(raw.hget(objs_key, str(pk)), raw=False) == {"name": "x"}
+    assert decode_record(raw, PerInstance, raw.hget(objs_key, str(pk))) == {"name": "x"}
     assert raw.smembers(prefix_of(PerInstance) + b"g0:i:name:x") == {str(pk).encode()}
     assert redis_client.dbsize() == 0
     obj.name = "y"

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import msgpack
+from consistency import decode_record
 import pytest
 import redis
 
@@ -38,7 +38,7 @@ from IndexedRedis.model import toggleDeprecatedMessages
 from IndexedRedis.results import IRQueryableList
 
 EXTERNAL_DB = 5
-BOOKKEEPING = {b"gen", b"genseq", b"nextpk", b"staging", b"dead"}
+BOOKKEEPING = {b"gen", b"genseq", b"nextpk", b"schemas", b"staging", b"dead"}
 
 
 # ---- models (module level, so their instances pickle) -------------------------------------
@@ -98,7 +98,7 @@ def gen_prefix(client: redis.Redis, model: type[IndexedRedisModel]) -> bytes:
 
 def stored(client: redis.Redis, model: type[IndexedRedisModel]) -> dict[int, dict[str, Any]]:
     """pk -> record of the live generation, decoded."""
-    return {int(pk): msgpack.unpackb(blob, raw=False)
+    return {int(pk): decode_record(client, model, blob)
             for pk, blob in client.hgetall(gen_prefix(client, model) + b"objs").items()}
 
 

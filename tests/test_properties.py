@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import msgpack
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +18,8 @@ from hypothesis import strategies as st
 
 from IndexedRedis import IndexedRedisModel
 from IndexedRedis.keys import escape_key_name
+
+from consistency import decode_record
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -227,7 +228,7 @@ def assert_storage_exact(client: redis.Redis, model: PyModel) -> None:
     prefix = b"ir:{" + escape_key_name(Item.KEY_NAME).encode() + b"}:"
     gen = int(client.get(prefix + b"gen") or 0)
     gprefix = prefix + b"g%d:" % gen
-    records = {int(pk): msgpack.unpackb(blob, raw=False)
+    records = {int(pk): decode_record(client, Item, blob)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
     assert records == model.store
     assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(model.store)

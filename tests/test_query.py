@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgpack
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -18,6 +17,8 @@ from IndexedRedis import (
 )
 from IndexedRedis.embedded import free_port
 from IndexedRedis.keys import escape_key_name
+
+from consistency import decode_record
 
 
 class Song(IndexedRedisModel):
@@ -80,7 +81,7 @@ def prefix() -> bytes:
 def assert_indexes_exact(client: redis.Redis) -> dict[int, dict[str, str]]:
     gen = int(client.get(prefix() + b"gen") or 0)
     gprefix = prefix() + b"g%d:" % gen
-    records = {int(pk): msgpack.unpackb(blob, raw=False)
+    records = {int(pk): decode_record(client, Song, blob)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
     assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(records)
     expected: dict[bytes, set[int]] = {}

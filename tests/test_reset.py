@@ -40,7 +40,7 @@ def _content(objs):
 
 def _fixed_keys():
     keys = ResetItem._meta.keys
-    return {keys.gen, keys.genseq, keys.nextpk}
+    return {keys.gen, keys.genseq, keys.nextpk, keys.schemas}
 
 
 # ---- semantics --------------------------------------------------------------------------

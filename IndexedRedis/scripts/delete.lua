@@ -2,7 +2,7 @@
 -- As in save.lua, the client declares the index keys it believes hold each object;
 -- the stored record decides, and a wrong belief makes the call write nothing.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4.. index keys
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4 schemas hash, 5.. index keys
 -- ARGV: 1 expected generation, 2 indexed field count F, 3..2+F field names, then F
 --   (score zset key number, lex zset key number) pairs (0: the field has none), then
 --   per object: pk, then F groups of (kind, believed stored value, set key number, lex
@@ -32,7 +32,7 @@ while pos <= #ARGV do
   pos = pos + 1
   local stored = redis.call('HGET', objs_key, pk)
   if stored then
-    local record = cmsgpack.unpack(stored)
+    local record = read_record(KEYS[4], stored)
     local keys = {}
     local lex = {}
     for i = 1, nfields do

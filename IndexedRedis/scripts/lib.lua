@@ -37,3 +37,39 @@ local function matches(actual, kind, believed)
   if kind == 'n' then return actual == false end
   return actual == believed
 end
+
+-- Records are msgpack arrays: the stored values in the writing model's FIELDS order,
+-- then the tag of that field list.  The model's schemas hash maps every tag to its
+-- field names (a msgpack array), so a record written by an earlier version of the
+-- model is still read by name.
+local known_schemas = {}
+
+local function schema_names(schemas_key, tag)
+  local name = tostring(tag)
+  local names = known_schemas[name]
+  if names == nil then
+    local packed = redis.call('HGET', schemas_key, name)
+    names = packed and cmsgpack.unpack(packed) or {}
+    known_schemas[name] = names
+  end
+  return names
+end
+
+-- Make a model's own field list known (and stored) under its tag (a string).
+local function register_schema(schemas_key, tag, packed_names)
+  redis.call('HSETNX', schemas_key, tag, packed_names)
+  known_schemas[tag] = cmsgpack.unpack(packed_names)
+end
+
+-- A stored record: a table field name -> stored value, its raw values, and its tag.
+local function read_record(schemas_key, stored)
+  local values = cmsgpack.unpack(stored)
+  local n = #values
+  local names = schema_names(schemas_key, values[n])
+  local record = {}
+  for i = 1, n - 1 do
+    local name = names[i]
+    if name then record[name] = values[i] end
+  end
+  return record, values, tostring(values[n])
+end

@@ -6,8 +6,8 @@
 -- cost, not what the model holds.  Without a positive condition, or for a page of an
 -- ordered result, the ordered index is walked in chunks until the page is full.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (score = pk), then any keys the
---   conditions and the order name, by number.
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (score = pk), 4 schemas hash,
+--   then any keys the conditions and the order name, by number.
 -- ARGV: 1 expected generation, 2 operation, then
 --   'get' / 'has': the pks (records, or whether the first exists).
 --   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset), order key number,
@@ -158,7 +158,7 @@ local function stored_values(pks, field)
   local records = chunked_call('HMGET', objs_key, pks)
   local values = {}
   for i = 1, #pks do
-    values[i] = records[i] and cmsgpack.unpack(records[i])[field] or nil
+    values[i] = records[i] and read_record(KEYS[4], records[i])[field] or nil
   end
   return values
 end

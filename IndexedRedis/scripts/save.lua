@@ -7,10 +7,12 @@
 --
 -- KEYS: every key, referenced by number from the request.
 -- ARGV[1]: the request, msgpack: {models, objects}
---   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #}...
+--   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
+--     schemas hash #, schema tag, field names (msgpack array)}...
 --   objects: {model number, pk ('' = new), mode, payload, index groups}...
---     mode 'F': payload is the whole record (msgpack map);
---     mode 'P': payload is {field, kind, stored value}... for the changed fields only.
+--     mode 'F': payload is the whole record (see lib.lua);
+--     mode 'P': payload is {field, kind, stored value}... for the changed fields only;
+--       a stored record of another schema is refused (reply 2): the client sends it whole.
 --     index group: {field, kind, believed stored value, old set #, new set #, unique (1/0),
 --       score zset # (0: none), new score ('' = not in the zset), lex zset # (0: none),
 --       old lex flag (1/0), old text, new lex flag, new text}
@@ -28,20 +30,28 @@ for m, model in ipairs(models) do
   local gen = current_gen(KEYS[model[2]])
   if gen ~= model[1] then return {0, gen, m} end
 end
+local positions = {}  -- per model: field name -> position in its records
+for m, model in ipairs(models) do
+  register_schema(KEYS[model[6]], model[7], model[8])
+  local where = {}
+  for i, name in ipairs(known_schemas[model[7]]) do where[name] = i end
+  positions[m] = where
+end
 
 -- Check every belief before the first write, so a refused call changes nothing.
 local existing = {}
 for o, ob in ipairs(objects) do
   local pk = ob[2]
   if pk ~= '' then
-    local objs_key = KEYS[models[ob[1]][3]]
-    local stored = redis.call('HGET', objs_key, pk)
+    local model = models[ob[1]]
+    local stored = redis.call('HGET', KEYS[model[3]], pk)
     if stored then
-      local record = cmsgpack.unpack(stored)
+      local record, values, tag = read_record(KEYS[model[6]], stored)
+      if ob[3] == 'P' and tag ~= model[7] then return {2, o, stored} end
       for _, ix in ipairs(ob[5]) do
         if not matches(record[ix[1]], ix[2], ix[3]) then return {2, o, stored} end
       end
-      existing[o] = record
+      existing[o] = values
     elseif ob[3] == 'P' then
       return {3, o}
     else
@@ -82,9 +92,9 @@ for o, ob in ipairs(objects) do
   if ob[3] == 'F' then
     redis.call('HSET', objs_key, pk, ob[4])
   else
-    local record = existing[o]
-    for _, p in ipairs(ob[4]) do record[p[1]] = stored_value(p[2], p[3]) end
-    redis.call('HSET', objs_key, pk, cmsgpack.pack(record))
+    local values, where = existing[o], positions[ob[1]]
+    for _, p in ipairs(ob[4]) do values[where[p[1]]] = stored_value(p[2], p[3]) end
+    redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
   end
   redis.call('ZADD', KEYS[model[4]], pk, pk)
   local padded = string.format('%012d', tonumber(pk))
