@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .operations import Command, Flow, Request, ScriptCall, Transaction
@@ -74,14 +77,18 @@ def _direct(client: redis.Redis, args: tuple[Any, ...]) -> Any:
 
 
 def _on_connection(client: redis.Redis, pack: Any, replies: int) -> list[Any]:
-    """Write what ``pack(connection)`` builds on a pooled connection; read ``replies``.
+    """Write what ``pack(connection)`` builds on a connection; read ``replies`` replies.
 
     A connection that fails while *sending* is replaced once (nothing ran yet); a
     failure while reading is raised, because a script may have run and must not run
-    twice.
+    twice.  Error replies are read to the last one before the first is raised, so the
+    connection never keeps unread replies.
     """
     pool = client.connection_pool
-    conn = pool.get_connection()
+    conn = _pinned(pool)
+    pinned = conn is not None
+    if conn is None:
+        conn = pool.get_connection()
     try:
         packed = pack(conn)
         try:
@@ -89,12 +96,112 @@ def _on_connection(client: redis.Redis, pack: Any, replies: int) -> list[Any]:
         except (RedisConnectionError, RedisTimeoutError, OSError):
             conn.disconnect()
             conn.send_packed_command([packed])  # reconnects
-        return [conn.read_response() for _ in range(replies)]
-    except (RedisConnectionError, RedisTimeoutError, OSError):
+        if replies == 1:
+            return [conn.read_response()]
+        out: list[Any] = []
+        error: ResponseError | None = None
+        for _ in range(replies):
+            try:
+                out.append(conn.read_response())
+            except ResponseError as exc:
+                out.append(exc)
+                error = error or exc
+        if error is not None:
+            raise error
+        return out
+    except ResponseError:
+        raise
+    except BaseException:  # the connection's state is unknown: drop it
         conn.disconnect()
         raise
     finally:
-        pool.release(conn)
+        if not pinned:
+            pool.release(conn)
+
+
+class _ThreadConnections:
+    """The connections one thread keeps checked out: id(pool) -> (weak reference to the
+    pool, its connection, or None where the pool does not take part).  Given back to
+    their pools when the thread ends (its thread-local state is dropped); an entry
+    goes when its pool is garbage collected."""
+
+    __slots__ = ("conns",)
+
+    def __init__(self) -> None:
+        self.conns: dict[int, tuple[weakref.ref[Any], Any]] = {}
+
+    def __del__(self) -> None:
+        for ref, conn in list(self.conns.values()):
+            pool = ref()
+            if pool is not None and conn is not None:
+                try:
+                    _unpin(pool, conn)
+                except Exception:  # interpreter shutdown: nothing left to give back to
+                    pass
+
+
+_local = threading.local()
+_budget_lock = threading.Lock()
+_budget: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # pool -> threads holding one
+
+
+def _pinned(pool: Any) -> Any:
+    """This thread's own connection of ``pool``, or None where the pool must hand out
+    connections per command.
+
+    As peewee does with database connections, each thread keeps one connection checked
+    out instead of taking one from the pool and giving it back on every operation (with
+    redis-py's bookkeeping, that costs about a fifth of a get by pk).  At most half of a
+    pool's ``max_connections`` are held this way, so the rest stay free for pipelines
+    and for the threads beyond that; only plain ``ConnectionPool``s without client-side
+    caching or credential providers (which rely on seeing every release) take part.
+    """
+    held = getattr(_local, "held", None)
+    if held is None:
+        held = _local.held = _ThreadConnections()
+    entry = held.conns.get(id(pool))
+    if entry is not None and entry[0]() is pool:
+        return entry[1]
+    conns, key = held.conns, id(pool)
+    conn = _pin(pool)
+    conns[key] = (weakref.ref(pool, lambda _: conns.pop(key, None)), conn)
+    return conn
+
+
+def _pin(pool: Any) -> Any:
+    if not (type(pool) is redis.ConnectionPool and getattr(pool, "cache", None) is None
+            and pool.connection_kwargs.get("credential_provider") is None):
+        return None
+    with _budget_lock:
+        holding = _budget.get(pool, 0)
+        if holding >= pool.max_connections // 2:
+            return None
+        _budget[pool] = holding + 1
+    try:
+        return pool.get_connection()
+    except BaseException:
+        with _budget_lock:
+            _budget[pool] -= 1
+        raise
+
+
+def _unpin(pool: Any, conn: Any) -> None:
+    with _budget_lock:
+        if _budget.get(pool, 0) > 0:
+            _budget[pool] -= 1
+    pool.release(conn)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's threads and their connections are not ours."""
+    held = getattr(_local, "held", None)
+    if held is not None:
+        held.conns.clear()
+    _local.held = None
+    _budget.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _execute_pipelined(client: Any, requests: list[Request]) -> list[Any]:

@@ -91,15 +91,19 @@ def call_current(ctx: Context, build: Callable[[int], ScriptCall]) -> Flow[list[
     raise ConcurrencyError(f"{ctx.meta.name}: the dataset kept being reset during the operation")
 
 
+def learn_schemas_flow(meta: ModelOptions, tags: Iterable[int]) -> Flow[None]:
+    """Learn the field lists of records written by other versions of the model."""
+    wanted = sorted(tags)
+    found = yield Command(("HMGET", meta.keys.schemas, *wanted))
+    meta.learn_schemas(wanted, found)
+
+
 def records_flow(meta: ModelOptions, blobs: Sequence[bytes]) -> Flow[list[dict[str, Any]]]:
-    """Stored records as dicts, learning (one HMGET) the field lists of any written by
-    another version of the model."""
+    """Stored records as dicts (see ``ModelOptions.records``)."""
     try:
         return meta.records(blobs)
     except UnknownSchemas as unknown:
-        tags = sorted(unknown.tags)
-        found = yield Command(("HMGET", meta.keys.schemas, *tags))
-        meta.learn_schemas(tags, found)
+        yield from learn_schemas_flow(meta, unknown.tags)
         return meta.records(blobs)
 
 
@@ -217,9 +221,13 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                     f"{culprit.meta.name}.{name} must be unique, and {value!r} is already taken "
                     f"by another object; nothing was saved", culprit.meta.name, name, value)
             if status == STALE_VALUES:
-                culprit.believed = (yield from records_flow(culprit.meta, [reply[2]]))[0]
-                if culprit.meta.stored_tag(reply[2]) != culprit.meta.schema_tag:
-                    # Written by another version of the model: rewrite it whole, in ours.
+                stored = culprit.believed = (yield from records_flow(culprit.meta, [reply[2]]))[0]
+                if not culprit.full and culprit.meta.stored_tag(reply[2]) != culprit.meta.schema_tag:
+                    # Written by another version of the model: rewrite it whole in our
+                    # layout, with the stored values of every field this save leaves alone.
+                    changed = culprit.changed
+                    culprit.record = {name: changed[name] if name in changed else stored.get(name, value)
+                                      for name, value in culprit.record.items()}
                     culprit.full, culprit.changed = True, culprit.record
             elif status == MISSING:  # deleted meanwhile: write it whole again
                 culprit.full, culprit.believed, culprit.changed = True, {}, culprit.record

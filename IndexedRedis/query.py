@@ -11,8 +11,10 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from operator import itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgpack
 
 from .compiler import PK_ORDER, Order, resolve_order
 from .connection import generation_cache
@@ -26,7 +28,7 @@ from .operations import (
     fetch_links_flow,
     get_flow,
     query_flow,
-    records_flow,
+    learn_schemas_flow,
     reset_flow,
 )
 from .options import ModelOptions, UnknownSchemas, nearest
@@ -35,18 +37,27 @@ from .results import IRQueryableList
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
 
-__all__ = ["Query", "QuerySet", "decode_records"]
+__all__ = ["Query", "QuerySet", "decode_records", "with_schemas"]
+
+_pk_of = attrgetter("_id")
 
 M = TypeVar("M", bound="IndexedRedisModel")
+T = TypeVar("T")
 
 
-def decode_records(client: Any, meta: ModelOptions, blobs: Sequence[bytes]) -> list[dict[str, Any]]:
-    """Stored records as dicts; a round trip only for records written by another version
-    of the model, whose field list this process has not learned yet."""
+def with_schemas(client: Any, meta: ModelOptions, decode: Callable[..., T], *args: Any) -> T:
+    """``decode(*args)``, first learning (one round trip) the field lists of records
+    written by other versions of the model if it meets some this process does not know."""
     try:
-        return meta.records(blobs)
-    except UnknownSchemas:
-        return run(client, records_flow(meta, blobs))
+        return decode(*args)
+    except UnknownSchemas as unknown:
+        run(client, learn_schemas_flow(meta, unknown.tags))
+        return decode(*args)
+
+
+def decode_records(client: Any, meta: ModelOptions, blobs: bytes | Sequence[bytes]) -> list[dict[str, Any]]:
+    """Stored records as dicts of field name -> stored value."""
+    return with_schemas(client, meta, meta.records, blobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,25 +122,26 @@ class QuerySet(Generic[M]):
                                       self.query.order if order is None else order,
                                       offset, limit, after, rnd, pks))
 
-    def _objects(self, pks: Sequence[Any], blobs: Sequence[bytes | None], cascadeFetch: bool = False,
+    def _found(self, op: str, **kwargs: Any) -> tuple[list[int], bytes]:
+        """Run a 'records' / 'random' query: the pks found and their records, concatenated."""
+        packed_pks, data = self._run(op, **kwargs)
+        if not packed_pks:
+            return [], b""
+        return msgpack.unpackb(packed_pks), data
+
+    def _objects(self, pks: list[int], data: bytes, cascadeFetch: bool = False,
                  fields: Sequence[str] | None = None, order: Order | None = None) -> IRQueryableList[M]:
         """Objects from a reply, in the reply's order; with ``order`` (a whole result in
         pk order, which the server leaves to the client), sorted by pk."""
         meta = self.model._meta
-        if order is not None:
-            pairs = sorted(zip(map(int, pks), blobs), key=itemgetter(0), reverse=order.descending)
-            pks = [pk for pk, _ in pairs]
-            blobs = [blob for _, blob in pairs]
+        client = self.model._get_client()
         if fields is None:
-            make = meta.instance_from_record
-            found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
-            records = decode_records(self.model._get_client(), meta, [blob for _, blob in found])
-            objs = [make(pk, record) for (pk, _), record in zip(found, records, strict=True)]
+            objs = with_schemas(client, meta, meta.instances, pks, data)
         else:
-            found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
-            records = decode_records(self.model._get_client(), meta, [blob for _, blob in found])
             objs = [meta.partial_instance(pk, record, fields)
-                    for (pk, _), record in zip(found, records, strict=True)]
+                    for pk, record in zip(pks, decode_records(client, meta, data), strict=True)]
+        if order is not None:
+            objs.sort(key=_pk_of, reverse=order.descending)
         if cascadeFetch:
             self._cascade(objs)
         return IRQueryableList(objs, self.model)  # type: ignore[arg-type]
@@ -163,20 +175,20 @@ class QuerySet(Generic[M]):
 
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
-        pks, blobs = self._run("records")
-        return self._objects(pks, blobs, cascadeFetch, order=self._whole(self.query.order))
+        pks, records = self._found("records")
+        return self._objects(pks, records, cascadeFetch, order=self._whole(self.query.order))
 
     def allByAge(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, oldest (lowest pk) first."""
-        pks, blobs = self._run("records", order=PK_ORDER)
-        return self._objects(pks, blobs, cascadeFetch, order=PK_ORDER)
+        pks, records = self._found("records", order=PK_ORDER)
+        return self._objects(pks, records, cascadeFetch, order=PK_ORDER)
 
     def allOnlyFields(self, fields: Iterable[str], cascadeFetch: bool = False) -> IRQueryableList[M]:
         """The matching objects with only ``fields`` loaded; the others hold their
         defaults and are not written back by ``save()`` unless you change them."""
         names = self._checked_fields(fields)
-        pks, blobs = self._run("records")
-        return self._objects(pks, blobs, cascadeFetch, fields=names, order=self._whole(self.query.order))
+        pks, records = self._found("records")
+        return self._objects(pks, records, cascadeFetch, fields=names, order=self._whole(self.query.order))
 
     def allOnlyIndexedFields(self) -> IRQueryableList[M]:
         """The matching objects with only their indexed fields loaded."""
@@ -196,9 +208,9 @@ class QuerySet(Generic[M]):
 
     def _page(self, offset: int, limit: int, order: Order | None = None,
               cascadeFetch: bool = False) -> IRQueryableList[M]:
-        pks, blobs = self._run("records", order=order, offset=offset, limit=limit)
+        pks, records = self._found("records", order=order, offset=offset, limit=limit)
         whole = offset == 0 and limit < 0  # then pk order is left to the client
-        return self._objects(pks, blobs, cascadeFetch,
+        return self._objects(pks, records, cascadeFetch,
                              order=self._whole(order or self.query.order) if whole else None)
 
     def first(self, cascadeFetch: bool = False) -> M | None:
@@ -213,8 +225,8 @@ class QuerySet(Generic[M]):
 
     def random(self, cascadeFetch: bool = False) -> M | None:
         """A random matching object, or None."""
-        pks, blobs = self._run("random", rnd=_random.getrandbits(48))
-        found = self._objects(pks, blobs, cascadeFetch)
+        pks, records = self._found("random", rnd=_random.getrandbits(48))
+        found = self._objects(pks, records, cascadeFetch)
         return found[0] if found else None
 
     def exists(self, pk: Any = None) -> bool:
@@ -233,10 +245,10 @@ class QuerySet(Generic[M]):
         offset = 0
         while True:
             if order == PK_ORDER:  # a pk cursor: each batch starts where the last ended
-                pks, blobs = self._run("records", limit=batchSize, after=after)
+                pks, records = self._found("records", limit=batchSize, after=after)
             else:
-                pks, blobs = self._run("records", offset=offset, limit=batchSize)
-            batch = self._objects(pks, blobs, cascadeFetch)
+                pks, records = self._found("records", offset=offset, limit=batchSize)
+            batch = self._objects(pks, records, cascadeFetch)
             yield from batch
             if len(pks) < batchSize:
                 return
@@ -271,10 +283,8 @@ class QuerySet(Generic[M]):
         client, ctx = self._context()
         if self.query.is_everything:
             return run(client, reset_flow(ctx, []))[1]
-        pks, blobs = run(client, query_flow(ctx, "records", self.query.conditions))
-        records = iter(decode_records(client, ctx.meta, [blob for blob in blobs if blob is not None]))
-        targets = [(int(pk), next(records)) for pk, blob in zip(pks, blobs, strict=True)
-                   if blob is not None]
+        pks, data = self._found("records")
+        targets = list(zip(pks, decode_records(client, ctx.meta, data), strict=True))
         deleted = 0
         for start in range(0, len(targets), SAVE_BATCH):
             deleted += run(client, delete_flow(ctx, targets[start:start + SAVE_BATCH]))
@@ -288,7 +298,7 @@ class QuerySet(Generic[M]):
         if blob is None:
             return None
         meta = self.model._meta
-        obj = meta.instance_from_record(key, decode_records(client, meta, (blob,))[0])
+        obj = with_schemas(client, meta, meta.instances, (key,), (blob,))[0]
         if cascadeFetch:
             self._cascade([obj])
         return obj  # type: ignore[return-value]
@@ -305,15 +315,14 @@ class QuerySet(Generic[M]):
         client, ctx = self._context()
         blobs = run(client, get_flow(ctx, wanted))
         meta = self.model._meta
-        records = iter(decode_records(client, meta, [blob for blob in blobs if blob is not None]))
-        objs: list[Any] = []
-        for pk, blob in zip(wanted, blobs, strict=True):
-            if blob is None:
-                objs.append(None)
-            elif fields is None:
-                objs.append(meta.instance_from_record(pk, next(records)))
-            else:
-                objs.append(meta.partial_instance(pk, next(records), fields))
+        found = [(pk, blob) for pk, blob in zip(wanted, blobs, strict=True) if blob is not None]
+        if fields is None:
+            made = with_schemas(client, meta, meta.instances, [pk for pk, _ in found], [b for _, b in found])
+        else:
+            made = [meta.partial_instance(pk, record, fields) for (pk, _), record
+                    in zip(found, decode_records(client, meta, [b for _, b in found]), strict=True)]
+        by_pk = iter(made)
+        objs: list[Any] = [None if blob is None else next(by_pk) for blob in blobs]
         if cascadeFetch:
             self._cascade([o for o in objs if o is not None])
         return IRQueryableList(objs, self.model)
