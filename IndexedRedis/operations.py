@@ -11,11 +11,13 @@ the right one, and ``call_current`` builds the call again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
+from redis.exceptions import ResponseError
 
 from . import scripts
 from .compiler import PK_ORDER, Order, compile_query
@@ -81,10 +83,26 @@ class Context:
         self.gens.set(self.meta.keys.prefix, value)
 
 
+def _script(metas: Sequence[ModelOptions], request: Request) -> Flow[Any]:
+    """Send a script call; a stored record whose schema tag the schemas hash lacks
+    (the script then fails before writing anything) becomes a clear error."""
+    try:
+        return (yield request)
+    except ResponseError as exc:
+        match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", str(exc))
+        if match is None:
+            raise
+        names = ", ".join(m.name for m in metas)
+        raise IndexedRedisError(
+            f"Model {names}: a stored record carries schema tag {match[1]}, which the "
+            f"model's schemas hash does not hold (the data was not written by IndexedRedis, "
+            f"or the hash was deleted); nothing was written") from None
+
+
 def call_current(ctx: Context, build: Callable[[int], ScriptCall]) -> Flow[list[Any]]:
     """Run a script against the current generation, following it if it moves."""
     for _ in range(MAX_ATTEMPTS):
-        reply = yield build(ctx.gen)
+        reply = yield from _script((ctx.meta,), build(ctx.gen))
         if reply[0] != STALE_GEN:
             return reply
         ctx.gen = int(reply[1])
@@ -128,7 +146,9 @@ class _KeyNumbers:
 
 
 class _PendingSave:
-    """One object on its way to storage."""
+    """One object on its way to storage: ``record`` is the object's stored form,
+    ``changed`` what is written (its changed fields, or the whole record when
+    ``full``), ``believed`` the stored record the scripts' index updates start from."""
 
     __slots__ = ("obj", "meta", "pk", "record", "changed", "believed", "full")
 
@@ -191,20 +211,20 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
             if p.full:
-                payload: Any = meta.pack(p.record)
+                payload: Any = meta.pack(p.changed)
                 to_index = meta.indexed
             else:
                 payload = [(name, *_stored_arg(value)) for name, value in p.changed.items()]
                 to_index = tuple(f for f in meta.indexed if f.name in p.changed)
             groups = [_index_group(meta, gk, number, field, p.believed.get(field.name, _ABSENT),
-                                   p.record[field.name]) for field in to_index]
+                                   p.changed[field.name]) for field in to_index]
             objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
                             b"F" if p.full else b"P", payload, groups))
         return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
 
     if active:
         for _ in range(MAX_ATTEMPTS):
-            reply = yield build()
+            reply = yield from _script(metas, build())
             status = reply[0]
             if status == OK:
                 for p, pk in zip(active, reply[1:], strict=True):
@@ -224,11 +244,13 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 stored = culprit.believed = (yield from records_flow(culprit.meta, [reply[2]]))[0]
                 if not culprit.full and culprit.meta.stored_tag(reply[2]) != culprit.meta.schema_tag:
                     # Written by another version of the model: rewrite it whole in our
-                    # layout, with the stored values of every field this save leaves alone.
+                    # layout, with the stored values of every field this save leaves
+                    # alone (as a partial update would).  The object still believes its
+                    # own values stored, as after a partial update.
                     changed = culprit.changed
-                    culprit.record = {name: changed[name] if name in changed else stored.get(name, value)
-                                      for name, value in culprit.record.items()}
-                    culprit.full, culprit.changed = True, culprit.record
+                    culprit.changed = {name: changed[name] if name in changed else stored.get(name, value)
+                                       for name, value in culprit.record.items()}
+                    culprit.full = True
             elif status == MISSING:  # deleted meanwhile: write it whole again
                 culprit.full, culprit.believed, culprit.changed = True, {}, culprit.record
         else:

@@ -41,7 +41,8 @@ end
 -- Records are msgpack arrays: the stored values in the writing model's FIELDS order,
 -- then the tag of that field list.  The model's schemas hash maps every tag to its
 -- field names (a msgpack array), so a record written by an earlier version of the
--- model is still read by name.
+-- model is still read by name.  A tag the hash lacks fails the script (every script
+-- reads records before its first write, so nothing is written).
 local known_schemas = {}
 
 local function schema_names(schemas_key, tag)
@@ -49,16 +50,22 @@ local function schema_names(schemas_key, tag)
   local names = known_schemas[name]
   if names == nil then
     local packed = redis.call('HGET', schemas_key, name)
-    names = packed and cmsgpack.unpack(packed) or {}
+    if not packed then error('IR_UNKNOWN_SCHEMA ' .. name .. ' ') end
+    names = cmsgpack.unpack(packed)
     known_schemas[name] = names
   end
   return names
 end
 
--- Make a model's own field list known (and stored) under its tag (a string).
+-- Make the writing model's own field list known under its tag (a string); the
+-- script stores it (register_schema) once its checks passed, before its first write.
+local function know_schema(tag, packed_names)
+  known_schemas[tag] = cmsgpack.unpack(packed_names)
+  return known_schemas[tag]
+end
+
 local function register_schema(schemas_key, tag, packed_names)
   redis.call('HSETNX', schemas_key, tag, packed_names)
-  known_schemas[tag] = cmsgpack.unpack(packed_names)
 end
 
 -- A stored record: a table field name -> stored value, its raw values, and its tag.

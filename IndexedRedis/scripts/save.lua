@@ -32,9 +32,8 @@ for m, model in ipairs(models) do
 end
 local positions = {}  -- per model: field name -> position in its records
 for m, model in ipairs(models) do
-  register_schema(KEYS[model[6]], model[7], model[8])
   local where = {}
-  for i, name in ipairs(known_schemas[model[7]]) do where[name] = i end
+  for i, name in ipairs(know_schema(model[7], model[8])) do where[name] = i end
   positions[m] = where
 end
 
@@ -75,6 +74,8 @@ for o, ob in ipairs(objects) do
     end
   end
 end
+
+for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
 
 local pks = {1}
 for o, ob in ipairs(objects) do
