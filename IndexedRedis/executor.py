@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import weakref
@@ -88,7 +89,7 @@ def _on_connection(client: redis.Redis, pack: Any, replies: int) -> list[Any]:
     conn = _pinned(pool)
     pinned = conn is not None
     if conn is None:
-        conn = pool.get_connection()
+        conn = _checkout(pool)
     try:
         packed = pack(conn)
         try:
@@ -178,7 +179,7 @@ def _pin(pool: Any) -> Any:
             return None
         _budget[pool] = holding + 1
     try:
-        return pool.get_connection()
+        return _checkout(pool)
     except BaseException:
         with _budget_lock:
             _budget[pool] -= 1
@@ -190,6 +191,20 @@ def _unpin(pool: Any, conn: Any) -> None:
         if _budget.get(pool, 0) > 0:
             _budget[pool] -= 1
     pool.release(conn)
+
+
+_takes_no_command: dict[type, bool] = {}
+
+
+def _checkout(pool: Any) -> Any:
+    """A connection from the pool: redis-py before 5.3 requires a command name (unused
+    by its pools), later versions deprecate passing one."""
+    kind = type(pool)
+    plain = _takes_no_command.get(kind)
+    if plain is None:
+        parameter = inspect.signature(kind.get_connection).parameters.get("command_name")
+        plain = _takes_no_command[kind] = parameter is None or parameter.default is not inspect.Parameter.empty
+    return pool.get_connection() if plain else pool.get_connection("EVALSHA")
 
 
 def _forget_after_fork() -> None:

@@ -122,14 +122,14 @@ class QuerySet(Generic[M]):
                                       self.query.order if order is None else order,
                                       offset, limit, after, rnd, pks))
 
-    def _found(self, op: str, **kwargs: Any) -> tuple[list[int], bytes]:
-        """Run a 'records' / 'random' query: the pks found and their records, concatenated."""
-        packed_pks, data = self._run(op, **kwargs)
+    def _found(self, op: str, **kwargs: Any) -> tuple[list[int], list[bytes]]:
+        """Run a 'records' / 'random' query: the pks found and their records."""
+        packed_pks, blobs = self._run(op, **kwargs)
         if not packed_pks:
-            return [], b""
-        return msgpack.unpackb(packed_pks), data
+            return [], []
+        return msgpack.unpackb(packed_pks), blobs
 
-    def _objects(self, pks: list[int], data: bytes, cascadeFetch: bool = False,
+    def _objects(self, pks: list[int], data: list[bytes], cascadeFetch: bool = False,
                  fields: Sequence[str] | None = None, order: Order | None = None) -> IRQueryableList[M]:
         """Objects from a reply, in the reply's order; with ``order`` (a whole result in
         pk order, which the server leaves to the client), sorted by pk."""

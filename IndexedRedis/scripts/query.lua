@@ -23,11 +23,11 @@
 --                             syntax); when this does not drive, the field's stored
 --                             text is checked against rawmin / rawmax (same syntax)
 --     'N' key                 members of the set are excluded
--- Operations: records / random -> found pks (a msgpack array of numbers), their records
---   (concatenated: one msgpack value after another) | pks -> {pks} | count -> n |
---   exists -> 0/1.  Reply {0, generation} when the generation moved.  Two strings
---   instead of a reply item per pk and record: far cheaper for Redis to send and for
---   the client to parse.
+-- Operations: records / random -> the pks found (one msgpack array of numbers: cheaper
+--   to send and parse than a reply item per pk), {their records} | pks -> {pks} |
+--   count -> n | exists -> 0/1.  Reply {0, generation} when the generation moved.
+--   (Concatenating the records too would cost more: Lua's table.concat of megabytes
+--   takes longer than Redis needs to send them one by one.)
 -- A whole result (no offset, limit or cursor) in pk order may come unsorted: the
 -- client sorts it.
 
@@ -48,17 +48,17 @@ end
 
 -- The records of these pks as a 'records' reply (see the header).
 local function records_reply(pks)
-  if #pks == 0 then return {1, '', ''} end
+  if #pks == 0 then return {1, '', {}} end
   local blobs = chunked_call('HMGET', objs_key, pks)
-  local found, parts = {}, {}
+  local found, records = {}, {}
   for i = 1, #pks do
     if blobs[i] then
       found[#found + 1] = tonumber(pks[i])
-      parts[#parts + 1] = blobs[i]
+      records[#records + 1] = blobs[i]
     end
   end
-  if #found == 0 then return {1, '', ''} end
-  return {1, cmsgpack.pack(found), table.concat(parts)}
+  if #found == 0 then return {1, '', {}} end
+  return {1, cmsgpack.pack(found), records}
 end
 
 local function key_at(n)
@@ -278,7 +278,7 @@ if op == 'random' then
     for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
     all = redis.call('ZDIFF', #keys, unpack(keys))
   end
-  if #all == 0 then return {1, '', ''} end
+  if #all == 0 then return {1, '', {}} end
   return records_reply({all[(rnd % #all) + 1]})
 end
 
