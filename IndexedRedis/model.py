@@ -139,6 +139,24 @@ class ModelBase(type):
             type.__setattr__(cls, field.name, ForeignLinkDescriptor(field))
 
 
+class _StoredRecord:
+    """``obj._orig``: the stored record as last read or written, field name -> stored
+    value.  A fetch keeps it in the raw form it arrived in (the record's values in FIELDS
+    order, then its schema tag: a tuple) and it becomes a dict the first time it is
+    asked for, since most fetched objects are only read, never compared or saved."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        orig = obj.__dict__["_orig"]
+        if type(orig) is tuple:
+            orig = obj.__dict__["_orig"] = dict(zip(type(obj)._meta.field_names, orig))
+        return orig
+
+    def __set__(self, obj: Any, value: dict[str, Any]) -> None:
+        obj.__dict__["_orig"] = value
+
+
 class IndexedRedisModel(metaclass=ModelBase):
     """Extend this to define a model; see the README for the class attributes."""
 
@@ -157,7 +175,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         lambda model: ModelDeleter(model))
 
     _id: int | None
-    _orig: dict[str, Any]
+    _orig: dict[str, Any] = _StoredRecord()  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         meta = type(self)._meta
@@ -410,6 +428,7 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state["_orig"] = self._orig  # as a dict: the raw form needs this model's field list
         state.pop("_connection", None)  # a client does not travel
         return state
 

@@ -49,8 +49,9 @@ def _unpack_all(blobs: bytes | Iterable[bytes]) -> list[Any]:
     """Many msgpack values at once, given concatenated or as a list: one streaming unpack
     (much cheaper per value than separate calls)."""
     if type(blobs) is tuple and len(blobs) == 1:  # one record (a get): no streaming needed
-        return [msgpack.unpackb(blobs[0], raw=False, unicode_errors="surrogateescape")]
-    unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", max_buffer_size=0)
+        return [msgpack.unpackb(blobs[0], raw=False, unicode_errors="surrogateescape", use_list=False)]
+    unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", max_buffer_size=0,
+                                use_list=False)
     unpacker.feed(blobs if isinstance(blobs, bytes) else b"".join(blobs))
     return list(unpacker)
 
@@ -217,7 +218,7 @@ class ModelOptions:
         values.append(self.schema_tag)
         return _packer.pack(values)
 
-    def _arrays(self, blobs: bytes | Iterable[bytes]) -> list[list[Any]]:
+    def _arrays(self, blobs: bytes | Iterable[bytes]) -> list[tuple[Any, ...]]:
         """Unpacked records; raises UnknownSchemas when some were written with a field
         list this process has not seen (``learn_schemas`` it from the schemas hash, then
         call again)."""
@@ -256,13 +257,13 @@ class ModelOptions:
         for pk, values in zip(pks, arrays, strict=True):
             if values[-1] == tag:
                 # Every field is plain text stored as itself, and the record has exactly
-                # the model's fields: it becomes the state whole.
-                record = dict(zip(names, values))
+                # the model's fields: its values are the state, and the record stays in
+                # its raw form (see ``_StoredRecord`` in model.py).
                 obj = new(model)
                 state = obj.__dict__
-                state.update(record)
+                state.update(zip(names, values))
                 state["_id"] = pk
-                state["_orig"] = record
+                state["_orig"] = values
                 out.append(obj)
             else:
                 out.append(build(pk, dict(zip(schemas[values[-1]], values))))

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from consistency import decode_record
+from consistency import assert_indexes_consistent, decode_record
 import pytest
 import redis
 
@@ -896,3 +896,51 @@ def test_queryable_list_client_side_filter_and_sort_by() -> None:
     sub = older.filter(city="Rome")
     assert sub.delete() == 2  # a client-filtered list still acts on Redis
     assert Person.objects.count() == 4
+
+
+# ---- fetched plain records: the raw stored form and the paused collector ------------------
+
+
+class Plain(IndexedRedisModel):
+    FIELDS = ["name", "city", "notes"]
+    INDEXED_FIELDS = ["city"]
+    KEY_NAME = "ApiPlain"
+
+
+@pytest.mark.parametrize("count", [8, 1500])  # below and above the size that pauses the GC
+def test_fetched_plain_objects_know_their_stored_record(redis_client: redis.Redis, count: int) -> None:
+    import gc
+
+    Plain.reset([Plain(name=f"n{i}", city="Oslo" if i % 2 else "Rome", notes="") for i in range(count)])
+    assert gc.isenabled()
+    fetched = Plain.objects.filter(city="Oslo").all()
+    assert gc.isenabled()  # resumed after the build
+    records = stored(redis_client, Plain)
+    assert len(fetched) == count // 2
+    for obj in fetched[:5]:
+        assert obj._orig == records[obj._id]  # a dict, equal to the stored record
+        assert not obj.hasUnsavedChanges()
+    # a pickled fetched object carries its stored record as a plain dict
+    state = fetched[0].__getstate__()
+    assert state["_orig"] == records[fetched[0]._id] and type(state["_orig"]) is dict
+    loaded = pickle.loads(pickle.dumps(fetched[1]))
+    assert not loaded.hasUnsavedChanges()
+    # an edit of a fetched object writes just that field
+    target = fetched[2]
+    target.city = "Paris"
+    assert target.getUpdatedFields() == {"city": ("Oslo", "Paris")}
+    target.save()
+    assert stored(redis_client, Plain)[target._id] == {**records[target._id], "city": "Paris"}
+    assert_indexes_consistent(redis_client, Plain)
+
+
+def test_a_big_fetch_leaves_a_disabled_collector_disabled() -> None:
+    import gc
+
+    Plain.reset([Plain(name=f"n{i}", city="Oslo", notes="") for i in range(1200)])
+    gc.disable()
+    try:
+        assert len(Plain.objects.all()) == 1200
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
