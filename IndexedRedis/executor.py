@@ -203,7 +203,8 @@ def _checkout(pool: Any) -> Any:
     plain = _takes_no_command.get(kind)
     if plain is None:
         parameter = inspect.signature(kind.get_connection).parameters.get("command_name")
-        plain = _takes_no_command[kind] = parameter is None or parameter.default is not inspect.Parameter.empty
+        plain = parameter is None or parameter.default is not inspect.Parameter.empty
+        _takes_no_command[kind] = plain
     return pool.get_connection() if plain else pool.get_connection("EVALSHA")
 
 

@@ -229,12 +229,15 @@ class ModelOptions:
                 raise UnknownSchemas(unknown)
         return arrays
 
+    def _dicts(self, arrays: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        tag, names, schemas = self.schema_tag, self.field_names, self.schemas
+        return [dict(zip(names if values[-1] == tag else schemas[values[-1]], values))
+                for values in arrays]
+
     def records(self, blobs: bytes | Iterable[bytes]) -> list[dict[str, Any]]:
         """Stored records (a list of them, or their concatenation) as dicts of field
         name -> stored value.  Raises UnknownSchemas (see ``_arrays``)."""
-        tag, names, schemas = self.schema_tag, self.field_names, self.schemas
-        return [dict(zip(names if values[-1] == tag else schemas[values[-1]], values))
-                for values in self._arrays(blobs)]
+        return self._dicts(self._arrays(blobs))
 
     def instances(self, pks: Sequence[int], blobs: bytes | Iterable[bytes]) -> list[IndexedRedisModel]:
         """Instances from stored records and their pks: the fetch hot path, doing for
@@ -247,11 +250,10 @@ class ModelOptions:
 
     def _instances(self, pks: Sequence[int], blobs: bytes | Iterable[bytes]) -> list[IndexedRedisModel]:
         arrays = self._arrays(blobs)
-        tag, names, schemas = self.schema_tag, self.field_names, self.schemas
         if not self._plain_records or self.custom_init:
-            return [self.instance_from_record(
-                        pk, dict(zip(names if values[-1] == tag else schemas[values[-1]], values)))
-                    for pk, values in zip(pks, arrays, strict=True)]
+            return [self.instance_from_record(pk, record)
+                    for pk, record in zip(pks, self._dicts(arrays), strict=True)]
+        tag, names, schemas = self.schema_tag, self.field_names, self.schemas
         model, new, build = self.model, _new, self.instance_from_record
         out = []
         for pk, values in zip(pks, arrays, strict=True):
@@ -389,7 +391,7 @@ class ModelOptions:
 # Left alone, those allocations set off CPython's cyclic collector every 700 of them,
 # and its full collections walk the whole heap: on an 18,000-object result that was a
 # quarter of the fetch time.  So the collector is paused while a big result is built
-# (as msgpack's documentation advises for large unpacks); it runs as usual afterwards.
+# (msgpack's README gives the same advice for large unpacks); it runs as usual afterwards.
 
 _PAUSE_GC_FROM = 1000  # records
 _gc_lock = threading.Lock()

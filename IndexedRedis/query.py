@@ -27,8 +27,8 @@ from .operations import (
     delete_flow,
     fetch_links_flow,
     get_flow,
-    query_flow,
     learn_schemas_flow,
+    query_flow,
     reset_flow,
 )
 from .options import ModelOptions, UnknownSchemas, nearest
@@ -129,17 +129,20 @@ class QuerySet(Generic[M]):
             return [], []
         return msgpack.unpackb(packed_pks), blobs
 
-    def _objects(self, pks: list[int], data: list[bytes], cascadeFetch: bool = False,
+    def _build(self, client: Any, pks: Sequence[int], blobs: Sequence[bytes],
+               fields: Sequence[str] | None) -> list[Any]:
+        """Instances of stored records (with only ``fields`` loaded, if given)."""
+        meta = self.model._meta
+        if fields is None:
+            return with_schemas(client, meta, meta.instances, pks, blobs)
+        return [meta.partial_instance(pk, record, fields)
+                for pk, record in zip(pks, decode_records(client, meta, blobs), strict=True)]
+
+    def _objects(self, pks: list[int], blobs: list[bytes], cascadeFetch: bool = False,
                  fields: Sequence[str] | None = None, order: Order | None = None) -> IRQueryableList[M]:
         """Objects from a reply, in the reply's order; with ``order`` (a whole result in
         pk order, which the server leaves to the client), sorted by pk."""
-        meta = self.model._meta
-        client = self.model._get_client()
-        if fields is None:
-            objs = with_schemas(client, meta, meta.instances, pks, data)
-        else:
-            objs = [meta.partial_instance(pk, record, fields)
-                    for pk, record in zip(pks, decode_records(client, meta, data), strict=True)]
+        objs = self._build(self.model._get_client(), pks, blobs, fields)
         if order is not None:
             objs.sort(key=_pk_of, reverse=order.descending)
         if cascadeFetch:
@@ -175,20 +178,20 @@ class QuerySet(Generic[M]):
 
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
-        pks, records = self._found("records")
-        return self._objects(pks, records, cascadeFetch, order=self._whole(self.query.order))
+        pks, blobs = self._found("records")
+        return self._objects(pks, blobs, cascadeFetch, order=self._whole(self.query.order))
 
     def allByAge(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, oldest (lowest pk) first."""
-        pks, records = self._found("records", order=PK_ORDER)
-        return self._objects(pks, records, cascadeFetch, order=PK_ORDER)
+        pks, blobs = self._found("records", order=PK_ORDER)
+        return self._objects(pks, blobs, cascadeFetch, order=PK_ORDER)
 
     def allOnlyFields(self, fields: Iterable[str], cascadeFetch: bool = False) -> IRQueryableList[M]:
         """The matching objects with only ``fields`` loaded; the others hold their
         defaults and are not written back by ``save()`` unless you change them."""
         names = self._checked_fields(fields)
-        pks, records = self._found("records")
-        return self._objects(pks, records, cascadeFetch, fields=names, order=self._whole(self.query.order))
+        pks, blobs = self._found("records")
+        return self._objects(pks, blobs, cascadeFetch, fields=names, order=self._whole(self.query.order))
 
     def allOnlyIndexedFields(self) -> IRQueryableList[M]:
         """The matching objects with only their indexed fields loaded."""
@@ -208,9 +211,9 @@ class QuerySet(Generic[M]):
 
     def _page(self, offset: int, limit: int, order: Order | None = None,
               cascadeFetch: bool = False) -> IRQueryableList[M]:
-        pks, records = self._found("records", order=order, offset=offset, limit=limit)
+        pks, blobs = self._found("records", order=order, offset=offset, limit=limit)
         whole = offset == 0 and limit < 0  # then pk order is left to the client
-        return self._objects(pks, records, cascadeFetch,
+        return self._objects(pks, blobs, cascadeFetch,
                              order=self._whole(order or self.query.order) if whole else None)
 
     def first(self, cascadeFetch: bool = False) -> M | None:
@@ -225,8 +228,8 @@ class QuerySet(Generic[M]):
 
     def random(self, cascadeFetch: bool = False) -> M | None:
         """A random matching object, or None."""
-        pks, records = self._found("random", rnd=_random.getrandbits(48))
-        found = self._objects(pks, records, cascadeFetch)
+        pks, blobs = self._found("random", rnd=_random.getrandbits(48))
+        found = self._objects(pks, blobs, cascadeFetch)
         return found[0] if found else None
 
     def exists(self, pk: Any = None) -> bool:
@@ -245,10 +248,10 @@ class QuerySet(Generic[M]):
         offset = 0
         while True:
             if order == PK_ORDER:  # a pk cursor: each batch starts where the last ended
-                pks, records = self._found("records", limit=batchSize, after=after)
+                pks, blobs = self._found("records", limit=batchSize, after=after)
             else:
-                pks, records = self._found("records", offset=offset, limit=batchSize)
-            batch = self._objects(pks, records, cascadeFetch)
+                pks, blobs = self._found("records", offset=offset, limit=batchSize)
+            batch = self._objects(pks, blobs, cascadeFetch)
             yield from batch
             if len(pks) < batchSize:
                 return
@@ -297,8 +300,7 @@ class QuerySet(Generic[M]):
         blob = run(client, get_flow(ctx, (key,)))[0]
         if blob is None:
             return None
-        meta = self.model._meta
-        obj = with_schemas(client, meta, meta.instances, (key,), (blob,))[0]
+        obj = self._build(client, (key,), (blob,), None)[0]
         if cascadeFetch:
             self._cascade([obj])
         return obj  # type: ignore[return-value]
@@ -314,14 +316,8 @@ class QuerySet(Generic[M]):
             return IRQueryableList([], self.model)
         client, ctx = self._context()
         blobs = run(client, get_flow(ctx, wanted))
-        meta = self.model._meta
         found = [(pk, blob) for pk, blob in zip(wanted, blobs, strict=True) if blob is not None]
-        if fields is None:
-            made = with_schemas(client, meta, meta.instances, [pk for pk, _ in found], [b for _, b in found])
-        else:
-            made = [meta.partial_instance(pk, record, fields) for (pk, _), record
-                    in zip(found, decode_records(client, meta, [b for _, b in found]), strict=True)]
-        by_pk = iter(made)
+        by_pk = iter(self._build(client, [pk for pk, _ in found], [b for _, b in found], fields))
         objs: list[Any] = [None if blob is None else next(by_pk) for blob in blobs]
         if cascadeFetch:
             self._cascade([o for o in objs if o is not None])

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from IndexedRedis import IndexedRedisModel
-from IndexedRedis import executor
+from IndexedRedis import IndexedRedisModel, executor
 from IndexedRedis.operations import Transaction
 
 
@@ -90,7 +89,6 @@ def test_idle_threads_never_exhaust_a_bounded_pool(redis_url: str) -> None:
         REDIS_CONNECTION_PARAMS = {"connection_pool": pool}
 
     release = threading.Event()
-    done: list[threading.Event] = []
     errors: list[BaseException] = []
 
     def work(n: int, finished: threading.Event) -> None:

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from consistency import decode_record
 import pytest
 import redis
+from consistency import decode_record
 
 from IndexedRedis import FieldValueError, IndexedRedisModel, irNull
 from IndexedRedis import scripts as ir_scripts

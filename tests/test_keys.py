@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from consistency import decode_record
 import pytest
 import redis
+from consistency import decode_record
 from redis.crc import key_slot
 
 from IndexedRedis import IndexedRedisModel

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from consistency import decode_record
 import pytest
 import redis
+from consistency import decode_record
 
 import IndexedRedis
 from IndexedRedis import (

@@ -21,9 +21,9 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from consistency import assert_indexes_consistent, decode_record
 import pytest
 import redis
+from consistency import assert_indexes_consistent, decode_record
 
 from IndexedRedis import (
     FieldValueError,

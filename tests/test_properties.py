@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 import redis
+from consistency import decode_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from IndexedRedis import IndexedRedisModel
 from IndexedRedis.keys import escape_key_name
-
-from consistency import decode_record
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import redis
+from consistency import decode_record
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -17,8 +18,6 @@ from IndexedRedis import (
 )
 from IndexedRedis.embedded import free_port
 from IndexedRedis.keys import escape_key_name
-
-from consistency import decode_record
 
 
 class Song(IndexedRedisModel):
