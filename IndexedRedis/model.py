@@ -34,14 +34,14 @@ from .operations import (
     SAVE_BATCH,
     Context,
     delete_flow,
-    query_flow,
+    get_flow,
     reserve_pks_flow,
     reset_flow,
     same_stored,
     save_flow,
 )
 from .options import ModelOptions, nearest
-from .query import QuerySet, decode_records
+from .query import QuerySet, with_schemas
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
 
@@ -476,11 +476,11 @@ class IndexedRedisModel(metaclass=ModelBase):
         if self._id is None:
             raise KeyError(f"{type(self).__name__} object was never saved: nothing to reload")
         client = self._get_instance_client()
-        pks, blobs = run(client, query_flow(self._context(client), "get", pks=(self._id,)))
-        if not blobs or blobs[0] is None:
+        blob = run(client, get_flow(self._context(client), (self._id,)))[0]
+        if blob is None:
             raise KeyError(f"{type(self).__name__} with pk {self._id} no longer exists")
         meta = type(self)._meta
-        fresh = meta.instance_from_record(self._id, decode_records(client, meta, blobs[:1])[0])
+        fresh = with_schemas(client, meta, meta.instances, (self._id,), (blob,))[0]
         changes = self.diff(fresh)
         for name in changes:  # unchanged fields keep their values (and linked objects)
             self.__dict__[name] = fresh.__dict__[name]

@@ -436,13 +436,12 @@ def fetch_links_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
                 if reply[0] == STALE_GEN:
                     ctx.gens.set(meta.keys.prefix, int(reply[1]))
                     continue
-                found = [(pk, blob) for pk, blob in zip(reply[1], reply[2], strict=True)
-                         if blob is not None]
-                records = yield from records_flow(meta, [blob for _, blob in found])
-                for (pk, _), record in zip(found, records, strict=True):
-                    links = wanted[meta][int(pk)]
+                pks = msgpack.unpackb(reply[1]) if reply[1] else []
+                records = yield from records_flow(meta, reply[2])
+                for pk, record in zip(pks, records, strict=True):
+                    links = wanted[meta][pk]
                     obj = meta.instance_from_record(pk, record)
-                    known[(meta, int(pk))] = obj
+                    known[(meta, pk)] = obj
                     level.append(obj)
                     for link in links:
                         link.obj = obj

@@ -9,7 +9,8 @@
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (score = pk), 4 schemas hash,
 --   then any keys the conditions and the order name, by number.
 -- ARGV: 1 expected generation, 2 operation, then
---   'get' / 'has': the pks (records, or whether the first exists).
+--   'get' / 'has': the pks (those found and their records, as for 'records'; or
+--   whether the first exists).
 --   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset), order key number,
 --   descending ('1'/'0'), null set key number (0: none), order field name, the key
 --   number of a set of values with no place in the order (nan; 0: none), which are
@@ -37,15 +38,6 @@ if gen ~= ARGV[1] then return {0, gen} end
 local objs_key, ids_key = KEYS[2], KEYS[3]
 local op = ARGV[2]
 
-if op == 'get' then
-  local pks = {}
-  for i = 3, #ARGV do pks[#pks + 1] = ARGV[i] end
-  if #pks == 0 then return {1, {}, {}} end
-  return {1, pks, chunked_call('HMGET', objs_key, pks)}
-elseif op == 'has' then
-  return {1, redis.call('HEXISTS', objs_key, ARGV[3])}
-end
-
 -- The records of these pks as a 'records' reply (see the header).
 local function records_reply(pks)
   if #pks == 0 then return {1, '', {}} end
@@ -59,6 +51,14 @@ local function records_reply(pks)
   end
   if #found == 0 then return {1, '', {}} end
   return {1, cmsgpack.pack(found), records}
+end
+
+if op == 'get' then
+  local pks = {}
+  for i = 3, #ARGV do pks[#pks + 1] = ARGV[i] end
+  return records_reply(pks)
+elseif op == 'has' then
+  return {1, redis.call('HEXISTS', objs_key, ARGV[3])}
 end
 
 local function key_at(n)
