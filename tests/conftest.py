@@ -15,6 +15,7 @@ from types import ModuleType
 
 import pytest
 import redis
+from monitor import CommandLog
 
 from IndexedRedis.embedded import EmbeddedRedis, EmbeddedRedisError, free_port
 
@@ -101,3 +102,13 @@ def ir_default_connection(
     monkeypatch.setenv("REDIS_URL", redis_url)
     yield redis_url
     _reset_connection_state()
+
+
+@pytest.fixture
+def log(redis_url: str) -> Iterator[CommandLog]:
+    """The commands an action sends, as the server saw them (see monitor.py)."""
+    recorder = CommandLog(redis_url)
+    try:
+        yield recorder
+    finally:
+        recorder.close()

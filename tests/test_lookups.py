@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import random
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 import redis
 from consistency import assert_indexes_consistent, assert_no_garbage
+from monitor import CommandLog
 
 from IndexedRedis import (
     FieldValueError,
@@ -983,50 +983,6 @@ def test_large_sets_use_walks_and_agree_with_python() -> None:
 
 
 # ---- one round trip per query --------------------------------------------------------------------
-
-
-class CommandLog:
-    """Top-level commands the server executed while an action ran (MONITOR, fenced by
-    ECHO markers from another connection; commands run inside scripts excluded)."""
-
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
-        self._marker = redis.Redis.from_url(url)
-        self._monitor = self._client.monitor()
-        self._monitor.__enter__()
-
-    def close(self) -> None:
-        self._monitor.__exit__(None, None, None)
-        self._client.close()
-        self._marker.close()
-
-    def commands(self, action: Callable[[], Any]) -> list[str]:
-        tag = uuid.uuid4().hex
-        self._marker.echo(f"begin-{tag}")
-        action()
-        self._marker.echo(f"end-{tag}")
-        seen: list[str] = []
-        started = False
-        while True:
-            entry = self._monitor.next_command()
-            words = entry["command"].split(" ")
-            if words[0].upper() == "ECHO" and len(words) > 1:
-                if words[1] == f"begin-{tag}":
-                    started = True
-                    continue
-                if words[1] == f"end-{tag}":
-                    return seen
-            if started and entry["client_type"] != "lua":
-                seen.append(words[0].upper())
-
-
-@pytest.fixture
-def log(redis_url: str) -> Any:
-    recorder = CommandLog(redis_url)
-    try:
-        yield recorder
-    finally:
-        recorder.close()
 
 
 def test_every_query_terminal_is_one_round_trip(log: CommandLog, hundred: Any) -> None:

@@ -9,11 +9,9 @@ inside scripts) proves that no KEYS command is ever used.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis
 from consistency import assert_indexes_consistent, assert_no_garbage
 
@@ -27,51 +25,6 @@ class Tune(IndexedRedisModel):
     FIELDS = ["artist", "title", "track", "notes"]
     INDEXED_FIELDS = ["artist", "track"]
     KEY_NAME = "Tune"
-
-
-class CommandLog:
-    """Records the top-level commands the server executes while a callable runs."""
-
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
-        self._marker = redis.Redis.from_url(url)
-        self._monitor = self._client.monitor()
-        self._monitor.__enter__()
-
-    def close(self) -> None:
-        self._monitor.__exit__(None, None, None)
-        self._client.close()
-        self._marker.close()
-
-    def commands(self, action: Callable[[], Any]) -> list[str]:
-        """Names of the commands ``action`` sent, in order (script internals excluded)."""
-        tag = uuid.uuid4().hex
-        begin, end = f"begin-{tag}", f"end-{tag}"
-        self._marker.echo(begin)
-        action()
-        self._marker.echo(end)
-        seen: list[str] = []
-        started = False
-        while True:
-            entry = self._monitor.next_command()
-            words = entry["command"].split(" ")
-            if words[0].upper() == "ECHO" and len(words) > 1:
-                if words[1] == begin:
-                    started = True
-                    continue
-                if words[1] == end:
-                    return seen
-            if started and entry["client_type"] != "lua":
-                seen.append(words[0].upper())
-
-
-@pytest.fixture
-def log(redis_url):
-    recorder = CommandLog(redis_url)
-    try:
-        yield recorder
-    finally:
-        recorder.close()
 
 
 def _warm_up() -> Tune:

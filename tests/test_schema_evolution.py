@@ -13,7 +13,6 @@ Everything runs against the fixture's private redis-server (see conftest.py).
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from consistency import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from monitor import CommandLog
 
 from IndexedRedis import IndexedRedisError, IndexedRedisModel, IRField
 from IndexedRedis.options import schema_tag
@@ -131,55 +131,10 @@ def assert_v2_view(obj: ItemV2, name: str) -> None:
     assert (obj.name, obj.color, obj.size, obj.weight) == (name, color, size, 7)
 
 
-class CommandLog:
-    """The top-level commands (with their arguments) the server runs while an action
-    runs, seen through MONITOR and fenced by ECHO markers (as in test_roundtrips.py)."""
-
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
-        self._marker = redis.Redis.from_url(url)
-        self._monitor = self._client.monitor()
-        self._monitor.__enter__()
-
-    def close(self) -> None:
-        self._monitor.__exit__(None, None, None)
-        self._client.close()
-        self._marker.close()
-
-    def commands(self, action: Callable[[], Any]) -> list[list[str]]:
-        tag = uuid.uuid4().hex
-        begin, end = f"begin-{tag}", f"end-{tag}"
-        self._marker.echo(begin)
-        action()
-        self._marker.echo(end)
-        seen: list[list[str]] = []
-        started = False
-        while True:
-            entry = self._monitor.next_command()
-            words = entry["command"].split(" ")
-            if words[0].upper() == "ECHO" and len(words) > 1:
-                if words[1] == begin:
-                    started = True
-                    continue
-                if words[1] == end:
-                    return seen
-            if started and entry["client_type"] != "lua":
-                seen.append(words)
-
-
 def schema_lookups(commands: list[list[str]], model: type[IndexedRedisModel]) -> list[list[str]]:
     """The commands that read the model's schemas hash."""
     key = model._meta.keys.schemas.decode()
     return [words for words in commands if key in words[1:2]]
-
-
-@pytest.fixture
-def log(redis_url: str):
-    recorder = CommandLog(redis_url)
-    try:
-        yield recorder
-    finally:
-        recorder.close()
 
 
 # ---- 1. V2 reads what V1 wrote -------------------------------------------------------------
@@ -254,7 +209,7 @@ def test_learning_a_foreign_tag_is_one_hmget_once(log: CommandLog) -> None:
     v1_tag, v2_tag = ItemV1._meta.schema_tag, ItemV2._meta.schema_tag
     assert ItemV2._meta.schemas == {v2_tag: ItemV2._meta.field_names}
 
-    first = log.commands(ItemV2.objects.all)
+    first = log.words(ItemV2.objects.all)
     lookups = schema_lookups(first, ItemV2)
     assert len(lookups) == 1, first
     assert lookups[0][0].upper() == "HMGET" and lookups[0][2:] == [str(v1_tag)]
@@ -265,7 +220,7 @@ def test_learning_a_foreign_tag_is_one_hmget_once(log: CommandLog) -> None:
                    lambda: ItemV2.objects.getMultiple([a, b, c]),
                    lambda: ItemV2.objects.filter(color="red").all(),
                    lambda: ItemV2.objects.getOnlyFields(b, ["name"])):
-        commands = log.commands(action)
+        commands = log.words(action)
         assert schema_lookups(commands, ItemV2) == [], commands
 
 
@@ -273,7 +228,7 @@ def test_two_foreign_tags_are_learned_in_one_hmget(log: CommandLog) -> None:
     a, b, _ = seed_v1()
     c = ItemV3(color="red", extra="x", name="v3").save()
     ItemV2.objects.count()
-    commands = log.commands(ItemV2.objects.all)
+    commands = log.words(ItemV2.objects.all)
     lookups = schema_lookups(commands, ItemV2)
     assert len(lookups) == 1, commands
     assert sorted(lookups[0][2:]) == sorted([str(ItemV1._meta.schema_tag), str(ItemV3._meta.schema_tag)])
@@ -643,7 +598,7 @@ def test_v1_reads_v2_records(redis_client: redis.Redis, log: CommandLog) -> None
     assert stored_tag(redis_client, ItemV2, a) == ItemV2._meta.schema_tag
     ItemV1.objects.count()
 
-    commands = log.commands(lambda: ItemV1.objects.get(a))
+    commands = log.words(lambda: ItemV1.objects.get(a))
     assert len(schema_lookups(commands, ItemV1)) == 1
     assert ItemV2._meta.schema_tag in ItemV1._meta.schemas
 
