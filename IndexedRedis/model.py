@@ -26,8 +26,8 @@ from .connection import (
     getRedisConnection,
     raw_client,
 )
+from .drivers.sync import run
 from .exceptions import InvalidModelException, UnknownFieldError
-from .executor import run
 from .fields import irNull
 from .foreign import ForeignLink, ForeignLinkDescriptor, ForeignLinks
 from .operations import (

@@ -12,7 +12,7 @@ the right one, and ``call_current`` builds the call again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +23,7 @@ from . import scripts
 from .compiler import PK_ORDER, Order, compile_query
 from .exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from .fields import NULL_STORED, digest, wire_bytes
+from .flows.requests import Command, Flow, Request, ScriptCall, Transaction
 from .keys import GenerationKeys, lex_member, lex_text, padded_pk
 from .options import ModelOptions, UnknownSchemas
 
@@ -41,30 +42,6 @@ SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk path
 STALE_RESET_SECONDS = 600  # a staging generation silent this long was left by a dead reset
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptCall:
-    script: scripts.Script
-    keys: Sequence[bytes]
-    args: Sequence[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    args: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """Read-only commands run as one MULTI/EXEC (one round trip); the reply is EXEC's."""
-
-    commands: tuple[tuple[Any, ...], ...]
-
-
-Request = ScriptCall | Command | Transaction
-# A flow yields one request, or a list of them to be sent in one pipelined round trip.
-Flow = Generator["Request | list[Request]", Any, T]
 
 
 @dataclass(slots=True)

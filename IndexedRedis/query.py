@@ -18,8 +18,8 @@ import msgpack
 
 from .compiler import PK_ORDER, Order, resolve_order
 from .connection import generation_cache
+from .drivers.sync import run
 from .exceptions import InvalidQueryError
-from .executor import run
 from .lookups import Condition, resolve_filter
 from .operations import (
     SAVE_BATCH,

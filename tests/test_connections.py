@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from IndexedRedis import IndexedRedisModel, executor
+from IndexedRedis import IndexedRedisModel
+from IndexedRedis.drivers import sync as executor
 from IndexedRedis.operations import Transaction
 
 

@@ -25,7 +25,7 @@ from consistency import (
 
 from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError, operations
 from IndexedRedis.connection import generation_cache
-from IndexedRedis.executor import execute
+from IndexedRedis.drivers.sync import execute
 from IndexedRedis.operations import Context, reset_flow
 
 

@@ -17,7 +17,7 @@ from consistency import assert_indexes_consistent, assert_no_garbage
 
 from IndexedRedis import IndexedRedisModel, operations
 from IndexedRedis.connection import generation_cache
-from IndexedRedis.executor import run
+from IndexedRedis.drivers.sync import run
 from IndexedRedis.operations import Context, reset_flow
 
 

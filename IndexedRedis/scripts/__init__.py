@@ -22,8 +22,9 @@ _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
 class Script:
     """One Lua script, identified by the SHA1 of its full source."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, readonly: bool = False) -> None:
         self.name = name
+        self.readonly = readonly  # changes nothing: a driver may send it again after a failure
         self.source = _LIB + "\n" + _here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
 
@@ -39,7 +40,7 @@ class Script:
 
 SAVE = Script("save")
 DELETE = Script("delete")
-QUERY = Script("query")
+QUERY = Script("query", readonly=True)
 RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 RESET_SWITCH = Script("reset_switch")

@@ -1,4 +1,4 @@
-"""The synchronous driver: runs a flow from ``operations`` against a redis-py client."""
+"""The synchronous driver: sends a flow's requests to a redis-py client, one round trip each."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .operations import Command, Flow, Request, ScriptCall, Transaction
+from ..flows.requests import Command, Flow, Request, ScriptCall, Transaction
 
 __all__ = ["run", "execute"]
 

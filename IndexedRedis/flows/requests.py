@@ -1,0 +1,79 @@
+"""What a flow yields: requests for a driver to send, and the shape of a flow.
+
+A flow is a generator.  It yields a request (or a list of them, sent together in one
+pipelined round trip) and receives the reply; a failed request is thrown back into
+the flow as the exception the server or the connection raised.  It never does I/O
+itself, so the same flow runs on every driver (sync or asyncio, standalone or
+cluster) and in unit tests fed by hand.
+
+``route`` names the connection a request goes to: ``None`` is the flow's own (the
+model it was started for); anything else is an opaque token the flow got from its
+``Context`` (``route_of``) and hands back unchanged.  A list of requests shares the
+route of its first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from ..scripts import Script
+
+__all__ = ["ScriptCall", "Command", "Transaction", "Emit", "Request", "Flow", "READ_COMMANDS"]
+
+T = TypeVar("T")
+
+#: Commands that change nothing, so a driver may send them again after a failure.
+READ_COMMANDS = frozenset({"GET", "HMGET", "HGET", "HSCAN", "SMEMBERS", "SCARD", "ZCARD", "EXISTS",
+                           "INFO", "CONFIG", "PING"})
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One Lua script call (EVALSHA, falling back to EVAL)."""
+
+    script: Script
+    keys: Sequence[bytes]
+    args: Sequence[Any]
+    route: Any = None
+
+    @property
+    def readonly(self) -> bool:
+        return self.script.readonly
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One plain command."""
+
+    args: tuple[Any, ...]
+    route: Any = None
+
+    @property
+    def readonly(self) -> bool:
+        name = self.args[0]
+        return (name.decode() if isinstance(name, bytes) else str(name)).upper() in READ_COMMANDS
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """Read-only commands run as one MULTI/EXEC (one round trip); the reply is EXEC's."""
+
+    commands: tuple[tuple[Any, ...], ...]
+    route: Any = None
+    readonly = True
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Not sent anywhere: hands ``items`` to whoever iterates the flow (see
+    ``QuerySet.iterate``); the flow receives None and goes on when they are consumed."""
+
+    items: Sequence[Any]
+
+
+Request = ScriptCall | Command | Transaction
+#: A flow yields one request, a list of them (one pipelined round trip), or an Emit.
+Flow = Generator["Request | list[Request] | Emit", Any, T]
