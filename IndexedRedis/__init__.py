@@ -7,6 +7,7 @@ round trip; ``Model.reset`` swaps a whole dataset without stalling the server.
 from . import fields
 from .connection import (
     clearRedisPools,
+    getAsyncRedisConnection,
     getDefaultRedisConnectionParams,
     getRedisConnection,
     getRedisPool,
@@ -20,6 +21,7 @@ from .exceptions import (
     IndexedRedisError,
     InvalidModelException,
     InvalidQueryError,
+    LinkNotFetchedError,
     UniqueConstraintError,
     UnknownFieldError,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "setDefaultRedisConnectionParams",
     "getDefaultRedisConnectionParams",
     "getRedisConnection",
+    "getAsyncRedisConnection",
     "getRedisPool",
     "clearRedisPools",
     "useEmbeddedRedis",
@@ -104,6 +107,7 @@ __all__ = [
     "UnknownFieldError",
     "UniqueConstraintError",
     "ConcurrencyError",
+    "LinkNotFetchedError",
     # 6.x names
     "fields",
     "IRForeignLinkFieldBase",

@@ -3,18 +3,18 @@ call.  Pure: it names keys and builds arguments, and talks to no server."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
 from .fields import irNull
-from .lookups import Condition
+from .lookups import Condition, resolve_filter
 
 if TYPE_CHECKING:
     from .keys import GenerationKeys
     from .options import ModelOptions
 
-__all__ = ["Order", "compile_query", "resolve_order"]
+__all__ = ["Order", "PK_ORDER", "Query", "compile_query", "resolve_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,26 @@ class Order:
 
 
 PK_ORDER = Order(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a query set selects and in which order (see ``lookups.py`` for conditions)."""
+
+    conditions: tuple[Condition, ...] = ()
+    order: Order = PK_ORDER
+
+    def narrowed(self, meta: ModelOptions, filters: dict[str, Any]) -> Query:
+        conditions = list(self.conditions)
+        for key, value in filters.items():
+            condition = resolve_filter(meta, key, value)
+            if condition not in conditions:
+                conditions.append(condition)
+        return replace(self, conditions=tuple(conditions))
+
+    @property
+    def is_everything(self) -> bool:
+        return not self.conditions
 
 
 def resolve_order(meta: ModelOptions, spec: str) -> Order:

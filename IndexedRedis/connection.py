@@ -11,6 +11,7 @@ Where a model's connection comes from, first match wins:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import weakref
@@ -18,12 +19,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.connection import parse_url
+
+from .exceptions import IndexedRedisError
+from .flows.context import GenerationCache
 
 __all__ = [
     "setDefaultRedisConnectionParams",
     "getDefaultRedisConnectionParams",
     "getRedisConnection",
+    "getAsyncRedisConnection",
     "getRedisPool",
     "clearRedisPools",
     "useEmbeddedRedis",
@@ -83,8 +91,24 @@ def _freeze(params: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(items)
 
 
-def getRedisConnection(params: Mapping[str, Any] | None = None) -> redis.Redis:
-    """A client for these params (default params when None), sharing one pool per params."""
+def _client_kwargs(params: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """Whether params ask for a Redis Cluster (``"cluster": True``, or ``?cluster=true``
+    in a URL), and the client's keyword arguments."""
+    kwargs = dict(params)
+    wants = kwargs.pop("cluster", False)
+    if isinstance(wants, str):
+        wants = wants.strip().lower() in ("1", "true", "yes", "on")
+    kwargs["decode_responses"] = False  # records are binary msgpack
+    if wants:
+        if kwargs.pop("db", 0) not in (0, "0", None):
+            raise IndexedRedisError("Redis Cluster has database 0 only; drop 'db' from the connection params")
+        kwargs.pop("unix_socket_path", None)
+    return bool(wants), kwargs
+
+
+def getRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
+    """A client for these params (default params when None), sharing one pool per
+    params: a ``redis.Redis``, or a ``redis.cluster.RedisCluster`` when they ask for one."""
     if params is None:
         params = getDefaultRedisConnectionParams()
     key = _freeze(params)
@@ -93,10 +117,63 @@ def getRedisConnection(params: Mapping[str, Any] | None = None) -> redis.Redis:
         with _lock:
             client = _clients.get(key)
             if client is None:
-                kwargs = dict(params)
-                kwargs["decode_responses"] = False  # records are binary msgpack
-                client = _clients[key] = redis.Redis(**kwargs)
+                wants_cluster, kwargs = _client_kwargs(params)
+                client = _clients[key] = (redis.cluster.RedisCluster(**kwargs) if wants_cluster
+                                          else redis.Redis(**kwargs))
     return client
+
+
+# Asyncio clients bind their connections to the event loop that first uses them, so
+# there is one client per loop (and per params); a loop's clients go with the loop.
+_async_clients: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _loop_clients() -> dict[Any, Any]:
+    loop = asyncio.get_running_loop()
+    clients = _async_clients.get(loop)
+    if clients is None:
+        clients = _async_clients[loop] = {}
+    return clients
+
+
+def getAsyncRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
+    """The asyncio client of this event loop for these params (default params when
+    None): a ``redis.asyncio.Redis``, or a ``redis.asyncio.cluster.RedisCluster`` when
+    they ask for one.  Call it inside a running loop."""
+    if params is None:
+        params = getDefaultRedisConnectionParams()
+    clients = _loop_clients()
+    key = (_version, _freeze(params))
+    client = clients.get(key)
+    if client is None:
+        wants_cluster, kwargs = _client_kwargs(params)
+        if wants_cluster:
+            client = redis.asyncio.cluster.RedisCluster(**kwargs)
+        else:
+            # Many tasks of one loop may run operations at once: past the pool's size
+            # they wait for a connection (redis.asyncio's own pool would raise instead).
+            kwargs.setdefault("max_connections", ASYNC_MAX_CONNECTIONS)
+            url_kwargs = {k: v for k, v in kwargs.items() if k != "max_connections"}
+            pool = redis.asyncio.BlockingConnectionPool(
+                max_connections=kwargs["max_connections"], **_async_pool_kwargs(url_kwargs))
+            client = redis.asyncio.Redis(connection_pool=pool)
+        clients[key] = client
+    return client
+
+
+#: Connections of an asyncio client IndexedRedis makes, unless params give ``max_connections``.
+ASYNC_MAX_CONNECTIONS = 100
+
+
+def _async_pool_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Connection-pool keyword arguments for ``redis.asyncio.Redis``-style ones."""
+    kwargs = dict(kwargs)
+    if kwargs.pop("ssl", False):
+        kwargs["connection_class"] = redis.asyncio.SSLConnection
+    elif "unix_socket_path" in kwargs:
+        kwargs["path"] = kwargs.pop("unix_socket_path")
+        kwargs["connection_class"] = redis.asyncio.UnixDomainSocketConnection
+    return kwargs
 
 
 def getRedisPool(params: Mapping[str, Any] | None = None) -> redis.ConnectionPool:
@@ -125,51 +202,126 @@ def _reset_default_for_tests() -> None:
 _raw_twins: weakref.WeakKeyDictionary[redis.Redis, redis.Redis] = weakref.WeakKeyDictionary()
 
 
-def raw_client(client: redis.Redis) -> redis.Redis:
+def is_async_client(client: Any) -> bool:
+    return isinstance(client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster))
+
+
+def _decodes(client: Any) -> bool:
+    if isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)):
+        return bool(client.get_encoder().decode_responses)
+    pool = getattr(client, "connection_pool", None)
+    return pool is not None and bool(pool.connection_kwargs.get("decode_responses"))
+
+
+def raw_client(client: Any) -> Any:
     """``client`` itself, or a twin on the same server that returns bytes.
 
     Records are binary; a user's client made with ``decode_responses=True`` would try
     to decode them as text, so IndexedRedis talks through a twin pool instead.
     """
-    pool = getattr(client, "connection_pool", None)
-    if pool is None or not pool.connection_kwargs.get("decode_responses"):
+    if not _decodes(client):
         return client
     twin = _raw_twins.get(client)
     if twin is None:
+        if isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)):
+            raise IndexedRedisError(
+                "IndexedRedis needs a Redis Cluster client made with decode_responses=False (records "
+                "are binary); pass connection params instead and IndexedRedis makes its own client")
+        pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
         kwargs["decode_responses"] = False
         twin_pool = type(pool)(connection_class=pool.connection_class, **kwargs)
-        twin = _raw_twins[client] = redis.Redis(connection_pool=twin_pool)
+        kind = redis.asyncio.Redis if is_async_client(client) else redis.Redis
+        twin = _raw_twins[client] = kind(connection_pool=twin_pool)
     return twin
 
 
-class GenerationCache:
-    """Last known generation of each model on one client, to name keys without a round trip.
+# Connection classes of the sync and asyncio clients that reach a server the same way.
+_ASYNC_CONNECTION = {redis.Connection: redis.asyncio.Connection,
+                     redis.SSLConnection: redis.asyncio.SSLConnection,
+                     redis.UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection}
+_SYNC_CONNECTION = {a: s for s, a in _ASYNC_CONNECTION.items()}
+_twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    A wrong guess costs one extra round trip: every script checks the generation
-    pointer first and answers with the current one when the guess was stale.
-    """
 
-    __slots__ = ("_gens",)
+def _pool_twin(client: Any, classes: dict[type, type], pool_class: type, client_class: type) -> Any:
+    """A client of the other kind (sync or asyncio) to the server ``client`` reaches."""
+    if isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)):
+        raise IndexedRedisError(
+            "a Redis Cluster client given as _connection serves only its own kind of calls (sync or "
+            "async); give connection params (with 'cluster': True) to use both")
+    pool = client.connection_pool
+    connection_class = classes.get(pool.connection_class)
+    if connection_class is None:
+        raise IndexedRedisError(
+            f"cannot make a {'sync' if client_class is redis.Redis else 'asyncio'} twin of a client whose "
+            f"connections are {pool.connection_class.__name__}; set _connection to a client of that kind")
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k not in ("retry", "redis_connect_func")}
+    kwargs["decode_responses"] = False
+    return client_class(connection_pool=pool_class(connection_class=connection_class, **kwargs))
 
-    def __init__(self) -> None:
-        self._gens: dict[bytes, int] = {}
 
-    def get(self, model_prefix: bytes) -> int:
-        return self._gens.get(model_prefix, 0)
+def sync_client_of(client: Any) -> Any:
+    """A sync client for a model's ``_connection``: itself, or a twin of an asyncio one."""
+    if not is_async_client(client):
+        return raw_client(client)
+    twin = _twins.get(client)
+    if twin is None:
+        twin = _twins[client] = _pool_twin(client, _SYNC_CONNECTION, redis.ConnectionPool, redis.Redis)
+    return twin
 
-    def set(self, model_prefix: bytes, gen: int) -> None:
-        self._gens[model_prefix] = gen
+
+def async_client_of(client: Any) -> Any:
+    """An asyncio client for a model's ``_connection``: itself, or (one per event loop)
+    a twin of a sync one."""
+    if is_async_client(client):
+        return raw_client(client)
+    clients = _loop_clients()
+    key = ("twin", id(client))
+    twin = clients.get(key)
+    if twin is None or twin[0] is not client:
+        twin = clients[key] = (client, _pool_twin(client, _ASYNC_CONNECTION, redis.asyncio.ConnectionPool,
+                                                  redis.asyncio.Redis))
+    return twin[1]
 
 
 _generation_caches: weakref.WeakKeyDictionary[Any, GenerationCache] = weakref.WeakKeyDictionary()
 
 
 def generation_cache(client: Any) -> GenerationCache:
+    """The generation cache of one client."""
     cache = _generation_caches.get(client)
     if cache is None:
         cache = _generation_caches[client] = GenerationCache()
     return cache
+
+
+class SyncRouter:
+    """Routes of the sync driver: each model's (or instance's) sync client."""
+
+    __slots__ = ()
+
+    def route_of(self, target: Any) -> Any:
+        return target._get_client() if isinstance(target, type) else target._get_instance_client()
+
+    def gens(self, route: Any) -> GenerationCache:
+        return generation_cache(route)
+
+
+class AsyncRouter:
+    """Routes of the asyncio driver: each model's (or instance's) client of the running loop."""
+
+    __slots__ = ()
+
+    def route_of(self, target: Any) -> Any:
+        return target._get_async_client() if isinstance(target, type) else target._get_instance_async_client()
+
+    def gens(self, route: Any) -> GenerationCache:
+        return generation_cache(route)
+
+
+SYNC_ROUTER = SyncRouter()
+ASYNC_ROUTER = AsyncRouter()
 
 
 _embedded_server: Any = None

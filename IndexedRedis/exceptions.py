@@ -10,6 +10,8 @@ __all__ = [
     "ConcurrencyError",
     "UnknownFieldError",
     "UniqueConstraintError",
+    "LinkNotFetchedError",
+    "CrossSlotError",
 ]
 
 
@@ -55,3 +57,21 @@ class UniqueConstraintError(IndexedRedisError, ValueError):
 
 class UnknownFieldError(IndexedRedisError, TypeError):
     """A model was given a field name it does not have."""
+
+
+class LinkNotFetchedError(IndexedRedisError, RuntimeError):
+    """A link attribute was read inside a running event loop before its object was
+    fetched: fetching it then would block the loop.  ``await obj.afetchLink(name)``
+    (or a query with ``cascadeFetch=True``) fetches it first."""
+
+
+class CrossSlotError(IndexedRedisError):
+    """A request's keys lie in several Redis Cluster hash slots, so no one node can
+    run it atomically; it was refused before anything was sent.
+
+    ``slots`` maps each hash tag (or whole key, where it has none) to its slot.
+    """
+
+    def __init__(self, message: str, slots: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.slots = slots or {}

@@ -1,188 +1,35 @@
-"""Foreign links: fields whose value refers to objects of another model.
+"""Foreign links on the model: reading a link attribute fetches the linked object(s).
 
-The stored value is the linked primary key (or, for a multi-link, the list of them);
-on instances the value is a ``ForeignLink`` holding the pk and, once fetched or
-assigned, the object.  A descriptor on the model class fetches the object when the
-attribute is read, and ``obj.<field>__id`` gives the pk without fetching.
+The link fields and values (``IRForeignLinkField``, ``ForeignLink``, ...) are fields
+like the others and live in ``IndexedRedis.fields.links``; they are importable from
+here too, where they were defined before.  ``obj.<field>__id`` gives the pk without
+fetching.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from typing import Any
 
-from .fields import NULL_STORED, IRField, irNull
-
-if TYPE_CHECKING:
-    from .model import IndexedRedisModel
+from .exceptions import LinkNotFetchedError
+from .fields import irNull
+from .fields.links import (
+    ForeignLink,
+    ForeignLinks,
+    IRForeignLinkField,
+    IRForeignLinkFieldBase,
+    IRForeignMultiLinkField,
+)
 
 __all__ = ["IRForeignLinkField", "IRForeignMultiLinkField", "ForeignLink", "ForeignLinks",
            "IRForeignLinkFieldBase"]
 
-
-class ForeignLink:
-    """A link to one object: its pk, and the object itself once known."""
-
-    __slots__ = ("pk", "obj")
-
-    def __init__(self, pk: int | None, obj: IndexedRedisModel | None = None) -> None:
-        self.pk = pk
-        self.obj = obj
-
-    def current_pk(self) -> int | None:
-        """The pk to store: an assigned object's own pk wins (it may have been saved since)."""
-        return self.obj._id if self.obj is not None else self.pk
-
-    def objects(self) -> list[IndexedRedisModel]:
-        return [self.obj] if self.obj is not None else []
-
-    def pks(self) -> list[int]:
-        pk = self.current_pk()
-        return [] if pk is None else [pk]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ForeignLink):
-            return self.current_pk() == other.current_pk() and (
-                self.current_pk() is not None or self.obj is other.obj)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(("ForeignLink", self.current_pk()))
-
-    def __repr__(self) -> str:
-        return f"ForeignLink(pk={self.current_pk()!r}{', fetched' if self.obj is not None else ''})"
-
-    def __deepcopy__(self, memo: Any) -> ForeignLink:
-        # A link is a reference: a copy points at the same stored object.
-        return ForeignLink(self.current_pk(), self.obj)
-
-    def __getstate__(self) -> tuple[int | None, Any]:
-        return (self.current_pk(), self.obj)
-
-    def __setstate__(self, state: tuple[int | None, Any]) -> None:
-        self.pk, self.obj = state
-
-
-class ForeignLinks:
-    """Links to several objects, in order."""
-
-    __slots__ = ("links",)
-
-    def __init__(self, links: list[ForeignLink]) -> None:
-        self.links = links
-
-    def objects(self) -> list[IndexedRedisModel]:
-        return [link.obj for link in self.links if link.obj is not None]
-
-    def pks(self) -> list[int]:
-        return [pk for pk in (link.current_pk() for link in self.links) if pk is not None]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ForeignLinks):
-            return self.links == other.links
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.links))
-
-    def __repr__(self) -> str:
-        return f"ForeignLinks({self.pks()!r})"
-
-    def __deepcopy__(self, memo: Any) -> ForeignLinks:
-        return ForeignLinks([ForeignLink(link.current_pk(), link.obj) for link in self.links])
-
-    def __getstate__(self) -> list[ForeignLink]:
-        return self.links
-
-    def __setstate__(self, state: list[ForeignLink]) -> None:
-        self.links = state
-
-
-class IRForeignLinkFieldBase(IRField):
-    """Common ground of single and multi links."""
-
-    CAN_INDEX = True
-    isMulti = False
-
-    def __init__(self, name: str = "", foreignModel: Any = None, defaultValue: Any = None) -> None:
-        super().__init__(name, defaultValue=irNull)
-        from .model import isIndexedRedisModel
-
-        if not isinstance(foreignModel, type) or not isIndexedRedisModel(foreignModel):
-            raise ValueError(f"{type(self).__name__}({name!r}) needs foreignModel, an IndexedRedisModel "
-                             f"class; got {foreignModel!r}")
-        self.foreignModel: Any = foreignModel
-
-    def _link(self, value: Any) -> ForeignLink:
-        model = self.foreignModel
-        if isinstance(value, ForeignLink):
-            return value
-        if isinstance(value, model):
-            linked: Any = value
-            return ForeignLink(linked._id, linked)
-        from .model import IndexedRedisModel
-
-        if isinstance(value, IndexedRedisModel):
-            raise TypeError(f"a {model.__name__} object or pk, not a {type(value).__name__} object")
-        if isinstance(value, bool):
-            raise TypeError(f"a {model.__name__} object or its pk (an int)")
-        try:
-            pk = int(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"a {model.__name__} object or its pk (an int)") from None
-        if pk < 0 or (isinstance(value, float) and value != pk):
-            raise ValueError(f"a {model.__name__} pk (a non-negative int)")
-        return ForeignLink(pk)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, foreignModel={self.foreignModel.__name__})"
-
-
-class IRForeignLinkField(IRForeignLinkFieldBase):
-    """A link to one object of ``foreignModel`` (like a foreign key): assign the object
-    or its pk; reading the attribute fetches the object (or gives irNull)."""
-
-    expected = "a linked object or its pk"
-
-    def _fromInput(self, value: Any) -> ForeignLink:
-        return self._link(value)
-
-    def _toStorage(self, value: ForeignLink) -> Any:
-        pk = value.current_pk()
-        return NULL_STORED if pk is None else str(pk)  # an unsaved object links nothing
-
-    def _fromStorage(self, stored: Any) -> ForeignLink:
-        return ForeignLink(int(stored))
-
-    def _toIndex(self, value: ForeignLink) -> bytes:
-        return str(value.current_pk()).encode("ascii")
-
-
-class IRForeignMultiLinkField(IRForeignLinkFieldBase):
-    """Links to several objects of ``foreignModel``: assign a list of objects and/or pks;
-    reading the attribute fetches the objects (deleted ones are left out).  A filter
-    must name the whole list."""
-
-    isMulti = True
-    expected = "a list of linked objects and/or their pks"
-
-    def _fromInput(self, value: Any) -> Any:
-        if isinstance(value, ForeignLinks):
-            return value
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise TypeError(self.expected)
-        links = [self._link(item) for item in value]
-        return ForeignLinks(links) if links else irNull
-
-    def _toStorage(self, value: ForeignLinks) -> Any:
-        pks = value.pks()
-        return ",".join(str(pk) for pk in pks) if pks else NULL_STORED
-
-    def _fromStorage(self, stored: Any) -> ForeignLinks:
-        text = stored.decode("ascii") if isinstance(stored, bytes) else stored
-        return ForeignLinks([ForeignLink(int(pk)) for pk in text.split(",") if pk])
-
-    def _toIndex(self, value: ForeignLinks) -> bytes:
-        return ",".join(str(pk) for pk in value.pks()).encode("ascii")
+# Pickles name a class by ``__module__``: the link classes keep naming this module, where
+# they were defined before, so pickles of fields and linked objects stay what they were.
+for _pickled_by_name in (ForeignLink, ForeignLinks, IRForeignLinkFieldBase, IRForeignLinkField,
+                         IRForeignMultiLinkField):
+    _pickled_by_name.__module__ = __name__
+del _pickled_by_name
 
 
 class ForeignLinkDescriptor:
@@ -198,22 +45,37 @@ class ForeignLinkDescriptor:
         value = obj.__dict__.get(self.name, irNull)
         if value is irNull:
             return irNull
-        return resolve(self.field, value)
+        return resolve(self.field, value, obj)
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.name] = value
 
 
-def resolve(field: IRForeignLinkFieldBase, value: ForeignLink | ForeignLinks) -> Any:
+def resolve(field: IRForeignLinkFieldBase, value: ForeignLink | ForeignLinks, owner: Any = None) -> Any:
     """The linked object(s), fetching those not yet known (irNull / left out if deleted)."""
     model: Any = field.foreignModel
     if isinstance(value, ForeignLink):
         if value.obj is None and value.pk is not None:
+            _refuse_in_event_loop(field, owner)
             value.obj = model.objects.get(value.pk)
         return value.obj if value.obj is not None else irNull
     missing = [link for link in value.links if link.obj is None and link.pk is not None]
     if missing:
+        _refuse_in_event_loop(field, owner)
         fetched = model.objects.getMultiple([link.pk for link in missing])
         for link, obj in zip(missing, fetched, strict=True):
             link.obj = obj
     return [link.obj for link in value.links if link.obj is not None]
+
+
+def _refuse_in_event_loop(field: IRForeignLinkFieldBase, owner: Any) -> None:
+    """A lazy fetch would block a running event loop: say what to do instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop runs in this thread: a blocking fetch is fine
+    where = f"{type(owner).__name__}.{field.name}" if owner is not None else field.name
+    raise LinkNotFetchedError(
+        f"{where} links an object that was not fetched yet, and fetching it here would block the "
+        f"running event loop; first `await obj.afetchLink({field.name!r})`, or fetch the object with "
+        f"cascadeFetch=True (for example `await Model.objects.aget(pk, cascadeFetch=True)`)")

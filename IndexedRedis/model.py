@@ -17,31 +17,26 @@ from collections.abc import Iterable, Iterator, Sequence
 from pprint import pprint as _pprint
 from typing import IO, Any, ClassVar, TypeVar
 
-import redis
-
 from .connection import (
+    SYNC_ROUTER,
+    async_client_of,
     default_stamp,
-    generation_cache,
+    getAsyncRedisConnection,
     getDefaultRedisConnectionParams,
     getRedisConnection,
-    raw_client,
+    sync_client_of,
 )
-from .drivers.sync import run
+from .dispatch import run_async, run_sync
+from .drivers.runner import run
+from .entries import same_stored
 from .exceptions import InvalidModelException, UnknownFieldError
 from .fields import irNull
-from .foreign import ForeignLink, ForeignLinkDescriptor, ForeignLinks
-from .operations import (
-    SAVE_BATCH,
-    Context,
-    delete_flow,
-    get_flow,
-    reserve_pks_flow,
-    reset_flow,
-    same_stored,
-    save_flow,
-)
+from .fields.links import ForeignLink, ForeignLinks
+from .flows import delete, read, reset, save
+from .flows.context import Context
+from .foreign import ForeignLinkDescriptor
 from .options import ModelOptions, nearest
-from .query import QuerySet, with_schemas
+from .query import QuerySet, as_pk
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
 
@@ -166,7 +161,7 @@ class IndexedRedisModel(metaclass=ModelBase):
     REDIS_CONNECTION_PARAMS: ClassVar[dict[str, Any] | None] = None
     UNIQUE_FIELDS: ClassVar[Sequence[str]] = []
     LEX_INDEXED_FIELDS: ClassVar[Sequence[str]] = []
-    _connection: ClassVar[redis.Redis | None] = None
+    _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
 
     objects: ClassVar[QuerySet[Any]] = _ModelAccessor(QuerySet)  # type: ignore[assignment]
@@ -221,31 +216,43 @@ class IndexedRedisModel(metaclass=ModelBase):
     # ---- connection ----------------------------------------------------------------
 
     @classmethod
-    def _get_class_client(cls) -> redis.Redis:
+    def _params(cls) -> dict[str, Any]:
+        params = getDefaultRedisConnectionParams()
+        if cls._meta is not None and cls._meta.connection_params:
+            params.update(cls._meta.connection_params)
+        return params
+
+    @classmethod
+    def _get_class_client(cls) -> Any:
         if cls._connection is not None:
-            return raw_client(cls._connection)
+            return sync_client_of(cls._connection)
         stamp = default_stamp()
         cached = cls.__dict__.get("_client_cache")
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        params = getDefaultRedisConnectionParams()
-        if cls._meta is not None and cls._meta.connection_params:
-            params.update(cls._meta.connection_params)
-        client = getRedisConnection(params)
+        client = getRedisConnection(cls._params())
         type.__setattr__(cls, "_client_cache", (stamp, client))
         return client
 
     @classmethod
-    def _get_client(cls) -> redis.Redis:
+    def _get_client(cls) -> Any:
+        """The sync client of this model's data."""
         return cls._get_class_client()
 
-    def _get_instance_client(self) -> redis.Redis:
-        own = self.__dict__.get("_connection")
-        return raw_client(own) if own is not None else type(self)._get_class_client()
-
     @classmethod
-    def _context(cls, client: redis.Redis) -> Context:
-        return Context(cls._meta, generation_cache(client))
+    def _get_async_client(cls) -> Any:
+        """The asyncio client of this model's data, for the running event loop."""
+        if cls._connection is not None:
+            return async_client_of(cls._connection)
+        return getAsyncRedisConnection(cls._params())
+
+    def _get_instance_client(self) -> Any:
+        own = self.__dict__.get("_connection")
+        return sync_client_of(own) if own is not None else type(self)._get_class_client()
+
+    def _get_instance_async_client(self) -> Any:
+        own = self.__dict__.get("_connection")
+        return async_client_of(own) if own is not None else type(self)._get_async_client()
 
     # ---- values --------------------------------------------------------------------
 
@@ -253,15 +260,6 @@ class IndexedRedisModel(metaclass=ModelBase):
         meta = type(self)._meta
         field = meta.fields_by_name[name]
         return field.toStorage(meta.to_python(field, self.__dict__.get(name, field.getDefaultValue())))
-
-    def _linked_objects(self) -> list[IndexedRedisModel]:
-        """The linked objects this instance holds in memory (none are fetched)."""
-        found: list[IndexedRedisModel] = []
-        for field in type(self)._meta.foreign_fields:
-            value = self.__dict__.get(field.name)
-            if isinstance(value, (ForeignLink, ForeignLinks)):
-                found += value.objects()
-        return found
 
     def asDict(self, includeMeta: bool = False, forStorage: bool = False,
                strKeys: bool = False) -> dict[str, Any]:
@@ -445,22 +443,19 @@ class IndexedRedisModel(metaclass=ModelBase):
         saved in the same atomic step; without it, a link to an unsaved object is
         stored as no link.
         """
-        client = self._get_instance_client()
-        if not cascadeSave or not type(self)._meta.foreign_fields:
-            return PrimaryKey(run(client, save_flow(self._context(client), [self]))[0])
-        _save_together([self, *_cascade_targets(self)])
-        assert self._id is not None
-        return PrimaryKey(self._id)
+        return PrimaryKey(run_sync(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave))[0])
+
+    async def asave(self, cascadeSave: bool = True) -> int:
+        """``save``, awaitable."""
+        return PrimaryKey((await run_async(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave)))[0])
 
     def delete(self) -> bool:
         """Delete this object; returns whether it was stored.  It keeps its values."""
-        if self._id is None:
-            return False
-        client = self._get_instance_client()
-        deleted = run(client, delete_flow(self._context(client), [(self._id, self._orig)]))
-        self.__dict__["_id"] = None
-        self.__dict__["_orig"] = {}
-        return bool(deleted)
+        return bool(run_sync(self, lambda ctx: delete.delete_objects_flow(ctx, [self])))
+
+    async def adelete(self) -> bool:
+        """``delete``, awaitable."""
+        return bool(await run_async(self, lambda ctx: delete.delete_objects_flow(ctx, [self])))
 
     def getPk(self) -> int | None:
         """The primary key, or None if the object was never saved."""
@@ -473,44 +468,53 @@ class IndexedRedisModel(metaclass=ModelBase):
         With ``cascadeObjects``, linked objects held in memory that have unsaved
         changes are reloaded too.
         """
-        if self._id is None:
-            raise KeyError(f"{type(self).__name__} object was never saved: nothing to reload")
-        client = self._get_instance_client()
-        blob = run(client, get_flow(self._context(client), (self._id,)))[0]
-        if blob is None:
-            raise KeyError(f"{type(self).__name__} with pk {self._id} no longer exists")
-        meta = type(self)._meta
-        fresh = with_schemas(client, meta, meta.instances, (self._id,), (blob,))[0]
-        changes = self.diff(fresh)
-        for name in changes:  # unchanged fields keep their values (and linked objects)
-            self.__dict__[name] = fresh.__dict__[name]
-        self.__dict__["_orig"] = fresh._orig
-        if cascadeObjects:
-            seen = {id(self)}
-            for field in type(self)._meta.foreign_fields:
-                value = self.__dict__.get(field.name)
-                if not isinstance(value, (ForeignLink, ForeignLinks)):
-                    continue
-                reloaded = False
-                pending = value.objects()
-                while pending:
-                    linked = pending.pop()
-                    if id(linked) in seen:
-                        continue
-                    seen.add(id(linked))
-                    if linked._id is not None and linked.hasUnsavedChanges():
-                        linked.reload(cascadeObjects=False)
-                        reloaded = True
-                    pending += linked._linked_objects()
-                if reloaded and field.name not in changes:
-                    changes[field.name] = (value, value)  # the linked object(s) changed
-        return changes
+        return run_sync(self, lambda ctx: read.reload_flow(ctx, self, cascadeObjects))
+
+    async def areload(self, cascadeObjects: bool = True) -> dict[str, tuple[Any, Any]]:
+        """``reload``, awaitable."""
+        return await run_async(self, lambda ctx: read.reload_flow(ctx, self, cascadeObjects))
 
     def cascadeFetch(self) -> None:
         """Fetch every linked object now (and theirs, and so on), one round trip per level."""
-        type(self).objects._cascade([self])
+        run_sync(self, lambda ctx: read.links_flow(ctx, [self]))
 
-    def saveToExternal(self, redisCon: redis.Redis | dict[str, Any]) -> int:
+    async def acascadeFetch(self) -> None:
+        """``cascadeFetch``, awaitable."""
+        await run_async(self, lambda ctx: read.links_flow(ctx, [self]))
+
+    def fetchLink(self, fieldName: str) -> Any:
+        """Fetch the object(s) a link field names (if not fetched yet); returns what
+        reading the attribute gives: the object, irNull, or a list for a multi-link."""
+        run_sync(self, lambda ctx: read.links_flow(ctx, [self], self._link_field(fieldName).name, deep=False))
+        return getattr(self, fieldName)
+
+    async def afetchLink(self, fieldName: str) -> Any:
+        """``fetchLink``, awaitable: how async code reads a link (a lazy attribute
+        cannot fetch inside a running event loop)."""
+        await run_async(self, lambda ctx: read.links_flow(ctx, [self], self._link_field(fieldName).name,
+                                                          deep=False))
+        return getattr(self, fieldName)
+
+    def _link_field(self, name: str) -> Any:
+        meta = type(self)._meta
+        for field in meta.foreign_fields:
+            if field.name == name:
+                return field
+        links = ", ".join(f.name for f in meta.foreign_fields) or "none"
+        raise UnknownFieldError(f"{meta.name} has no link field {name!r} (its link fields: {links})."
+                                f"{nearest(name, [f.name for f in meta.foreign_fields])}")
+
+    def isFetched(self, fieldName: str) -> bool:
+        """Whether a link field's object(s) are in memory (reading it needs no fetch)."""
+        self._link_field(fieldName)
+        value = self.__dict__.get(fieldName, irNull)
+        if isinstance(value, ForeignLink):
+            return value.obj is not None or value.pk is None
+        if isinstance(value, ForeignLinks):
+            return all(link.obj is not None or link.pk is None for link in value.links)
+        return True
+
+    def saveToExternal(self, redisCon: Any) -> int:
         """Save a copy of this object to another Redis, as a new object there.
 
         ``redisCon`` is a client or a dict of ``redis.Redis`` arguments.  Returns the pk
@@ -519,9 +523,9 @@ class IndexedRedisModel(metaclass=ModelBase):
         if isinstance(redisCon, dict):
             client = getRedisConnection({**getDefaultRedisConnectionParams(), **redisCon})
         else:
-            client = raw_client(redisCon)
+            client = sync_client_of(redisCon)
         clone = self.copy(copyPrimaryKey=False, copyValues=False)
-        return run(client, save_flow(Context(type(self)._meta, generation_cache(client)), [clone]))[0]
+        return run(client, save.save_flow(Context(type(self)._meta, client, SYNC_ROUTER), [clone]))[0]
 
     # ---- class API -----------------------------------------------------------------
 
@@ -534,21 +538,13 @@ class IndexedRedisModel(metaclass=ModelBase):
         their pk if they have one, and get a new one otherwise.
         """
         objs = list(newObjs)
-        for obj in objs:
-            if not isinstance(obj, cls):
-                raise TypeError(
-                    f"{cls.__name__}.reset expects {cls.__name__} objects, got {type(obj).__name__}")
-        if cls._meta.foreign_fields:  # linked objects outside the dataset are saved first
-            members = {id(obj) for obj in objs}
-            linked: dict[int, IndexedRedisModel] = {}
-            for obj in objs:
-                for target in _cascade_targets(obj):
-                    if id(target) not in members:
-                        linked.setdefault(id(target), target)
-            if linked:
-                _save_together(list(linked.values()))
-        client = cls._get_client()
-        return run(client, reset_flow(cls._context(client), objs))[0]
+        return run_sync(cls, lambda ctx: reset.reset_objects_flow(ctx, objs))
+
+    @classmethod
+    async def areset(cls: type[M], newObjs: Sequence[M]) -> list[int]:
+        """``reset``, awaitable."""
+        objs = list(newObjs)
+        return await run_async(cls, lambda ctx: reset.reset_objects_flow(ctx, objs))
 
     @classmethod
     def copyModel(cls: type[M]) -> type[M]:
@@ -591,41 +587,6 @@ class IndexedRedisModel(metaclass=ModelBase):
         return True
 
 
-def _save_together(objs: list[IndexedRedisModel]) -> None:
-    """Save objects and the linked objects they bring, atomically per connection.
-
-    Objects whose models use the first object's connection are saved in one atomic
-    script call (after one call reserving pks for the new ones); the others, on other
-    connections, are saved first on their own, so their pks exist for the links.
-    """
-    groups: dict[int, tuple[redis.Redis, list[IndexedRedisModel]]] = {}
-    for obj in objs:
-        client = obj._get_instance_client()
-        groups.setdefault(id(client), (client, []))[1].append(obj)
-    ordered = list(groups.values())
-    for client, group in ordered[1:] + ordered[:1]:
-        ctx = Context(type(group[0])._meta, generation_cache(client))
-        if any(linked._id is None for obj in group for linked in obj._linked_objects()):
-            run(client, reserve_pks_flow(ctx, group))  # records must name those pks
-        run(client, save_flow(ctx, group))
-
-
-def _cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
-    """Linked objects (held in memory, at any depth) that are new or changed."""
-    seen = {id(root)}
-    found: list[IndexedRedisModel] = []
-    pending = root._linked_objects()
-    while pending:
-        obj = pending.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if obj.hasUnsavedChanges():
-            found.append(obj)
-        pending += obj._linked_objects()
-    return found
-
-
 class ModelSaver:
     """``Model.saver``: saving several objects at once."""
 
@@ -638,35 +599,30 @@ class ModelSaver:
         if isinstance(obj, IndexedRedisModel):
             return obj.save(cascadeSave=cascadeSave)
         objs = list(obj)
-        if not objs:
-            return []
-        if not cascadeSave:
-            client = self.model._get_client()
-            return run(client, save_flow(self.model._context(client), objs))
-        targets = list(objs)
-        seen = {id(o) for o in objs}
-        for o in objs:
-            for linked in _cascade_targets(o):
-                if id(linked) not in seen:
-                    seen.add(id(linked))
-                    targets.append(linked)
-        _save_together(targets)
-        return [o._id for o in objs]  # type: ignore[misc]
+        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave))
+
+    async def asave(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
+                    cascadeSave: bool = True) -> int | list[int]:
+        """``save``, awaitable."""
+        if isinstance(obj, IndexedRedisModel):
+            return await obj.asave(cascadeSave=cascadeSave)
+        objs = list(obj)
+        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave))
 
     def saveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True) -> list[int]:
         """Save many objects, 1000 per atomic script call (with what they link to)."""
         objs = list(objs)
-        pks: list[int] = []
-        for start in range(0, len(objs), SAVE_BATCH):
-            saved = self.save(objs[start:start + SAVE_BATCH], cascadeSave=cascadeSave)
-            pks += saved if isinstance(saved, list) else [saved]
-        return pks
+        return run_sync(self.model, lambda ctx: save.save_batches_flow(ctx, objs, cascadeSave))
+
+    async def asaveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True) -> list[int]:
+        """``saveMultiple``, awaitable."""
+        objs = list(objs)
+        return await run_async(self.model, lambda ctx: save.save_batches_flow(ctx, objs, cascadeSave))
 
     def reindex(self, objs: Sequence[IndexedRedisModel]) -> None:
         """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""
-        for obj in objs:
-            obj.__dict__["_orig"] = {}  # a whole-record save re-derives every index entry
-        self.saveMultiple(objs, cascadeSave=False)
+        objs = list(objs)
+        run_sync(self.model, lambda ctx: save.reindex_objects_flow(ctx, objs))
 
 
 class ModelDeleter:
@@ -674,14 +630,6 @@ class ModelDeleter:
 
     def __init__(self, model: type[IndexedRedisModel]) -> None:
         self.model = model
-
-    def _delete(self, targets: list[tuple[int, dict[str, Any]]]) -> int:
-        client = self.model._get_client()
-        ctx = self.model._context(client)
-        deleted = 0
-        for start in range(0, len(targets), SAVE_BATCH):
-            deleted += run(client, delete_flow(ctx, targets[start:start + SAVE_BATCH]))
-        return deleted
 
     def deleteOne(self, obj: IndexedRedisModel) -> int:
         """Delete one object; returns 1 if it was stored, else 0."""
@@ -691,25 +639,37 @@ class ModelDeleter:
         """Delete the object with this pk; returns 1 if it existed, else 0."""
         return self.deleteMultipleByPks([pk])
 
+    async def adeleteByPk(self, pk: Any) -> int:
+        """``deleteByPk``, awaitable."""
+        return await self.adeleteMultipleByPks([pk])
+
     def deleteMultiple(self, objs: Iterable[IndexedRedisModel]) -> int:
         """Delete these objects (1000 per atomic step); returns how many existed."""
-        objs = [o for o in objs if o._id is not None]
-        deleted = self._delete([(o._id, o._orig) for o in objs])  # type: ignore[misc]
-        for obj in objs:
-            obj.__dict__["_id"] = None
-            obj.__dict__["_orig"] = {}
-        return deleted
+        objs = list(objs)
+        return run_sync(self.model, lambda ctx: delete.delete_objects_flow(ctx, objs))
+
+    async def adeleteMultiple(self, objs: Iterable[IndexedRedisModel]) -> int:
+        """``deleteMultiple``, awaitable."""
+        objs = list(objs)
+        return await run_async(self.model, lambda ctx: delete.delete_objects_flow(ctx, objs))
 
     def deleteMultipleByPks(self, pks: Iterable[Any]) -> int:
         """Delete the objects with these pks; returns how many existed."""
-        from .query import _as_pk
+        targets = [(as_pk(pk), {}) for pk in pks]
+        return run_sync(self.model, lambda ctx: delete.delete_batches_flow(ctx, targets))
 
-        return self._delete([(_as_pk(pk), {}) for pk in pks])
+    async def adeleteMultipleByPks(self, pks: Iterable[Any]) -> int:
+        """``deleteMultipleByPks``, awaitable."""
+        targets = [(as_pk(pk), {}) for pk in pks]
+        return await run_async(self.model, lambda ctx: delete.delete_batches_flow(ctx, targets))
 
     def destroyModel(self) -> int:
         """Delete every object of the model (like ``reset([])``); returns how many."""
-        client = self.model._get_client()
-        return run(client, reset_flow(self.model._context(client), []))[1]
+        return run_sync(self.model, lambda ctx: reset.reset_flow(ctx, []))[1]
+
+    async def adestroyModel(self) -> int:
+        """``destroyModel``, awaitable."""
+        return (await run_async(self.model, lambda ctx: reset.reset_flow(ctx, [])))[1]
 
 
 def isIndexedRedisModel(model: Any) -> bool:

@@ -9,75 +9,25 @@ one script call (one round trip; ``cascadeFetch=True`` adds one per level of lin
 from __future__ import annotations
 
 import random as _random
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from operator import attrgetter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import msgpack
-
-from .compiler import PK_ORDER, Order, resolve_order
-from .connection import generation_cache
-from .drivers.sync import run
+from .compiler import PK_ORDER, Query, resolve_order
+from .dispatch import iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
-from .lookups import Condition, resolve_filter
-from .operations import (
-    SAVE_BATCH,
-    Context,
-    delete_flow,
-    fetch_links_flow,
-    get_flow,
-    learn_schemas_flow,
-    query_flow,
-    reset_flow,
-)
-from .options import ModelOptions, UnknownSchemas, nearest
+from .flows import delete, read, reset
+from .options import nearest
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
+    from .flows.requests import Flow
     from .model import IndexedRedisModel
 
-__all__ = ["Query", "QuerySet", "decode_records", "with_schemas"]
-
-_pk_of = attrgetter("_id")
+__all__ = ["Query", "QuerySet", "as_pk"]
 
 M = TypeVar("M", bound="IndexedRedisModel")
 T = TypeVar("T")
-
-
-def with_schemas(client: Any, meta: ModelOptions, decode: Callable[..., T], *args: Any) -> T:
-    """``decode(*args)``, first learning (one round trip) the field lists of records
-    written by other versions of the model if it meets some this process does not know."""
-    try:
-        return decode(*args)
-    except UnknownSchemas as unknown:
-        run(client, learn_schemas_flow(meta, unknown.tags))
-        return decode(*args)
-
-
-def decode_records(client: Any, meta: ModelOptions, blobs: bytes | Sequence[bytes]) -> list[dict[str, Any]]:
-    """Stored records as dicts of field name -> stored value."""
-    return with_schemas(client, meta, meta.records, blobs)
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """What a query set selects and in which order (see ``lookups.py`` for conditions)."""
-
-    conditions: tuple[Condition, ...] = ()
-    order: Order = PK_ORDER
-
-    def narrowed(self, model: type[IndexedRedisModel], filters: dict[str, Any]) -> Query:
-        conditions = list(self.conditions)
-        for key, value in filters.items():
-            condition = resolve_filter(model._meta, key, value)
-            if condition not in conditions:
-                conditions.append(condition)
-        return replace(self, conditions=tuple(conditions))
-
-    @property
-    def is_everything(self) -> bool:
-        return not self.conditions
 
 
 class QuerySet(Generic[M]):
@@ -91,11 +41,11 @@ class QuerySet(Generic[M]):
 
     def filter(self, **filters: Any) -> QuerySet[M]:
         """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)."""
-        return type(self)(self.model, self.query.narrowed(self.model, filters))
+        return type(self)(self.model, self.query.narrowed(self.model._meta, filters))
 
     def filterInline(self, **filters: Any) -> QuerySet[M]:
         """Narrow this query set in place and return it."""
-        self.query = self.query.narrowed(self.model, filters)
+        self.query = self.query.narrowed(self.model._meta, filters)
         return self
 
     def orderBy(self, field: str) -> QuerySet[M]:
@@ -110,51 +60,18 @@ class QuerySet(Generic[M]):
     order_by = orderBy
 
     # ---- running -------------------------------------------------------------------
+    #
+    # Every terminal builds one flow (``flows/``) and runs it on the sync driver, or,
+    # in its ``a``-prefixed twin, on the asyncio one.
 
-    def _context(self) -> tuple[Any, Context]:
-        client = self.model._get_client()
-        return client, Context(self.model._meta, generation_cache(client))
+    def _run(self, flow: Callable[..., Flow[T]], *args: Any, **kwargs: Any) -> T:
+        return run_sync(self.model, lambda ctx: flow(ctx, *args, **kwargs))
 
-    def _run(self, op: str, *, order: Order | None = None, offset: int = 0, limit: int = -1,
-             after: int | None = None, rnd: int = 0, pks: Sequence[int] = ()) -> list[Any]:
-        client, ctx = self._context()
-        return run(client, query_flow(ctx, op, self.query.conditions,
-                                      self.query.order if order is None else order,
-                                      offset, limit, after, rnd, pks))
+    async def _arun(self, flow: Callable[..., Flow[T]], *args: Any, **kwargs: Any) -> T:
+        return await run_async(self.model, lambda ctx: flow(ctx, *args, **kwargs))
 
-    def _found(self, op: str, **kwargs: Any) -> tuple[list[int], list[bytes]]:
-        """Run a 'records' / 'random' query: the pks found and their records."""
-        packed_pks, blobs = self._run(op, **kwargs)
-        if not packed_pks:
-            return [], []
-        return msgpack.unpackb(packed_pks), blobs
-
-    def _build(self, client: Any, pks: Sequence[int], blobs: Sequence[bytes],
-               fields: Sequence[str] | None) -> list[Any]:
-        """Instances of stored records (with only ``fields`` loaded, if given)."""
-        meta = self.model._meta
-        if fields is None:
-            return with_schemas(client, meta, meta.instances, pks, blobs)
-        return [meta.partial_instance(pk, record, fields)
-                for pk, record in zip(pks, decode_records(client, meta, blobs), strict=True)]
-
-    def _objects(self, pks: list[int], blobs: list[bytes], cascadeFetch: bool = False,
-                 fields: Sequence[str] | None = None, order: Order | None = None) -> IRQueryableList[M]:
-        """Objects from a reply, in the reply's order; with ``order`` (a whole result in
-        pk order, which the server leaves to the client), sorted by pk."""
-        objs = self._build(self.model._get_client(), pks, blobs, fields)
-        if order is not None:
-            objs.sort(key=_pk_of, reverse=order.descending)
-        if cascadeFetch:
-            self._cascade(objs)
-        return IRQueryableList(objs, self.model)  # type: ignore[arg-type]
-
-    def _cascade(self, objs: Sequence[IndexedRedisModel]) -> None:
-        """Fetch every linked object of ``objs``, level by level, one round trip a level."""
-        if not objs or not self.model._meta.foreign_fields:
-            return
-        client, ctx = self._context()
-        run(client, fetch_links_flow(ctx, objs, lambda meta: meta.model._get_client() is client))
+    def _list(self, objs: Iterable[Any]) -> IRQueryableList[Any]:
+        return IRQueryableList(objs, self.model)
 
     def _checked_fields(self, fields: Iterable[str]) -> list[str]:
         meta = self.model._meta
@@ -166,32 +83,28 @@ class QuerySet(Generic[M]):
                     f"{nearest(name, meta.field_names)}")
         return names
 
-    def _whole(self, order: Order) -> Order | None:
-        """The order the client must sort a whole result in (None: it comes sorted).
-
-        The server leaves a whole pk-ordered result unsorted only when a positive
-        condition drove it; otherwise it walked or diffed the pk-ordered ids.
-        """
-        if order.field is not None or all(c[0] == "N" for c in self.query.conditions):
-            return None
-        return order
-
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
-        pks, blobs = self._found("records")
-        return self._objects(pks, blobs, cascadeFetch, order=self._whole(self.query.order))
+        return self._list(self._run(read.page_flow, self.query, cascade=cascadeFetch))
+
+    async def aall(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
+        """``all``, awaitable."""
+        return self._list(await self._arun(read.page_flow, self.query, cascade=cascadeFetch))
 
     def allByAge(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, oldest (lowest pk) first."""
-        pks, blobs = self._found("records", order=PK_ORDER)
-        return self._objects(pks, blobs, cascadeFetch, order=PK_ORDER)
+        return self._list(self._run(read.page_flow, self.query, order=PK_ORDER, cascade=cascadeFetch))
 
     def allOnlyFields(self, fields: Iterable[str], cascadeFetch: bool = False) -> IRQueryableList[M]:
         """The matching objects with only ``fields`` loaded; the others hold their
         defaults and are not written back by ``save()`` unless you change them."""
         names = self._checked_fields(fields)
-        pks, blobs = self._found("records")
-        return self._objects(pks, blobs, cascadeFetch, fields=names, order=self._whole(self.query.order))
+        return self._list(self._run(read.page_flow, self.query, fields=names, cascade=cascadeFetch))
+
+    async def aallOnlyFields(self, fields: Iterable[str], cascadeFetch: bool = False) -> IRQueryableList[M]:
+        """``allOnlyFields``, awaitable."""
+        names = self._checked_fields(fields)
+        return self._list(await self._arun(read.page_flow, self.query, fields=names, cascade=cascadeFetch))
 
     def allOnlyIndexedFields(self) -> IRQueryableList[M]:
         """The matching objects with only their indexed fields loaded."""
@@ -199,138 +112,121 @@ class QuerySet(Generic[M]):
 
     def count(self) -> int:
         """How many objects match (no object is fetched)."""
-        return int(self._run("count")[0])
+        return self._run(read.count_flow, self.query)
+
+    async def acount(self) -> int:
+        """``count``, awaitable."""
+        return await self._arun(read.count_flow, self.query)
 
     def getPrimaryKeys(self, sortByAge: bool = False) -> list[int]:
         """The pks of the matching objects, in the query's order (by pk when ``sortByAge``)."""
-        order = PK_ORDER if sortByAge else self.query.order
-        pks = [int(pk) for pk in self._run("pks", order=order)[0]]
-        if order.field is None:
-            pks.sort(reverse=order.descending)
-        return pks
+        return self._run(read.pks_flow, self.query, PK_ORDER if sortByAge else None)
 
-    def _page(self, offset: int, limit: int, order: Order | None = None,
-              cascadeFetch: bool = False) -> IRQueryableList[M]:
-        pks, blobs = self._found("records", order=order, offset=offset, limit=limit)
-        whole = offset == 0 and limit < 0  # then pk order is left to the client
-        return self._objects(pks, blobs, cascadeFetch,
-                             order=self._whole(order or self.query.order) if whole else None)
+    async def agetPrimaryKeys(self, sortByAge: bool = False) -> list[int]:
+        """``getPrimaryKeys``, awaitable."""
+        return await self._arun(read.pks_flow, self.query, PK_ORDER if sortByAge else None)
 
     def first(self, cascadeFetch: bool = False) -> M | None:
         """The first matching object in the query's order (the oldest by default), or None."""
-        found = self._page(0, 1, cascadeFetch=cascadeFetch)
-        return found[0] if found else None
+        return _first(self._run(read.page_flow, self.query, 0, 1, cascade=cascadeFetch))
+
+    async def afirst(self, cascadeFetch: bool = False) -> M | None:
+        """``first``, awaitable."""
+        return _first(await self._arun(read.page_flow, self.query, 0, 1, cascade=cascadeFetch))
 
     def last(self, cascadeFetch: bool = False) -> M | None:
         """The last matching object in the query's order (the newest by default), or None."""
-        found = self._page(0, 1, order=self.query.order.reversed(), cascadeFetch=cascadeFetch)
-        return found[0] if found else None
+        return _first(self._run(read.page_flow, self.query, 0, 1, self.query.order.reversed(), cascade=cascadeFetch))
+
+    async def alast(self, cascadeFetch: bool = False) -> M | None:
+        """``last``, awaitable."""
+        return _first(await self._arun(read.page_flow, self.query, 0, 1, self.query.order.reversed(),
+                                       cascade=cascadeFetch))
 
     def random(self, cascadeFetch: bool = False) -> M | None:
         """A random matching object, or None."""
-        pks, blobs = self._found("random", rnd=_random.getrandbits(48))
-        found = self._objects(pks, blobs, cascadeFetch)
-        return found[0] if found else None
+        return _first(self._run(read.objects_flow, self.query, "random", rnd=_random.getrandbits(48),
+                                cascade=cascadeFetch))
+
+    async def arandom(self, cascadeFetch: bool = False) -> M | None:
+        """``random``, awaitable."""
+        return _first(await self._arun(read.objects_flow, self.query, "random", rnd=_random.getrandbits(48),
+                                       cascade=cascadeFetch))
 
     def exists(self, pk: Any = None) -> bool:
         """Whether anything matches; with ``pk`` (the 6.x form): whether that pk exists."""
         if pk is not None:
-            return bool(self._run("has", pks=[_as_pk(pk)])[0])
-        return bool(self._run("exists")[0])
+            return self._run(read.has_flow, as_pk(pk))
+        return self._run(read.exists_flow, self.query)
+
+    async def aexists(self, pk: Any = None) -> bool:
+        """``exists``, awaitable."""
+        if pk is not None:
+            return await self._arun(read.has_flow, as_pk(pk))
+        return await self._arun(read.exists_flow, self.query)
 
     def iterate(self, batchSize: int = 1000, cascadeFetch: bool = False) -> Iterator[M]:
         """Every matching object, in the query's order, fetched ``batchSize`` at a time,
         so client memory stays bounded however large the result."""
-        if batchSize < 1:
-            raise ValueError("batchSize must be at least 1")
-        order = self.query.order
-        after: int | None = None
-        offset = 0
-        while True:
-            if order == PK_ORDER:  # a pk cursor: each batch starts where the last ended
-                pks, blobs = self._found("records", limit=batchSize, after=after)
-            else:
-                pks, blobs = self._found("records", offset=offset, limit=batchSize)
-            batch = self._objects(pks, blobs, cascadeFetch)
-            yield from batch
-            if len(pks) < batchSize:
-                return
-            after = int(pks[-1])
-            offset += len(pks)
+        return iterate_sync(self.model, lambda ctx: read.iterate_flow(ctx, self.query, batchSize, cascadeFetch))
+
+    def aiterate(self, batchSize: int = 1000, cascadeFetch: bool = False) -> AsyncIterator[M]:
+        """``iterate``, for ``async for``."""
+        return iterate_async(self.model, lambda ctx: read.iterate_flow(ctx, self.query, batchSize, cascadeFetch))
 
     def __getitem__(self, index: int | slice) -> Any:
         """``qs[5]`` is the sixth object in order; ``qs[20:40]`` fetches that page only."""
-        if isinstance(index, slice):
-            if index.step not in (None, 1):
-                raise ValueError("query set slices take no step")
-            start, stop = index.start or 0, index.stop
-            if start < 0 or (stop is not None and stop < 0):
-                raise ValueError("query set slices cannot be negative; use orderBy('-field') instead")
-            if stop is not None and stop <= start:
-                return IRQueryableList([], self.model)
-            return self._page(start, -1 if stop is None else stop - start)
-        if not isinstance(index, int):
-            raise TypeError(f"query set indices are ints or slices, not {type(index).__name__}")
-        if index < 0:
-            raise ValueError("query set indices cannot be negative; use last() or orderBy('-field')")
-        found = self._page(index, 1)
-        if not found:
-            raise IndexError(f"{self.model.__name__} query set index {index} out of range")
-        return found[0]
+        offset, limit = _page_of(self.model, index)
+        found = self._list(self._run(read.page_flow, self.query, offset, limit) if limit else [])
+        return found if isinstance(index, slice) else _only(self.model, found, index)
 
     def delete(self) -> int:
         """Delete every matching object; returns how many were deleted.
 
         Without filters this empties the model the way ``reset([])`` does.
         """
-        client, ctx = self._context()
-        if self.query.is_everything:
-            return run(client, reset_flow(ctx, []))[1]
-        pks, data = self._found("records")
-        targets = list(zip(pks, decode_records(client, ctx.meta, data), strict=True))
-        deleted = 0
-        for start in range(0, len(targets), SAVE_BATCH):
-            deleted += run(client, delete_flow(ctx, targets[start:start + SAVE_BATCH]))
-        return deleted
+        return self._run(delete.delete_query_flow, self.query)
+
+    async def adelete(self) -> int:
+        """``delete``, awaitable."""
+        return await self._arun(delete.delete_query_flow, self.query)
 
     def get(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """The object with this pk, or None.  Filters do not apply."""
-        key = _as_pk(pk)
-        client, ctx = self._context()
-        blob = run(client, get_flow(ctx, (key,)))[0]
-        if blob is None:
-            return None
-        obj = self._build(client, (key,), (blob,), None)[0]
-        if cascadeFetch:
-            self._cascade([obj])
-        return obj  # type: ignore[return-value]
+        return self._run(read.get_objects_flow, [as_pk(pk)], cascade=cascadeFetch)[0]  # type: ignore[return-value]
+
+    async def aget(self, pk: Any, cascadeFetch: bool = False) -> M | None:
+        """``get``, awaitable."""
+        return (await self._arun(read.get_objects_flow, [as_pk(pk)], cascade=cascadeFetch))[0]  # type: ignore[return-value]
 
     def getMultiple(self, pks: Iterable[Any], cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """The objects with these pks, in the same order; None where a pk is missing."""
-        return self._get_many(pks, None, cascadeFetch)
+        return self._list(self._run(read.get_objects_flow, [as_pk(pk) for pk in pks], cascade=cascadeFetch))
 
-    def _get_many(self, pks: Iterable[Any], fields: Sequence[str] | None,
-                  cascadeFetch: bool) -> IRQueryableList[Any]:
-        wanted = [_as_pk(pk) for pk in pks]
-        if not wanted:
-            return IRQueryableList([], self.model)
-        client, ctx = self._context()
-        blobs = run(client, get_flow(ctx, wanted))
-        found = [(pk, blob) for pk, blob in zip(wanted, blobs, strict=True) if blob is not None]
-        by_pk = iter(self._build(client, [pk for pk, _ in found], [b for _, b in found], fields))
-        objs: list[Any] = [None if blob is None else next(by_pk) for blob in blobs]
-        if cascadeFetch:
-            self._cascade([o for o in objs if o is not None])
-        return IRQueryableList(objs, self.model)
+    async def agetMultiple(self, pks: Iterable[Any], cascadeFetch: bool = False) -> IRQueryableList[M | None]:
+        """``getMultiple``, awaitable."""
+        return self._list(await self._arun(read.get_objects_flow, [as_pk(pk) for pk in pks], cascade=cascadeFetch))
 
     def getOnlyFields(self, pk: Any, fields: Iterable[str], cascadeFetch: bool = False) -> M | None:
         """The object with this pk with only ``fields`` loaded, or None."""
-        return self._get_many([pk], self._checked_fields(fields), cascadeFetch)[0]
+        return self._run(read.get_objects_flow, [as_pk(pk)], self._checked_fields(fields), cascadeFetch)[0]  # type: ignore[return-value]
+
+    async def agetOnlyFields(self, pk: Any, fields: Iterable[str], cascadeFetch: bool = False) -> M | None:
+        """``getOnlyFields``, awaitable."""
+        return (await self._arun(read.get_objects_flow, [as_pk(pk)], self._checked_fields(fields),  # type: ignore[return-value]
+                                 cascadeFetch))[0]
 
     def getMultipleOnlyFields(self, pks: Iterable[Any], fields: Iterable[str],
                               cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """Like ``getMultiple``, with only ``fields`` loaded."""
-        return self._get_many(pks, self._checked_fields(fields), cascadeFetch)
+        return self._list(self._run(read.get_objects_flow, [as_pk(pk) for pk in pks],
+                                    self._checked_fields(fields), cascadeFetch))
+
+    async def agetMultipleOnlyFields(self, pks: Iterable[Any], fields: Iterable[str],
+                                     cascadeFetch: bool = False) -> IRQueryableList[M | None]:
+        """``getMultipleOnlyFields``, awaitable."""
+        return self._list(await self._arun(read.get_objects_flow, [as_pk(pk) for pk in pks],
+                                           self._checked_fields(fields), cascadeFetch))
 
     def getOnlyIndexedFields(self, pk: Any) -> M | None:
         return self.getOnlyFields(pk, self.model._meta.indexed_names)
@@ -352,26 +248,26 @@ class QuerySet(Generic[M]):
         filters, the matching objects' index entries are rewritten in place.
         ``progress(done, total)`` is called as batches are written.
         """
-        client, ctx = self._context()
-        objs = list(self.all())
-        if self.query.is_everything:
-            run(client, reset_flow(ctx, objs, thorough=True, progress=progress))
-        else:
-            self.model.saver.reindex(objs)
-            if progress is not None:
-                progress(len(objs), len(objs))
-        return len(objs)
+        return self._run(reset.reindex_flow, self.query, progress)
+
+    async def areindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """``reindex``, awaitable."""
+        return await self._arun(reset.reindex_flow, self.query, progress)
 
     def compat_convertHashedIndexes(self, fetchAll: bool = True) -> None:
         """Rebuild the indexes after ``hashIndex`` changed on a field: entries of both
         the hashed and the plain form are dropped, and the current form is written."""
-        client, ctx = self._context()
-        run(client, reset_flow(ctx, list(self.model.objects.all()), thorough=True))
+        type(self)(self.model).reindex()
 
     # ---- python protocol -----------------------------------------------------------
 
     def __iter__(self) -> Iterator[M]:
         return iter(self.all())
+
+    def __aiter__(self) -> AsyncIterator[M]:
+        """``async for obj in qs``: the whole result, fetched at once, like ``for``
+        (``aiterate(batchSize)`` streams it in batches instead)."""
+        return _yield_all(self)
 
     def __len__(self) -> int:
         return self.count()
@@ -384,7 +280,40 @@ class QuerySet(Generic[M]):
         return f"<QuerySet {self.model.__name__} {' '.join(parts) or '(all)'}>"
 
 
-def _as_pk(pk: Any) -> int:
+async def _yield_all(qs: QuerySet[Any]) -> AsyncIterator[Any]:
+    for obj in await qs.aall():
+        yield obj
+
+
+def _first(found: list[Any]) -> Any:
+    return found[0] if found else None
+
+
+def _page_of(model: Any, index: int | slice) -> tuple[int, int]:
+    """The (offset, limit) of a query set index or slice; limit 0: nothing to fetch."""
+    if isinstance(index, slice):
+        if index.step not in (None, 1):
+            raise ValueError("query set slices take no step")
+        start, stop = index.start or 0, index.stop
+        if start < 0 or (stop is not None and stop < 0):
+            raise ValueError("query set slices cannot be negative; use orderBy('-field') instead")
+        if stop is not None and stop <= start:
+            return start, 0
+        return start, -1 if stop is None else stop - start
+    if not isinstance(index, int):
+        raise TypeError(f"query set indices are ints or slices, not {type(index).__name__}")
+    if index < 0:
+        raise ValueError("query set indices cannot be negative; use last() or orderBy('-field')")
+    return index, 1
+
+
+def _only(model: Any, found: list[Any], index: int) -> Any:
+    if not found:
+        raise IndexError(f"{model.__name__} query set index {index} out of range")
+    return found[0]
+
+
+def as_pk(pk: Any) -> int:
     try:
         value = int(pk)
     except (TypeError, ValueError):

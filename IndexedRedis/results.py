@@ -31,8 +31,10 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, SupportsIndex, TypeVar, cast, overload
 
+from .dispatch import run_async, run_sync
 from .exceptions import InvalidQueryError
 from .fields import IRNullType
+from .flows import read
 
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
@@ -667,12 +669,26 @@ class IRQueryableList(QueryableList[T]):
             return 0
         return model.deleter.deleteMultiple(objs)
 
+    async def adelete(self) -> int:
+        """``delete``, awaitable."""
+        objs, model = self._objects(), self.getModel()
+        if not objs or model is None:
+            return 0
+        return await model.deleter.adeleteMultiple(objs)
+
     def save(self) -> list[int]:
         """Save every object of this list (one atomic step); returns their pks, in order."""
         objs, model = self._objects(), self.getModel()
         if not objs or model is None:
             return []
         return cast("list[int]", model.saver.save(objs))
+
+    async def asave(self) -> list[int]:
+        """``save``, awaitable."""
+        objs, model = self._objects(), self.getModel()
+        if not objs or model is None:
+            return []
+        return cast("list[int]", await model.saver.asave(objs))
 
     def reload(self) -> list[Any]:
         """Reload every object in place from Redis (see ``Model.reload``).
@@ -681,28 +697,39 @@ class IRQueryableList(QueryableList[T]):
         ``KeyError`` it raised (never saved, or deleted since), so one missing object
         does not stop the others being reloaded (as in 6.x); None for a None slot.
         """
-        results: list[Any] = []
-        for obj in cast("list[IndexedRedisModel | None]", self):
-            if obj is None:
-                results.append(None)
-                continue
-            try:
-                results.append(obj.reload())
-            except KeyError as exc:
-                results.append(exc)
-        return results
+        model = self.getModel()
+        if model is None:
+            return []
+        slots = list(cast("list[IndexedRedisModel | None]", self))
+        return run_sync(model, lambda ctx: read.reload_each_flow(ctx, slots))
+
+    async def areload(self) -> list[Any]:
+        """``reload``, awaitable."""
+        model = self.getModel()
+        if model is None:
+            return []
+        slots = list(cast("list[IndexedRedisModel | None]", self))
+        return await run_async(model, lambda ctx: read.reload_each_flow(ctx, slots))
 
     def refetch(self) -> IRQueryableList[T]:
         """Fresh copies of these objects from Redis, as a new list (in the same order).
 
         Objects that were never saved or no longer exist are left out.
         """
-        model = self.getModel()
-        pks = [pk for pk in (obj.getPk() for obj in self._objects()) if pk is not None]
+        model, pks = self.getModel(), self._pks()
         if not pks or model is None:
             return IRQueryableList((), model)
-        fetched = model.objects.getMultiple(pks)
-        return IRQueryableList([obj for obj in fetched if obj is not None], model)
+        return IRQueryableList([obj for obj in model.objects.getMultiple(pks) if obj is not None], model)
+
+    async def arefetch(self) -> IRQueryableList[T]:
+        """``refetch``, awaitable."""
+        model, pks = self.getModel(), self._pks()
+        if not pks or model is None:
+            return IRQueryableList((), model)
+        return IRQueryableList([obj for obj in await model.objects.agetMultiple(pks) if obj is not None], model)
+
+    def _pks(self) -> list[int]:
+        return [pk for pk in (obj.getPk() for obj in self._objects()) if pk is not None]
 
     def pprint(self, stream: IO[str] | None = None) -> None:
         """Pretty-print the objects as dicts (with their pk), as 6.x did."""

@@ -17,7 +17,7 @@ import redis
 
 from IndexedRedis import IndexedRedisModel
 from IndexedRedis.drivers import sync as executor
-from IndexedRedis.operations import Transaction
+from IndexedRedis.flows.requests import Transaction
 
 
 class Pinned(IndexedRedisModel):

@@ -23,10 +23,13 @@ from consistency import (
     stored_records,
 )
 
-from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError, operations
-from IndexedRedis.connection import generation_cache
+from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError
+from IndexedRedis.connection import SYNC_ROUTER
 from IndexedRedis.drivers.sync import execute
-from IndexedRedis.operations import Context, reset_flow
+from IndexedRedis.flows import common as operations
+from IndexedRedis.flows import reset as reset_module
+from IndexedRedis.flows.context import Context
+from IndexedRedis.flows.reset import reset_flow
 
 
 @pytest.fixture
@@ -288,7 +291,7 @@ def test_two_concurrent_resets_leave_exactly_one_dataset(spawn, redis_url, redis
 def _start_reset_by_hand(objs, batches_done, batch_size=100):
     """Run a reset flow through its first ``batches_done`` batches, then drop it."""
     client = ResetItem._get_client()
-    ctx = Context(ResetItem._meta, generation_cache(client))
+    ctx = Context(ResetItem._meta, client, SYNC_ROUTER)
     flow = reset_flow(ctx, objs, batch_size=batch_size)
     request = next(flow)                       # RESET_BEGIN
     gen = None
@@ -338,7 +341,7 @@ def test_crashed_reset_leaves_live_data_alone_and_is_freed_later(redis_client, m
     assert not redis_client.exists(keys.dead)
 
     # once the generation counts as silent for too long, the next reset frees it
-    monkeypatch.setattr(operations, "STALE_RESET_SECONDS", 0)
+    monkeypatch.setattr(reset_module, "STALE_RESET_SECONDS", 0)
     ResetItem.reset(make_dataset("third", 60))
     assert _content(ResetItem.objects.all()) == _content(make_dataset("third", 60))
     assert not [k for k in model_keys(redis_client, ResetItem) if k.startswith(crashed.prefix)]
@@ -351,9 +354,9 @@ def test_reset_abandoned_while_still_running_is_refused(redis_client, monkeypatc
     flow, request, client, slow_gen = _start_reset_by_hand(make_dataset("slow", 500), batches_done=2)
 
     # meanwhile another reset finishes and declares the silent one dead
-    monkeypatch.setattr(operations, "STALE_RESET_SECONDS", 0)
+    monkeypatch.setattr(reset_module, "STALE_RESET_SECONDS", 0)
     ResetItem.reset(make_dataset("winner", 80))
-    monkeypatch.setattr(operations, "STALE_RESET_SECONDS", 600)
+    monkeypatch.setattr(reset_module, "STALE_RESET_SECONDS", 600)
     assert not redis_client.exists(ResetItem._meta.keys.generation(slow_gen).objs)
 
     # the slow writer carries on: its next batch is refused and it gives up

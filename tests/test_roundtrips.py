@@ -15,10 +15,12 @@ from typing import Any
 import redis
 from consistency import assert_indexes_consistent, assert_no_garbage
 
-from IndexedRedis import IndexedRedisModel, operations
-from IndexedRedis.connection import generation_cache
-from IndexedRedis.drivers.sync import run
-from IndexedRedis.operations import Context, reset_flow
+from IndexedRedis import IndexedRedisModel
+from IndexedRedis.connection import SYNC_ROUTER
+from IndexedRedis.drivers.runner import run
+from IndexedRedis.flows import common as operations
+from IndexedRedis.flows.context import Context
+from IndexedRedis.flows.reset import reset_flow
 
 
 class Tune(IndexedRedisModel):
@@ -127,7 +129,7 @@ def test_cold_start_and_stale_generation_cost_one_extra_round_trip(log, redis_cl
     other = redis.Redis.from_url(redis_url)
     try:
         objs = [Tune(artist="reset", title=f"r{i}", track=i % 2) for i in range(10)]
-        run(other, reset_flow(Context(Tune._meta, generation_cache(other)), objs))
+        run(other, reset_flow(Context(Tune._meta, other, SYNC_ROUTER), objs))
     finally:
         other.close()
     found: list[Any] = []

@@ -1,0 +1,118 @@
+"""Running flows: the loop that sends each request a flow yields and sends the reply
+back in, for sync and asyncio clients.
+
+A request goes to its ``route`` (a client) or, without one, to the client the flow
+was started on.  The per-request I/O is the drivers' (``sync``, ``aio``, ``cluster``);
+a failed request is thrown into the flow, so it can clean up (abandon a reset) or
+handle the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+
+from ..flows.requests import Emit, Flow, Request
+from . import aio, sync
+
+__all__ = ["run", "iterate", "arun", "aiterate"]
+
+T = TypeVar("T")
+
+
+def _sync_executor(client: Any) -> Callable[[Any, Request | list[Request]], Any]:
+    if isinstance(client, redis.cluster.RedisCluster):
+        from .cluster import execute
+
+        return execute
+    return sync.execute
+
+
+def _async_executor(client: Any) -> Callable[[Any, Request | list[Request]], Awaitable[Any]]:
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        from .cluster import aexecute
+
+        return aexecute
+    return aio.execute
+
+
+def _target(client: Any, request: Any) -> Any:
+    first = request[0] if type(request) is list else request
+    return client if first.route is None else first.route
+
+
+def _drive(client: Any, flow: Flow[Any]) -> Iterator[Any]:
+    """Run ``flow`` on sync clients, yielding each Emit's items; returns its result."""
+    execute = _sync_executor(client)
+    try:
+        request = next(flow)
+        while True:
+            if type(request) is Emit:
+                yield from request.items
+                request = flow.send(None)
+                continue
+            target = _target(client, request)
+            try:
+                reply = (execute if target is client else _sync_executor(target))(target, request)
+            except Exception as exc:
+                request = flow.throw(exc)
+            else:
+                request = flow.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
+def run(client: Any, flow: Flow[T]) -> T:
+    """Drive a flow to its end on a sync client, one request (one round trip) at a time."""
+    driven = _drive(client, flow)
+    try:
+        while True:
+            next(driven)  # a flow that emits items has them dropped here
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def iterate(client: Any, flow: Flow[Any]) -> Iterator[Any]:
+    """The items a flow emits, as it emits them (see ``flows.read.iterate_flow``)."""
+    yield from _drive(client, flow)
+
+
+async def _adrive(client: Any, flow: Flow[Any], result: list[Any]) -> AsyncIterator[Any]:
+    """Run ``flow`` on asyncio clients, yielding each Emit's items; its result is
+    appended to ``result`` (an async generator returns no value)."""
+    execute = _async_executor(client)
+    try:
+        request = next(flow)
+        while True:
+            if type(request) is Emit:
+                for item in request.items:
+                    yield item
+                request = flow.send(None)
+                continue
+            target = _target(client, request)
+            try:
+                reply = await (execute if target is client else _async_executor(target))(target, request)
+            except Exception as exc:
+                request = flow.throw(exc)
+            else:
+                request = flow.send(reply)
+    except StopIteration as stop:
+        result.append(stop.value)
+
+
+async def arun(client: Any, flow: Flow[T]) -> T:
+    """Drive a flow to its end on an asyncio client."""
+    result: list[Any] = []
+    async for _ in _adrive(client, flow, result):
+        pass  # a flow that emits items has them dropped here
+    return result[0]  # type: ignore[no-any-return]
+
+
+def aiterate(client: Any, flow: Flow[Any]) -> AsyncIterator[Any]:
+    """The items a flow emits, as it emits them, on an asyncio client."""
+    return _adrive(client, flow, [])

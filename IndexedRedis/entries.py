@@ -1,0 +1,149 @@
+"""A record's index entries: which index keys a stored record occupies, and the
+arguments the write scripts take to add, move or drop them.  Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .fields import NULL_STORED, digest, wire_bytes
+from .keys import GenerationKeys, lex_member, lex_text, padded_pk
+
+if TYPE_CHECKING:
+    from .options import ModelOptions
+
+__all__ = ["ABSENT", "stored_arg", "score_arg", "lex_arg", "same_stored", "index_group", "delete_args",
+           "load_groups", "current_index_keys", "every_index_key", "sorted_index_keys"]
+
+#: A field the believed stored record does not have (the object is new to the script).
+ABSENT: Any = object()
+
+Number = Callable[[bytes], int]  # a script's key numbering (flows.common.KeyNumbers)
+
+
+def stored_arg(stored: Any) -> tuple[bytes, bytes]:
+    """A stored value as the scripts take it: a kind ('n' irNull / 'v' value) and bytes."""
+    if stored is NULL_STORED:
+        return (b"n", b"")
+    return (b"v", wire_bytes(stored))
+
+
+def score_arg(field: Any, stored: Any) -> bytes:
+    """A numeric field's sorted-set score for a stored value (b'' = not in the set)."""
+    if stored is NULL_STORED:
+        return b""
+    score = field.toScore(field.fromStorage(stored))
+    return b"" if score is None else repr(float(score)).encode("ascii")
+
+
+def lex_arg(stored: Any) -> tuple[bytes, bytes]:
+    """Whether a stored text value has a lexicographic entry, and its member's start
+    (the script appends the padded pk)."""
+    if stored is ABSENT or stored is NULL_STORED:
+        return (b"0", b"")
+    return (b"1", lex_text(wire_bytes(stored)))
+
+
+def same_stored(a: Any, b: Any) -> bool:
+    """Whether two stored values are the same stored bytes (irNull only equals itself)."""
+    if a is NULL_STORED or b is NULL_STORED:
+        return a is b
+    return wire_bytes(a) == wire_bytes(b)
+
+
+def index_group(meta: ModelOptions, gk: GenerationKeys, number: Number, field: Any,
+                old: Any, new: Any) -> tuple[Any, ...]:
+    """What save.lua needs to move one field's index entries from ``old`` to ``new``."""
+    spec = meta.specs[field.name]
+    if old is ABSENT:
+        head: tuple[Any, ...] = (field.name, b"a", b"", 0)
+    else:
+        head = (field.name, *stored_arg(old), number(meta.index_key(gk, field, old)))
+    unique = 1 if spec.unique and new is not NULL_STORED else 0  # irNull never clashes
+    group = (*head, number(meta.index_key(gk, field, new)), unique)
+    if spec.numeric:
+        group += (number(gk.score_index(field.name)), score_arg(field, new))
+    else:
+        group += (0, b"")
+    if spec.lex:
+        old_flag, old_text = lex_arg(old)
+        new_flag, new_text = lex_arg(new)
+        return (*group, number(gk.lex_index(field.name)), int(old_flag == b"1"), old_text,
+                int(new_flag == b"1"), new_text)
+    return (*group, 0, 0, b"", 0, b"")
+
+
+def delete_args(meta: ModelOptions, gk: GenerationKeys, number: Number,
+                believed: dict[str, Any]) -> list[Any]:
+    """delete.lua's per-object arguments for the index entries of a believed record."""
+    args: list[Any] = []
+    for field in meta.indexed:
+        old = believed.get(field.name, ABSENT)
+        if old is ABSENT:
+            args += (b"a", b"", 0, b"0", b"")
+        else:
+            args += (*stored_arg(old), number(meta.index_key(gk, field, old)), *lex_arg(old))
+    return args
+
+
+def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Sequence[int],
+                records: Sequence[dict[str, Any]]) -> list[Any]:
+    """reset_load.lua's index arguments for a batch of new records: per index key, its
+    kind ('S' set / 'Z' sorted set), number, and members (with scores for 'Z')."""
+    members: dict[int, list[Any]] = {}
+    scored: dict[int, list[Any]] = {}
+    lexed: dict[int, list[Any]] = {}
+    for pk, record in zip(pks, records, strict=True):
+        for field in meta.indexed:
+            stored = record[field.name]
+            members.setdefault(number(meta.index_key(gk, field, stored)), []).append(pk)
+            spec = meta.specs[field.name]
+            if spec.numeric:
+                score = score_arg(field, stored)
+                if score:
+                    scored.setdefault(number(gk.score_index(field.name)), []).extend((score, padded_pk(pk)))
+            if spec.lex and stored is not NULL_STORED:
+                lexed.setdefault(number(gk.lex_index(field.name)), []).extend(
+                    (b"0", lex_member(wire_bytes(stored), pk)))
+    args: list[Any] = []
+    for kind, groups in ((b"S", members), (b"Z", scored), (b"Z", lexed)):
+        for key_number, items in groups.items():
+            args += (kind, key_number, len(items), *items)
+    return args
+
+
+def current_index_keys(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:
+    """The value sets a record occupies under the current index layout."""
+    return {meta.index_key(gk, field, record[field.name]) for field in meta.indexed if field.name in record}
+
+
+def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:
+    """Every key an index of this record may live under, in any layout it may have had
+    (any field, hashed or not, or indexed as raw text)."""
+    keys: set[bytes] = set()
+    for name, stored in record.items():
+        keys.add(gk.null_index(name))
+        if stored is NULL_STORED:
+            continue
+        candidates = {wire_bytes(stored)}
+        field = meta.fields_by_name.get(name)
+        if field is not None:
+            try:
+                raw = field._toIndex(field.fromStorage(stored))
+            except Exception:  # a value the current field type cannot read
+                raw = None
+            if raw is not None:
+                candidates.add(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"))
+        for value in candidates:
+            keys.add(gk.index(name, value))
+            keys.add(gk.index(name, digest(value)))
+    return keys
+
+
+def sorted_index_keys(meta: ModelOptions, gk: GenerationKeys, thorough: bool) -> list[bytes]:
+    """The sorted sets of a generation: the current layout's, or (``thorough``) every
+    field's of both kinds."""
+    if thorough:
+        return [key for name in sorted(meta.field_names) for key in (gk.score_index(name), gk.lex_index(name))]
+    keys = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
+    return keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]

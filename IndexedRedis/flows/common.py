@@ -1,0 +1,71 @@
+"""What every flow shares: script reply statuses, bounds, and following the current
+generation of a model's data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from ..exceptions import ConcurrencyError, IndexedRedisError
+from .context import Context
+from .requests import Flow, Request, ScriptCall
+
+if TYPE_CHECKING:
+    from ..options import ModelOptions
+
+__all__ = ["STALE_GEN", "OK", "STALE_VALUES", "MISSING", "UNIQUE_CLASH", "MAX_ATTEMPTS", "RESET_BATCH",
+           "FREE_BATCH", "SAVE_BATCH", "STALE_RESET_SECONDS", "script", "call_current", "KeyNumbers"]
+
+# Script reply statuses (the first item of a reply; scripts/lib.lua has the same).
+STALE_GEN, OK, STALE_VALUES, MISSING, UNIQUE_CLASH = 0, 1, 2, 3, 4
+MAX_ATTEMPTS = 200         # retries of one operation racing other writers or resets
+RESET_BATCH = 100          # objects per reset script call: bounds how long one call runs
+FREE_BATCH = 200           # records read per HSCAN step when freeing a dead generation
+SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk paths
+STALE_RESET_SECONDS = 600  # a staging generation silent this long was left by a dead reset
+
+
+def script(metas: Sequence[ModelOptions], request: Request) -> Flow[Any]:
+    """Send a script call; a stored record whose schema tag the schemas hash lacks
+    (the script then fails before writing anything) becomes a clear error."""
+    try:
+        return (yield request)
+    except ResponseError as exc:
+        match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", str(exc))
+        if match is None:
+            raise
+        names = ", ".join(m.name for m in metas)
+        raise IndexedRedisError(
+            f"Model {names}: a stored record carries schema tag {match[1]}, which the "
+            f"model's schemas hash does not hold (the data was not written by IndexedRedis, "
+            f"or the hash was deleted); nothing was written") from None
+
+
+def call_current(ctx: Context, build: Callable[[int], ScriptCall]) -> Flow[list[Any]]:
+    """Run a script against the current generation, following it if it moves."""
+    for _ in range(MAX_ATTEMPTS):
+        reply = yield from script((ctx.meta,), build(ctx.gen))
+        if reply[0] != STALE_GEN:
+            return reply
+        ctx.gen = int(reply[1])
+    raise ConcurrencyError(f"{ctx.meta.name}: the dataset kept being reset during the operation")
+
+
+class KeyNumbers:
+    """Collects a script's KEYS, numbering each distinct key once (1-based, as in Lua)."""
+
+    __slots__ = ("keys", "_numbers")
+
+    def __init__(self, fixed: Iterable[bytes]) -> None:
+        self.keys = list(fixed)
+        self._numbers: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        number = self._numbers.get(key)
+        if number is None:
+            self.keys.append(key)
+            number = self._numbers[key] = len(self.keys)
+        return number

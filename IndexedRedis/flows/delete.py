@@ -1,0 +1,88 @@
+"""Deleting: objects, pks, or what a query matches; atomic per batch of objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from .. import scripts
+from ..compiler import Query
+from ..entries import delete_args
+from ..exceptions import ConcurrencyError
+from ..state import mark_unsaved
+from .common import MAX_ATTEMPTS, OK, SAVE_BATCH, KeyNumbers, call_current
+from .context import Context
+from .read import query_flow
+from .requests import Flow, ScriptCall
+from .reset import reset_flow
+from .schemas import records_flow
+
+if TYPE_CHECKING:
+    from ..model import IndexedRedisModel
+
+__all__ = ["delete_flow", "delete_batches_flow", "delete_objects_flow", "delete_query_flow"]
+
+
+def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> Flow[int]:
+    """Delete (pk, believed stored record) pairs atomically; returns how many existed.
+
+    The script refuses (writing nothing) when a belief is wrong and answers with the
+    stored record, and the delete is sent again with it.
+    """
+    meta = ctx.meta
+    items: list[tuple[int, dict[str, Any]]] = list(targets)
+    if not items:
+        return 0
+
+    def build(gen: int) -> ScriptCall:
+        gk = meta.keys.generation(gen)
+        number = KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas))
+        args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
+        for field in meta.indexed:  # the sorted sets of each field, or 0
+            spec = meta.specs[field.name]
+            args += (number(gk.score_index(field.name)) if spec.numeric else 0,
+                     number(gk.lex_index(field.name)) if spec.lex else 0)
+        for pk, believed in items:
+            args.append(pk)
+            args += delete_args(meta, gk, number, believed)
+        return ScriptCall(scripts.DELETE, number.keys, args)
+
+    for _ in range(MAX_ATTEMPTS):
+        reply = yield from call_current(ctx, build)
+        if reply[0] == OK:
+            return int(reply[1])
+        culprit = int(reply[1]) - 1
+        items[culprit] = (items[culprit][0], (yield from records_flow(meta, [reply[2]]))[0])
+    raise ConcurrencyError(f"{meta.name}: delete kept racing with other writers")
+
+
+def delete_batches_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> Flow[int]:
+    """``delete_flow`` for any number of targets, ``SAVE_BATCH`` per atomic step."""
+    deleted = 0
+    for start in range(0, len(targets), SAVE_BATCH):
+        deleted += yield from delete_flow(ctx, targets[start:start + SAVE_BATCH])
+    return deleted
+
+
+def delete_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[int]:
+    """Delete these objects; returns how many were stored.  They keep their values and
+    become unsaved."""
+    stored = [obj for obj in objs if obj._id is not None]
+    deleted = yield from delete_batches_flow(ctx, [(obj._id, obj._orig) for obj in stored])  # type: ignore[misc]
+    for obj in stored:
+        mark_unsaved(obj)
+    return deleted
+
+
+def delete_query_flow(ctx: Context, query: Query) -> Flow[int]:
+    """Delete what a query matches; returns how many.  Everything goes the way
+    ``reset([])`` goes (bounded batches, never stalling the server)."""
+    if query.is_everything:
+        return (yield from reset_flow(ctx, []))[1]
+    packed_pks, blobs = yield from query_flow(ctx, "records", query)
+    if not packed_pks:
+        return 0
+    records = yield from records_flow(ctx.meta, blobs)
+    return (yield from delete_batches_flow(ctx, list(zip(msgpack.unpackb(packed_pks), records, strict=True))))

@@ -1,0 +1,187 @@
+"""Replacing a model's whole dataset without stalling the server, and freeing the
+generations that are no longer live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import scripts
+from ..compiler import Query
+from ..entries import current_index_keys, every_index_key, load_groups, sorted_index_keys
+from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
+from ..fields import NULL_STORED
+from ..state import assign_pk, mark_stored
+from .common import FREE_BATCH, OK, RESET_BATCH, STALE_RESET_SECONDS, KeyNumbers
+from .context import Context
+from .read import page_flow
+from .requests import Command, Flow, ScriptCall
+from .save import cascade_targets, reindex_objects_flow, save_together_flow
+from .schemas import records_flow
+
+if TYPE_CHECKING:
+    from ..model import IndexedRedisModel
+    from ..options import ModelOptions
+
+__all__ = ["reset_flow", "reset_objects_flow", "free_dead_flow", "reindex_flow"]
+
+
+def _check_unique(meta: ModelOptions, objs: Sequence[IndexedRedisModel], records: list[dict[str, Any]]) -> None:
+    for name in meta.unique_names:
+        unique_field = meta.fields_by_name[name]
+        seen_values: dict[Any, int] = {}
+        for position, record in enumerate(records):
+            stored = record[name]
+            if stored is NULL_STORED:
+                continue
+            key = unique_field.indexFromStorage(stored)  # equal index values clash
+            if key in seen_values:
+                value = objs[position].__dict__.get(name)
+                raise UniqueConstraintError(
+                    f"{meta.name}.reset: {name} must be unique, and objects #{seen_values[key]} and "
+                    f"#{position} of the list both have {value!r}; nothing was written",
+                    meta.name, name, value)
+            seen_values[key] = position
+
+
+def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int = RESET_BATCH,
+               thorough: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> Flow[tuple[list[int], int]]:
+    """Replace the model's whole dataset: write a new generation in bounded batches,
+    switch the generation pointer in O(1), then free the old one in batches.
+
+    Returns the pks of ``objs`` and how many stored objects were freed.  ``thorough``
+    frees index entries of any former index layout too (see ``free_dead_flow``).
+    ``progress(done, total)`` is called after each batch.
+    """
+    meta, keys = ctx.meta, ctx.meta.keys
+    if len({id(obj) for obj in objs}) != len(objs):
+        raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice in the list")
+    given = [obj._id for obj in objs if obj._id is not None]
+    if len(set(given)) != len(given):
+        raise IndexedRedisError(f"{meta.name}.reset: two objects in the list have the same pk")
+    records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
+    _check_unique(meta, objs, records)
+
+    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
+                             (len(objs) - len(given), max(given, default=0), meta.schema_tag,
+                              meta.schema_blob))
+    gen, fresh = int(reply[1]), int(reply[2])
+    pks = []
+    for obj in objs:
+        if obj._id is None:
+            pks.append(fresh)
+            fresh += 1
+        else:
+            pks.append(obj._id)
+    gk = keys.generation(gen)
+    new_objs = [obj for obj in objs if obj._id is None]
+    if meta.foreign_fields and new_objs:
+        # Objects of the dataset may link to each other: give the new ones their pks
+        # first, so that the records name them.
+        for obj, pk in zip(objs, pks, strict=True):
+            assign_pk(obj, pk)
+        records = [meta.storage_of(obj) for obj in objs]
+    try:
+        for start in range(0, len(objs), batch_size):
+            stop = start + batch_size
+            number = KeyNumbers((keys.staging, gk.objs, gk.ids))
+            batch_pks, batch_records = pks[start:stop], records[start:stop]
+            args: list[Any] = [gen, len(batch_pks)]
+            for pk, record in zip(batch_pks, batch_records):
+                args += (pk, meta.pack(record))
+            args += load_groups(meta, gk, number, batch_pks, batch_records)
+            reply = yield ScriptCall(scripts.RESET_LOAD, number.keys, args)
+            if reply[0] != OK:
+                raise ConcurrencyError(
+                    f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
+                    f"{STALE_RESET_SECONDS}s while another reset finished)")
+            if progress is not None:
+                progress(min(stop, len(objs)), len(objs))
+        reply = yield ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
+                                 (gen, STALE_RESET_SECONDS))
+        if reply[0] != OK:
+            raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
+    except Exception:
+        for obj in new_objs:
+            assign_pk(obj, None)
+        reply = yield ScriptCall(scripts.RESET_ABANDON, (keys.staging, keys.dead, keys.gen), (gen,))
+        if reply[0] == OK:
+            yield from free_dead_flow(ctx, thorough)  # what this reset wrote, and other leftovers
+        raise
+    ctx.gen = gen
+    for obj, record, pk in zip(objs, records, pks):
+        mark_stored(obj, pk, record)
+    freed = yield from free_dead_flow(ctx, thorough)
+    return pks, freed
+
+
+def reset_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], thorough: bool = False,
+                       progress: Callable[[int, int], None] | None = None) -> Flow[list[int]]:
+    """``reset_flow``, after saving the new or changed objects the dataset links to
+    from outside it (so that its records can name them)."""
+    model = ctx.meta.model
+    for obj in objs:
+        if not isinstance(obj, model):
+            raise TypeError(f"{model.__name__}.reset expects {model.__name__} objects, got {type(obj).__name__}")
+    if ctx.meta.foreign_fields:
+        members = {id(obj) for obj in objs}
+        linked: dict[int, IndexedRedisModel] = {}
+        for obj in objs:
+            for target in cascade_targets(obj):
+                if id(target) not in members:
+                    linked.setdefault(id(target), target)
+        if linked:
+            yield from save_together_flow(ctx, list(linked.values()))
+    return (yield from reset_flow(ctx, objs, thorough=thorough, progress=progress))[0]
+
+
+def free_dead_flow(ctx: Context, thorough: bool = False) -> Flow[int]:
+    """Free every generation in the dead set, a bounded batch per command; returns how
+    many records were freed.
+
+    Only generations that were never, or are no longer, live enter the dead set (the
+    scripts that add them check the pointer), so nothing here can touch live data.
+    The index keys to drop are derived from the records with the current model; with
+    ``thorough``, every layout an index may have had is covered as well (any field in
+    the record, hashed or not, or indexed as raw text), for use after INDEXED_FIELDS,
+    ``hashIndex`` or a field's type changed.
+    """
+    meta, keys = ctx.meta, ctx.meta.keys
+    dead = yield Command(("SMEMBERS", keys.dead))
+    freed = 0
+    for raw_gen in sorted(int(g) for g in dead):
+        gk = keys.generation(raw_gen)
+        cursor: Any = 0
+        while True:
+            cursor, found = yield Command(("HSCAN", gk.objs, cursor, "COUNT", FREE_BATCH))
+            blobs = found.values() if isinstance(found, dict) else found[1::2]
+            doomed: set[bytes] = set()
+            for record in (yield from records_flow(meta, list(blobs))):
+                freed += 1
+                doomed |= every_index_key(meta, gk, record) if thorough else current_index_keys(meta, gk, record)
+            if doomed:
+                yield Command(("UNLINK", *doomed))
+            if int(cursor) == 0:
+                break
+        yield ScriptCall(scripts.FREE_DONE, (keys.dead, gk.objs, gk.ids, *sorted_index_keys(meta, gk, thorough)),
+                         (raw_gen,))
+    return freed
+
+
+def reindex_flow(ctx: Context, query: Query,
+                 progress: Callable[[int, int], None] | None = None) -> Flow[int]:
+    """Rebuild the indexes of what ``query`` matches; returns how many objects.
+
+    Everything: an atomic rewrite into a fresh generation that also frees index
+    entries of any former layout.  A filtered query: the objects' entries are
+    rewritten in place.
+    """
+    objs = yield from page_flow(ctx, query)
+    if query.is_everything:
+        yield from reset_flow(ctx, objs, thorough=True, progress=progress)
+    else:
+        yield from reindex_objects_flow(ctx, objs)
+        if progress is not None:
+            progress(len(objs), len(objs))
+    return len(objs)

@@ -1,0 +1,239 @@
+"""Saving: one atomic script call per save, cascades to linked objects, bulk saves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from .. import scripts
+from ..entries import ABSENT, index_group, same_stored, stored_arg
+from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
+from ..state import assign_pk, forget_stored_record, mark_stored
+from .common import (
+    MAX_ATTEMPTS,
+    MISSING,
+    OK,
+    SAVE_BATCH,
+    STALE_GEN,
+    STALE_VALUES,
+    UNIQUE_CLASH,
+    KeyNumbers,
+    script,
+)
+from .context import Context, routed
+from .requests import Flow, ScriptCall
+from .schemas import records_flow
+
+if TYPE_CHECKING:
+    from ..model import IndexedRedisModel
+    from ..options import ModelOptions
+
+__all__ = ["save_flow", "reserve_pks_flow", "save_objects_flow", "save_together_flow", "save_batches_flow",
+           "reindex_objects_flow", "cascade_targets", "linked_objects"]
+
+_request_packer = msgpack.Packer(use_bin_type=False)  # the scripts' cmsgpack knows no bin type
+
+
+class _PendingSave:
+    """One object on its way to storage: ``record`` is the object's stored form,
+    ``changed`` what is written (its changed fields, or the whole record when
+    ``full``), ``believed`` the stored record the scripts' index updates start from."""
+
+    __slots__ = ("obj", "meta", "pk", "record", "changed", "believed", "full")
+
+    def __init__(self, obj: IndexedRedisModel) -> None:
+        self.obj = obj
+        self.meta = meta = type(obj)._meta
+        self.record = meta.storage_of(obj)  # validates every value before any I/O
+        self.pk = obj._id
+        orig: dict[str, Any] = obj._orig
+        self.believed = orig
+        self.full = self.pk is None or not orig
+        if self.full:
+            self.changed = self.record
+        else:
+            self.changed = {name: value for name, value in self.record.items()
+                            if name not in orig or not same_stored(orig[name], value)}
+
+
+def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
+    """Give every new object among ``objs`` its pk now, in one round trip, so that
+    records linking to them can be built before the save."""
+    new_by_model: dict[ModelOptions, list[IndexedRedisModel]] = {}
+    for obj in objs:
+        if obj._id is None:
+            new_by_model.setdefault(type(obj)._meta, []).append(obj)
+    if not new_by_model:
+        return
+    metas = list(new_by_model)
+    reply = yield ScriptCall(scripts.RESERVE_PKS, [m.keys.nextpk for m in metas],
+                             [len(new_by_model[m]) for m in metas])
+    for meta, first in zip(metas, reply[1:], strict=True):
+        for offset, obj in enumerate(new_by_model[meta]):
+            assign_pk(obj, int(first) + offset)
+
+
+def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]]:
+    """Save objects (of one model or several, on ctx's route) in one atomic script
+    call; returns their pks in order."""
+    router, route = ctx.router, ctx.route
+    gens = router.gens(route)
+    pending = [_PendingSave(obj) for obj in objs]
+    seen: dict[tuple[ModelOptions, int], IndexedRedisModel] = {}
+    for p in pending:
+        if p.pk is not None and seen.setdefault((p.meta, p.pk), p.obj) is not p.obj:
+            raise IndexedRedisError(f"{p.meta.name}: two different objects with pk {p.pk} in one save")
+    active = [p for p in pending if p.full or p.changed]
+    metas = list(dict.fromkeys(p.meta for p in active))
+    model_numbers = {meta: number for number, meta in enumerate(metas, 1)}
+
+    def build() -> ScriptCall:
+        number = KeyNumbers(())
+        models = []
+        gen_keys = {}
+        for meta in metas:
+            gen = gens.get(meta.keys.prefix)
+            gk = gen_keys[meta] = meta.keys.generation(gen)
+            models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
+                           number(meta.keys.nextpk), number(meta.keys.schemas),
+                           b"%d" % meta.schema_tag, meta.schema_blob))
+        objects = []
+        for p in active:
+            meta, gk = p.meta, gen_keys[p.meta]
+            if p.full:
+                payload: Any = meta.pack(p.changed)
+                to_index = meta.indexed
+            else:
+                payload = [(name, *stored_arg(value)) for name, value in p.changed.items()]
+                to_index = tuple(f for f in meta.indexed if f.name in p.changed)
+            groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
+                                  p.changed[field.name]) for field in to_index]
+            objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
+                            b"F" if p.full else b"P", payload, groups))
+        return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
+
+    if active:
+        for _ in range(MAX_ATTEMPTS):
+            reply = yield from script(metas, build())
+            status = reply[0]
+            if status == OK:
+                for p, pk in zip(active, reply[1:], strict=True):
+                    p.pk = int(pk)
+                break
+            if status == STALE_GEN:
+                gens.set(metas[int(reply[2]) - 1].keys.prefix, int(reply[1]))
+                continue
+            culprit = active[int(reply[1]) - 1]
+            if status == UNIQUE_CLASH:
+                name = _text(reply[2])
+                value = culprit.obj.__dict__.get(name)
+                raise UniqueConstraintError(
+                    f"{culprit.meta.name}.{name} must be unique, and {value!r} is already taken "
+                    f"by another object; nothing was saved", culprit.meta.name, name, value)
+            if status == STALE_VALUES:
+                stored = culprit.believed = (yield from records_flow(culprit.meta, [reply[2]]))[0]
+                if not culprit.full and culprit.meta.stored_tag(reply[2]) != culprit.meta.schema_tag:
+                    # Written by another version of the model: rewrite it whole in our
+                    # layout, with the stored values of every field this save leaves
+                    # alone (as a partial update would).  The object still believes its
+                    # own values stored, as after a partial update.
+                    changed = culprit.changed
+                    culprit.changed = {name: changed[name] if name in changed else stored.get(name, value)
+                                       for name, value in culprit.record.items()}
+                    culprit.full = True
+            elif status == MISSING:  # deleted meanwhile: write it whole again
+                culprit.full, culprit.believed, culprit.changed = True, {}, culprit.record
+        else:
+            raise ConcurrencyError(f"{', '.join(m.name for m in metas)}: save kept racing with other writers")
+    for p in pending:
+        mark_stored(p.obj, p.pk, p.record)
+    return [p.pk for p in pending if p.pk is not None]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def linked_objects(obj: IndexedRedisModel) -> list[IndexedRedisModel]:
+    """The linked objects an instance holds in memory (none are fetched)."""
+    from ..fields.links import ForeignLink, ForeignLinks
+
+    found: list[IndexedRedisModel] = []
+    for field in type(obj)._meta.foreign_fields:
+        value = obj.__dict__.get(field.name)
+        if isinstance(value, (ForeignLink, ForeignLinks)):
+            found += value.objects()
+    return found
+
+
+def cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
+    """Linked objects (held in memory, at any depth) that are new or changed."""
+    seen = {id(root)}
+    found: list[IndexedRedisModel] = []
+    pending = linked_objects(root)
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if obj.hasUnsavedChanges():
+            found.append(obj)
+        pending += linked_objects(obj)
+    return found
+
+
+def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
+    """Save objects and the linked objects they bring, atomically per connection.
+
+    Objects on the first object's connection are saved in one atomic script call
+    (after one call reserving pks for the new ones); those on other connections are
+    saved first, on their own, so their pks exist for the links.
+    """
+    groups: dict[int, tuple[Any, list[IndexedRedisModel]]] = {}
+    for obj in objs:
+        route = ctx.route_of(obj)
+        groups.setdefault(id(route), (route, []))[1].append(obj)
+    ordered = list(groups.values())
+    for route, group in ordered[1:] + ordered[:1]:
+        sub = ctx.on(type(group[0])._meta, route)
+        if any(linked._id is None for obj in group for linked in linked_objects(obj)):
+            yield from routed(ctx, route, reserve_pks_flow(sub, group))  # records must name those pks
+        yield from routed(ctx, route, save_flow(sub, group))
+
+
+def save_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True) -> Flow[list[int]]:
+    """Save objects in ONE atomic step (with the new or changed objects they link to,
+    when ``cascade``); returns their pks in order.  Without ``cascade``, a link to an
+    unsaved object is stored as no link."""
+    objs = list(objs)
+    if not objs:
+        return []
+    if not cascade or not any(type(obj)._meta.foreign_fields for obj in objs):
+        return (yield from save_flow(ctx, objs))
+    targets = list(objs)
+    seen = {id(obj) for obj in objs}
+    for obj in objs:
+        for linked in cascade_targets(obj):
+            if id(linked) not in seen:
+                seen.add(id(linked))
+                targets.append(linked)
+    yield from save_together_flow(ctx, targets)
+    return [obj._id for obj in objs]  # type: ignore[misc]
+
+
+def save_batches_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True) -> Flow[list[int]]:
+    """Save many objects, ``SAVE_BATCH`` per atomic step (with what they link to)."""
+    objs = list(objs)
+    pks: list[int] = []
+    for start in range(0, len(objs), SAVE_BATCH):
+        pks += yield from save_objects_flow(ctx, objs[start:start + SAVE_BATCH], cascade)
+    return pks
+
+
+def reindex_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
+    """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""
+    for obj in objs:
+        forget_stored_record(obj)  # a whole-record save re-derives every index entry
+    yield from save_batches_flow(ctx, objs, cascade=False)
