@@ -296,32 +296,26 @@ def generation_cache(client: Any) -> GenerationCache:
     return cache
 
 
-class SyncRouter:
-    """Routes of the sync driver: each model's (or instance's) sync client."""
+class ClientRouter:
+    """Routes of one driver: each model's (or instance's) client of that driver's kind,
+    found through the model's ``_get_client`` / ``_get_async_client`` (and the
+    instance's own ``_connection``, if it has one)."""
 
-    __slots__ = ()
+    __slots__ = ("_of_model", "_of_instance")
+
+    def __init__(self, of_model: str, of_instance: str) -> None:
+        self._of_model = of_model
+        self._of_instance = of_instance
 
     def route_of(self, target: Any) -> Any:
-        return target._get_client() if isinstance(target, type) else target._get_instance_client()
+        return getattr(target, self._of_model if isinstance(target, type) else self._of_instance)()
 
     def gens(self, route: Any) -> GenerationCache:
         return generation_cache(route)
 
 
-class AsyncRouter:
-    """Routes of the asyncio driver: each model's (or instance's) client of the running loop."""
-
-    __slots__ = ()
-
-    def route_of(self, target: Any) -> Any:
-        return target._get_async_client() if isinstance(target, type) else target._get_instance_async_client()
-
-    def gens(self, route: Any) -> GenerationCache:
-        return generation_cache(route)
-
-
-SYNC_ROUTER = SyncRouter()
-ASYNC_ROUTER = AsyncRouter()
+SYNC_ROUTER = ClientRouter("_get_client", "_get_instance_client")
+ASYNC_ROUTER = ClientRouter("_get_async_client", "_get_instance_async_client")
 
 
 _embedded_server: Any = None
