@@ -675,20 +675,25 @@ def test_ir_delete_and_save_call_the_model_apis(monkeypatch: pytest.MonkeyPatch)
         assert type(passed) is list and passed == objs  # a plain list copy, same objects
 
 
-def test_ir_reload_collects_results_and_key_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wiring only: ``reload`` is stubbed; a KeyError is returned, not raised."""
-
-    def fake_reload(self: ResultItem) -> Any:
-        if self.name == "item1":
-            raise KeyError("item1 was deleted")
-        return {"name": (self.name, self.name)}
-
-    monkeypatch.setattr(ResultItem, "reload", fake_reload, raising=False)
-    result = IRQueryableList(make(3)).reload()
-    assert len(result) == 3
-    assert result[0] == {"name": ("item0", "item0")}
-    assert isinstance(result[1], KeyError)
-    assert result[2] == {"name": ("item2", "item2")}
+def test_ir_reload_collects_results_and_key_errors() -> None:
+    """Each slot gets what its reload() gives, a missing object its KeyError (the
+    others are still reloaded), a None slot None."""
+    objs = make(3)
+    for obj in objs:
+        obj.save()
+    stored = ResultItem.objects.get(objs[0]._id)
+    stored.name = "renamed elsewhere"
+    stored.save()
+    objs[1].delete()
+    objs[2].name = "unsaved edit"
+    objs[1]._id = 999  # as if another process deleted it
+    result = IRQueryableList([objs[0], objs[1], None, objs[2], ResultItem(name="never saved")]).reload()
+    assert len(result) == 5
+    assert result[0] == {"name": ("item0", "renamed elsewhere")} and objs[0].name == "renamed elsewhere"
+    assert isinstance(result[1], KeyError) and "999" in str(result[1])
+    assert result[2] is None
+    assert result[3] == {"name": ("unsaved edit", "item2")} and objs[2].name == "item2"
+    assert isinstance(result[4], KeyError) and "never saved" in str(result[4])
 
 
 def test_ir_refetch_against_redis() -> None:
