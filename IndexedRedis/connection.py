@@ -39,7 +39,7 @@ __all__ = [
 
 _BUILTIN_DEFAULT: dict[str, Any] = {"host": "127.0.0.1", "port": 6379, "db": 0}
 _explicit_default: dict[str, Any] | None = None
-_clients: dict[tuple[Any, ...], redis.Redis] = {}
+_clients: dict[tuple[Any, ...], Any] = {}
 _lock = threading.Lock()
 _version = 0  # bumped whenever default params or pools change, to invalidate caches
 
@@ -199,7 +199,7 @@ def _reset_default_for_tests() -> None:
     clearRedisPools()
 
 
-_raw_twins: weakref.WeakKeyDictionary[redis.Redis, redis.Redis] = weakref.WeakKeyDictionary()
+_raw_twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def is_async_client(client: Any) -> bool:

@@ -18,7 +18,8 @@ MakeFlow = Callable[[Context], Flow[T]]
 
 
 def _meta(target: Any) -> Any:
-    return (target if isinstance(target, type) else type(target))._meta
+    model: Any = target if isinstance(target, type) else type(target)
+    return model._meta
 
 
 def run_sync(target: Any, make: MakeFlow[T]) -> T:

@@ -41,7 +41,7 @@ def _async_executor(client: Any) -> Callable[[Any, Request | list[Request]], Awa
     return aio.execute
 
 
-def _target(client: Any, request: Any) -> Any:
+def _target(client: Any, request: Any) -> Any:  # request: Request | list[Request]
     first = request[0] if type(request) is list else request
     return client if first.route is None else first.route
 
@@ -58,7 +58,7 @@ def _drive(client: Any, flow: Flow[Any]) -> Iterator[Any]:
                 continue
             target = _target(client, request)
             try:
-                reply = (execute if target is client else _sync_executor(target))(target, request)
+                reply = (execute if target is client else _sync_executor(target))(target, request)  # type: ignore[arg-type]
             except Exception as exc:
                 request = flow.throw(exc)
             else:
@@ -96,7 +96,8 @@ async def _adrive(client: Any, flow: Flow[Any], result: list[Any]) -> AsyncItera
                 continue
             target = _target(client, request)
             try:
-                reply = await (execute if target is client else _async_executor(target))(target, request)
+                send = execute if target is client else _async_executor(target)
+                reply = await send(target, request)  # type: ignore[arg-type]
             except Exception as exc:
                 request = flow.throw(exc)
             else:

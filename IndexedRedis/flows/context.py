@@ -84,7 +84,7 @@ def routed(ctx: Context, route: Any, flow: Flow[T]) -> Generator[Any, Any, T]:
             if type(request) is list:
                 request = [replace(item, route=route) for item in request]
             elif type(request) is not Emit:
-                request = replace(request, route=route)
+                request = replace(request, route=route)  # type: ignore[type-var]
             try:
                 reply = yield request
             except Exception as exc:
