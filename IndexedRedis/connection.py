@@ -313,6 +313,9 @@ class ClientRouter:
     def gens(self, route: Any) -> GenerationCache:
         return generation_cache(route)
 
+    def is_cluster(self, route: Any) -> bool:
+        return isinstance(route, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+
 
 SYNC_ROUTER = ClientRouter("_get_client", "_get_instance_client")
 ASYNC_ROUTER = ClientRouter("_get_async_client", "_get_instance_async_client")

@@ -20,7 +20,12 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
 
 Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
-Redis Cluster slot and every script can touch all of its keys.  Because ``TAG``
+Redis Cluster slot and every script can touch all of its keys.  Models that name a
+``KEY_GROUP`` share its tag instead, so that they live in one slot together (and a
+cascade across them stays one atomic script): their keys are
+``ir:{GROUP}@TAG:...``, the rest of the layout as above.  No model's prefix begins
+another's: ``@`` never follows the ``}`` of an ungrouped model's tag, and it is escaped
+in every ``TAG``.  Because ``TAG``
 contains no ``}``, the tag always ends where the escaped name ends, and two different
 names never share a prefix.  Index values are raw bytes after ``<field>:``; field
 names cannot contain ``:``, so the boundary is unambiguous.
@@ -90,12 +95,18 @@ def lex_member(text: bytes, pk: int) -> bytes:
 
 
 class ModelKeys:
-    """Key names of one model (one ``KEY_NAME``)."""
+    """Key names of one model (one ``KEY_NAME``, in its ``KEY_GROUP`` if it has one)."""
 
-    def __init__(self, key_name: str) -> None:
+    def __init__(self, key_name: str, group: str | None = None) -> None:
         self.key_name = key_name
+        self.group = group
         self.tag = escape_key_name(key_name)
-        self.prefix = b"ir:{" + self.tag.encode("ascii") + b"}:"
+        if group is None:
+            self.hash_tag = self.tag
+            self.prefix = b"ir:{" + self.tag.encode("ascii") + b"}:"
+        else:
+            self.hash_tag = escape_key_name(group)
+            self.prefix = b"ir:{" + self.hash_tag.encode("ascii") + b"}@" + self.tag.encode("ascii") + b":"
         self.gen = self.prefix + b"gen"
         self.genseq = self.prefix + b"genseq"
         self.staging = self.prefix + b"staging"
@@ -113,4 +124,5 @@ class ModelKeys:
         return keys
 
     def __repr__(self) -> str:
-        return f"ModelKeys({self.key_name!r})"
+        group = "" if self.group is None else f", group={self.group!r}"
+        return f"ModelKeys({self.key_name!r}{group})"

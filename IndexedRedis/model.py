@@ -126,7 +126,8 @@ class ModelBase(type):
         meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
                             getattr(cls, "REDIS_CONNECTION_PARAMS", None),
                             unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
-                            lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or ())
+                            lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
+                            key_group=getattr(cls, "KEY_GROUP", None))
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
         validatedModels.add(cls)
@@ -161,6 +162,7 @@ class IndexedRedisModel(metaclass=ModelBase):
     REDIS_CONNECTION_PARAMS: ClassVar[dict[str, Any] | None] = None
     UNIQUE_FIELDS: ClassVar[Sequence[str]] = []
     LEX_INDEXED_FIELDS: ClassVar[Sequence[str]] = []
+    KEY_GROUP: ClassVar[str | None] = None
     _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
 

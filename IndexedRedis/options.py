@@ -84,7 +84,7 @@ class ModelOptions:
     def __init__(self, model: type[IndexedRedisModel], fields: Iterable[Any],
                  indexed: Iterable[Any], key_name: Any,
                  connection_params: Mapping[str, Any] | None,
-                 unique: Iterable[Any] = (), lex: Iterable[Any] = ()) -> None:
+                 unique: Iterable[Any] = (), lex: Iterable[Any] = (), key_group: Any = None) -> None:
         self.model = model
         self.name = model.__name__
         if not isinstance(key_name, str) or not key_name:
@@ -97,7 +97,11 @@ class ModelOptions:
             raise InvalidModelException(
                 f"Model {self.name}: KEY_NAME {key_name!r} is not valid Unicode text") from None
         self.key_name = key_name
-        self.keys = ModelKeys(key_name)
+        if key_group is not None and (not isinstance(key_group, str) or not key_group):
+            raise InvalidModelException(
+                f"Model {self.name}: KEY_GROUP must be a non-empty str naming the models that share one "
+                f"Redis Cluster slot; got {key_group!r}")
+        self.keys = ModelKeys(key_name, key_group)
         self.fields: tuple[IRField, ...] = tuple(self._make_field(f) for f in fields)
         if not self.fields:
             raise InvalidModelException(f"Model {self.name} has no FIELDS")

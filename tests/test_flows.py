@@ -35,6 +35,9 @@ class Router:
     def gens(self, route: Any) -> GenerationCache:
         return self.caches.setdefault(route, GenerationCache())
 
+    def is_cluster(self, route: Any) -> bool:
+        return route == "cluster"
+
 
 class FSong(IndexedRedisModel):
     FIELDS = ["artist", "title", IRField("track", valueType=int)]
@@ -207,3 +210,51 @@ def test_routed_retags_every_request_and_passes_errors_back() -> None:
     batch = flow.throw(KeyError("x"))
     assert [c.route for c in batch] == ["elsewhere", "elsewhere"]
     assert finish(flow, [1, 2]) == [1, 2]
+
+
+class GArtist(IndexedRedisModel):
+    FIELDS = ["name"]
+    KEY_NAME = "GroupedArtists"
+    KEY_GROUP = "music"
+
+
+class GAlbum(IndexedRedisModel):
+    FIELDS = ["title", IRForeignLinkField("artist", GArtist)]
+    KEY_NAME = "GroupedAlbums"
+    KEY_GROUP = "music"
+
+
+class LoneAlbum(IndexedRedisModel):
+    FIELDS = ["title", IRForeignLinkField("artist", GArtist)]
+    KEY_NAME = "LoneAlbums"
+
+
+def _cluster_ctx(model: type[Any]) -> Context:
+    return Context(model._meta, "cluster", Router({"GArtist": "cluster", "GAlbum": "cluster",
+                                                   "LoneAlbum": "cluster"}))
+
+
+def test_models_of_one_key_group_share_a_slot_and_a_cascade_stays_one_script() -> None:
+    assert GArtist._meta.keys.prefix == b"ir:{music}@GroupedArtists:"
+    assert GAlbum._meta.keys.hash_tag == GArtist._meta.keys.hash_tag == "music"
+    album = GAlbum(title="t", artist=GArtist(name="n"))
+    flow = save.save_objects_flow(_cluster_ctx(GAlbum), [album])
+    reserve = start(flow)  # the artist is new and saved in the same script: its pk first
+    assert reserve.script is scripts.RESERVE_PKS
+    assert set(reserve.keys) == {GArtist._meta.keys.nextpk, GAlbum._meta.keys.nextpk}
+    one = flow.send([common.OK, b"1", b"1"])
+    assert one.script is scripts.SAVE
+    assert {GArtist._meta.keys.gen, GAlbum._meta.keys.gen} <= set(one.keys)  # both models, one call
+    assert finish(flow, [common.OK, b"1", b"1"]) == [1]
+
+
+def test_on_a_cluster_a_cascade_across_slots_saves_the_other_slot_first() -> None:
+    album = LoneAlbum(title="t", artist=GArtist(name="n"))
+    flow = save.save_objects_flow(_cluster_ctx(LoneAlbum), [album])
+    artist_save = start(flow)
+    assert artist_save.script is scripts.SAVE and all(b"{music}" in key for key in artist_save.keys)
+    album_save = flow.send([common.OK, b"5"])
+    assert all(b"{LoneAlbums}" in key for key in album_save.keys)  # one slot per script
+    (_, objects) = msgpack.unpackb(album_save.args[0], raw=True)
+    assert msgpack.unpackb(objects[0][3])[:2] == ["t", "5"]
+    assert finish(flow, [common.OK, b"2"]) == [2]

@@ -256,3 +256,45 @@ def test_values_that_look_like_other_index_keys_do_not_collide() -> None:
     assert [o._id for o in model.objects.filter(n=":1")] == [colon]
     assert model.objects.filter(artist="n:").count() == 0
     assert model.objects.filter(n__ne="1").getPrimaryKeys() == [tricky, colon]
+
+
+def _grouped(key_name: str, group: str | None, class_name: str) -> type[IndexedRedisModel]:
+    from IndexedRedis.fields.links import IRForeignLinkField
+
+    namespace: dict[str, Any] = {"__module__": __name__, "FIELDS": list(FIELDS), "INDEXED_FIELDS": list(INDEXED),
+                                 "KEY_NAME": key_name}
+    if group is not None:
+        namespace["KEY_GROUP"] = group
+        namespace["FIELDS"] = [*FIELDS, IRForeignLinkField("other", make_model("LinkTarget", "LinkTarget"))]
+    return type(class_name, (IndexedRedisModel,), namespace)
+
+
+def test_key_group_models_share_one_slot_and_never_meet_a_model_named_like_the_group(
+        redis_client: redis.Redis) -> None:
+    first = _grouped("g0", "shop", "GroupedFirst")      # 'g0' looks like a generation prefix
+    second = _grouped("orders", "shop", "GroupedSecond")
+    lone = _grouped("shop", None, "LoneShop")           # a model whose own tag is the group's
+    for model, artist in ((first, "a"), (second, "b"), (lone, "c")):
+        for n in range(3):
+            model(artist=artist, title=f"{artist}{n}", n=str(n)).save()
+    seen = {key for key in redis_client.scan_iter(match=b"ir:*", count=1000)}
+    first_keys = {k for k in seen if k.startswith(first._meta.keys.prefix)}
+    second_keys = {k for k in seen if k.startswith(second._meta.keys.prefix)}
+    lone_keys = {k for k in seen if k.startswith(lone._meta.keys.prefix)}
+    assert first_keys and second_keys and lone_keys
+    assert not (first_keys & lone_keys) and not (second_keys & lone_keys)
+    assert {key_slot(k) for k in first_keys | second_keys} == {key_slot(b"{shop}")}
+    assert not any(k.startswith(b"ir:{shop}@") for k in lone_keys)
+    for model, artist in ((first, "a"), (second, "b"), (lone, "c")):
+        assert sorted(o.title for o in model.objects.filter(artist=artist).all()) == [f"{artist}{n}" for n in range(3)]
+    lone.reset([])
+    assert first.objects.count() == 3 and second.objects.count() == 3
+
+
+@pytest.mark.parametrize("group", ["", 5, b"shop"])
+def test_key_group_must_be_a_non_empty_str(group: Any) -> None:
+    from IndexedRedis import InvalidModelException
+
+    with pytest.raises(InvalidModelException, match="KEY_GROUP must be a non-empty str"):
+        type("BadGroup", (IndexedRedisModel,), {"__module__": __name__, "FIELDS": ["a"], "KEY_NAME": "bad",
+                                                "KEY_GROUP": group})

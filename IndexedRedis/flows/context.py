@@ -46,6 +46,9 @@ class Router(Protocol):
     def gens(self, route: Any) -> GenerationCache:
         """The generation cache of a route."""
 
+    def is_cluster(self, route: Any) -> bool:
+        """Whether a route is a Redis Cluster, where one script reaches one slot only."""
+
 
 class Context:
     """A flow's model (``meta``), its own route, and the router for any other."""

@@ -185,21 +185,39 @@ def cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
 
 
 def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
-    """Save objects and the linked objects they bring, atomically per connection.
+    """Save objects and the linked objects they bring, atomically per *place*: a
+    connection, or on a Redis Cluster one hash slot (a model's own, or its KEY_GROUP's).
 
-    Objects on the first object's connection are saved in one atomic script call
-    (after one call reserving pks for the new ones); those on other connections are
-    saved first, on their own, so their pks exist for the links.
+    The objects of other places are saved first, each place in one atomic script
+    call, and last those of the first object's place.  A place whose new objects are
+    linked to by objects saved before it (or beside them) first reserves their pks (one
+    more call), so that every record names the objects it links to.  Across places the
+    cascade is therefore not atomic: a failure part way leaves the linked objects saved
+    and the first object's place unchanged.
     """
-    groups: dict[int, tuple[Any, list[IndexedRedisModel]]] = {}
+    places: dict[tuple[int, str], tuple[Any, list[IndexedRedisModel]]] = {}
+    place_of: dict[int, tuple[int, str]] = {}
     for obj in objs:
         route = ctx.route_of(obj)
-        groups.setdefault(id(route), (route, []))[1].append(obj)
-    ordered = list(groups.values())
-    for route, group in ordered[1:] + ordered[:1]:
+        place = (id(route), type(obj)._meta.keys.hash_tag if ctx.router.is_cluster(route) else "")
+        places.setdefault(place, (route, []))[1].append(obj)
+        place_of[id(obj)] = place
+    order = list(places)
+    order = order[1:] + order[:1]
+    position = {place: number for number, place in enumerate(order)}
+    # A new object needs its pk before its place is saved when an object saved no later
+    # (in its own place, or one saved before it) links to it.
+    reserve: set[tuple[int, str]] = set()
+    for obj in objs:
+        for linked in linked_objects(obj):
+            target = place_of.get(id(linked))
+            if linked._id is None and target is not None and position[place_of[id(obj)]] <= position[target]:
+                reserve.add(target)
+    for place in order:
+        route, group = places[place]
         sub = ctx.on(type(group[0])._meta, route)
-        if any(linked._id is None for obj in group for linked in linked_objects(obj)):
-            yield from routed(ctx, route, reserve_pks_flow(sub, group))  # records must name those pks
+        if place in reserve:
+            yield from routed(ctx, route, reserve_pks_flow(sub, group))
         yield from routed(ctx, route, save_flow(sub, group))
 
 
