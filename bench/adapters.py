@@ -45,6 +45,15 @@ class RedisAdapter(Adapter):
 
 
 # --- the baseline ------------------------------------------------------------------------------
+def queue_baseline_save(pipe: Any, pk: int, row: dict[str, str]) -> None:
+    """Queue one object's writes on a pipeline (sync or ``redis.asyncio``: queuing is
+    synchronous on both), so the sync and the async baselines send the same commands."""
+    pipe.hset(f"bl:{pk}", mapping=row)
+    pipe.sadd("bl:ids", pk)
+    for name in INDEXED:
+        pipe.sadd(f"bl:idx:{name}:{row[name]}", pk)
+
+
 class Baseline(RedisAdapter):
     """Hand-written redis-py, as WORKLOAD.md describes: a hash per object, a set of all
     ids, a set per (field, value).
@@ -72,10 +81,7 @@ class Baseline(RedisAdapter):
         return {"redis-py": _version("redis"), "hiredis": _version("hiredis")}
 
     def _queue(self, pipe: Any, pk: int, row: dict[str, str]) -> None:
-        pipe.hset(f"bl:{pk}", mapping=row)
-        pipe.sadd("bl:ids", pk)
-        for name in INDEXED:
-            pipe.sadd(f"bl:idx:{name}:{row[name]}", pk)
+        queue_baseline_save(pipe, pk, row)
 
     def insert_one(self, rows: list[dict[str, str]]) -> list[Any]:
         r, pks = self.r, []
