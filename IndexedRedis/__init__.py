@@ -17,11 +17,13 @@ from .connection import (
 from .embedded import EmbeddedRedis
 from .exceptions import (
     ConcurrencyError,
+    CrossSlotError,
     FieldValueError,
     IndexedRedisError,
     InvalidModelException,
     InvalidQueryError,
     LinkNotFetchedError,
+    NotReplicatedError,
     UniqueConstraintError,
     UnknownFieldError,
 )
@@ -107,7 +109,9 @@ __all__ = [
     "UnknownFieldError",
     "UniqueConstraintError",
     "ConcurrencyError",
+    "CrossSlotError",
     "LinkNotFetchedError",
+    "NotReplicatedError",
     # 6.x names
     "fields",
     "IRForeignLinkFieldBase",

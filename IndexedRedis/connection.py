@@ -189,7 +189,10 @@ def clearRedisPools() -> None:
         clients = list(_clients.values())
         _clients.clear()
     for client in clients:
-        client.connection_pool.disconnect()
+        if isinstance(client, redis.cluster.RedisCluster):
+            client.disconnect_connection_pools()
+        else:
+            client.connection_pool.disconnect()
 
 
 def _reset_default_for_tests() -> None:

@@ -75,3 +75,14 @@ class CrossSlotError(IndexedRedisError):
     def __init__(self, message: str, slots: dict[str, int] | None = None) -> None:
         super().__init__(message)
         self.slots = slots or {}
+
+
+class NotReplicatedError(IndexedRedisError):
+    """A write was applied on the master, but fewer replicas than the model's
+    ``WAIT_REPLICAS`` acknowledged it in time: a failover now could lose it.
+    ``acknowledged`` and ``wanted`` give the counts."""
+
+    def __init__(self, message: str, acknowledged: int = 0, wanted: int = 0) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
+        self.wanted = wanted

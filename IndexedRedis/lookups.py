@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .exceptions import InvalidQueryError
 from .fields import irNull
 from .keys import lex_text
-from .options import nearest
+from .names import nearest
 
 if TYPE_CHECKING:
     from .fields import IRField

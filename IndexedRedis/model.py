@@ -35,7 +35,8 @@ from .fields.links import ForeignLink, ForeignLinks
 from .flows import delete, read, reset, save
 from .flows.context import Context
 from .foreign import ForeignLinkDescriptor
-from .options import ModelOptions, nearest
+from .names import nearest
+from .options import ModelOptions
 from .query import QuerySet, as_pk
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
@@ -127,7 +128,10 @@ class ModelBase(type):
                             getattr(cls, "REDIS_CONNECTION_PARAMS", None),
                             unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
                             lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
-                            key_group=getattr(cls, "KEY_GROUP", None))
+                            key_group=getattr(cls, "KEY_GROUP", None),
+                            wait=getattr(cls, "WAIT_REPLICAS", 0),
+                            wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
+                            base=IndexedRedisModel)
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
         validatedModels.add(cls)
@@ -163,6 +167,8 @@ class IndexedRedisModel(metaclass=ModelBase):
     UNIQUE_FIELDS: ClassVar[Sequence[str]] = []
     LEX_INDEXED_FIELDS: ClassVar[Sequence[str]] = []
     KEY_GROUP: ClassVar[str | None] = None
+    WAIT_REPLICAS: ClassVar[int] = 0
+    WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
 

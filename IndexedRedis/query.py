@@ -17,7 +17,7 @@ from .compiler import PK_ORDER, Query, resolve_order
 from .dispatch import iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
 from .flows import delete, read, reset
-from .options import nearest
+from .names import nearest
 from .results import IRQueryableList
 
 if TYPE_CHECKING:

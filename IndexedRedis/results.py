@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, SupportsIndex, TypeVar, cast, overloa
 from .dispatch import run_async, run_sync
 from .exceptions import InvalidQueryError
 from .fields import IRNullType
+from .fields.links import _is_model_class
 from .flows import read
 
 if TYPE_CHECKING:
@@ -616,9 +617,7 @@ QueryableListMixed = QueryableList
 
 
 def _check_model(model: Any) -> type[IndexedRedisModel]:
-    from .model import isIndexedRedisModel  # import here: the model module imports us
-
-    if not (isinstance(model, type) and isIndexedRedisModel(model)):
+    if not (isinstance(model, type) and _is_model_class(model)):
         raise ValueError(f"{model!r} is not an IndexedRedisModel class")
     return model
 

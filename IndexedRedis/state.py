@@ -1,7 +1,7 @@
 """An instance's storage state, written here only: ``_id`` (its primary key, None until
 saved) and ``_orig`` (the stored record as last read or written, from which ``save()``
 works out what changed).  Instances built from fetched records get theirs in
-``options.py``, on the fetch hot path."""
+``instances.py``, on the fetch hot path."""
 
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ from monitor import CommandLog
 
 from IndexedRedis.embedded import EmbeddedRedis, EmbeddedRedisError, free_port
 
+pytest_plugins = ["cluster_fixtures"]  # real local Redis Clusters (tests/clusters.py)
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:

@@ -120,7 +120,7 @@ def test_a_query_names_its_index_keys_and_builds_objects_from_the_reply() -> Non
     assert request.script is scripts.QUERY and request.readonly
     assert meta.keys.generation(0).index("artist", b"x") in request.keys
     assert meta.keys.generation(0).score_index("track") in request.keys
-    records = [meta.pack({"artist": "x", "title": f"t{pk}", "track": "2"}) for pk in (9, 4)]
+    records = [meta.codec.pack({"artist": "x", "title": f"t{pk}", "track": "2"}) for pk in (9, 4)]
     objs = finish(flow, [common.OK, msgpack.packb([9, 4]), records])
     assert [(o._id, o.title) for o in objs] == [(4, "t4"), (9, "t9")]  # a driven result is sorted by pk
 
@@ -145,7 +145,7 @@ def test_iterate_emits_batches_and_pages_by_pk_cursor() -> None:
 
     def reply(pks: list[int]) -> list[Any]:
         return [common.OK, msgpack.packb(pks),
-                [meta.pack({"artist": "a", "title": str(pk), "track": "1"}) for pk in pks]]
+                [meta.codec.pack({"artist": "a", "title": str(pk), "track": "1"}) for pk in pks]]
 
     emitted = flow.send(reply([1, 2]))
     assert type(emitted) is Emit and [o._id for o in emitted.items] == [1, 2]
@@ -186,11 +186,11 @@ def test_cascade_save_sends_each_connection_its_own_objects_first() -> None:
 
 def test_links_are_fetched_from_the_linked_models_route() -> None:
     router = Router({"FArtist": "artists"})
-    album = FAlbum._meta.instance_from_record(1, {"title": "t", "artist": "11"})
+    album = FAlbum._meta.builder.instance_from_record(1, {"title": "t", "artist": "11"})
     flow = read.links_flow(ctx_for(FAlbum, router), [album])
     calls = start(flow)
     assert type(calls) is list and calls[0].route == "artists" and calls[0].args == (0, "get", 11)
-    record = FArtist._meta.pack({"name": "singer"})
+    record = FArtist._meta.codec.pack({"name": "singer"})
     with pytest.raises(StopIteration):
         flow.send([[common.OK, msgpack.packb([11]), [record]]])
     assert album.isFetched("artist") and album.artist.name == "singer"

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from monitor import CommandLog
 
 from IndexedRedis import IndexedRedisError, IndexedRedisModel, IRField
-from IndexedRedis.options import schema_tag
+from IndexedRedis.records import schema_tag
 
 # ---- models: three versions of "evo:item", two of "evo:doc" --------------------------------
 
@@ -80,7 +80,7 @@ MODELS = (ItemV1, ItemV2, ItemV3, DocV1, DocV2)
 def forget_schemas(*models: type[IndexedRedisModel]) -> None:
     """Make a model's schema cache what a fresh process has: its own tag only."""
     for model in models:
-        model._meta.schemas = {model._meta.schema_tag: model._meta.field_names}
+        model._meta.codec.schemas = {model._meta.schema_tag: model._meta.field_names}
 
 
 @pytest.fixture(autouse=True)

@@ -1,29 +1,245 @@
-"""The asyncio driver: sends a flow's requests to a ``redis.asyncio`` client."""
+"""The asyncio driver: sends a flow's requests to a ``redis.asyncio`` client, one round trip each.
+
+As the sync driver does, a request to a plain ``redis.asyncio.Redis`` is packed here and
+written at once (a MULTI/EXEC or a pipelined list too), and its replies are read back
+without ``execute_command``'s per-command machinery, under the same rules: the
+client's ``Retry`` policy where sending again cannot run anything twice, NOSCRIPT
+answered by sending the script whole, response callbacks for plain commands.  One
+event loop runs many tasks at once, so each request checks a connection out of the
+pool and gives it back; a single-connection client's connection is used under the
+client's lock.  Either is replaced before the write if the server closed it.  Other
+clients go through ``execute_command``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import select
+from dataclasses import replace
 from typing import Any
 
-from redis.exceptions import NoScriptError
+import redis.asyncio
+from redis.asyncio.connection import AbstractConnection, async_timeout
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..flows.requests import Command, Request, ScriptCall, Transaction
+from .sync import (
+    _EXEC,
+    _MULTI,
+    BY_ENCODER,
+    BY_HIREDIS,
+    _hiredis_pack,
+    _maint_notifications,
+    pack,
+    parsed,
+    pipelined_result,
+    resend_args,
+    resend_plan,
+    retry_pause,
+    transaction_result,
+    wants_command_name,
+    wire_args,
+)
 
 __all__ = ["execute"]
 
 
 async def execute(client: Any, request: Request | list[Request]) -> Any:
     """Send one request, or a list of them in one pipelined round trip."""
+    if type(request) is ScriptCall and request.wait is not None:  # WAIT goes right after it
+        return await execute(client, [replace(request, wait=None), Command(("WAIT", *request.wait))])
+    if type(client) is not redis.asyncio.Redis:
+        return await _execute_generic(client, request)
+    if client.single_connection_client:
+        return await _on_single_connection(client, request)
+    pool = client.connection_pool
+    if wants_command_name(type(pool)):
+        conn = await pool.get_connection("EVALSHA")
+    else:
+        conn = await pool.get_connection()
+    try:
+        if _hung_up(conn):
+            await conn.disconnect()  # reconnected before the write
+        return await _send(client, conn, request)
+    finally:
+        await pool.release(conn)
+
+
+async def _on_single_connection(client: Any, request: Request | list[Request]) -> Any:
+    """The request on the client's own connection, under the client's lock; checked
+    first as the pool checks the connections it hands out."""
+    if client.connection is None:
+        await client.initialize()
+    async with client._single_conn_lock:
+        conn = client.connection
+        if conn.is_connected:
+            await _drop_if_stale(conn, _maint_notifications(client.connection_pool))
+        try:
+            return await _send(client, conn, request)
+        finally:
+            moved = getattr(conn, "should_reconnect", None)  # redis-py 6+: a maintenance notification
+            if moved is not None and moved():
+                await conn.disconnect()
+
+
+async def _drop_if_stale(conn: Any, pushes_expected: bool) -> None:
+    """Disconnect ``conn`` if the server closed it or it holds unread data, as the
+    pools' ``ensure_connection`` does (``can_read`` in redis-py 8, formerly
+    ``can_read_destructive``); the next write reconnects."""
+    can_read = getattr(conn, "can_read", None) or conn.can_read_destructive
+    try:
+        if _hung_up(conn) or (await can_read() and not pushes_expected):
+            await conn.disconnect()
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        await conn.disconnect()
+
+
+_HANG_UP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0) if hasattr(select, "poll") else 0
+
+
+def _hung_up(conn: Any) -> bool:
+    """Whether the server closed ``conn``, though its event loop may not have seen it yet.
+
+    The pools' own check (``can_read``) sees only what the loop already read: a
+    connection the server closed a moment ago (a restart) passes it, and in redis-py
+    6+ with RESP3 an EOF passes anyway.  A zero-timeout poll of the socket tells, about
+    a microsecond: Linux reports the server's FIN as POLLRDHUP; elsewhere only a reset
+    connection (POLLHUP, POLLERR) is caught here.
+    """
+    if not _HANG_UP or conn._writer is None:
+        return False
+    sock = conn._writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | _HANG_UP)
+    return any(events & _HANG_UP for _, events in poller.poll(0))
+
+
+async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any:
+    """One request (or a pipelined list) on ``conn``: one write, its replies read."""
+    encoder = conn.encoder
+    # redis.asyncio packs in Python only; hiredis packs the same bytes where str is UTF-8.
+    utf8 = encoder.encoding.lower() in ("utf-8", "utf8") and encoder.encoding_errors == "strict"
+    how = BY_HIREDIS if utf8 and _hiredis_pack is not None else BY_ENCODER
+    if type(request) is ScriptCall:
+        script, keys, args = request.script, request.keys, request.args
+        reply = (await _exchange(conn, pack(conn, how, script.evalsha_args(keys, args)), 1, request))[0]
+        if isinstance(reply, NoScriptError):
+            reply = (await _exchange(conn, pack(conn, how, script.eval_args(keys, args)), 1, request))[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+    if type(request) is Transaction:
+        commands = request.commands
+        packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])
+        replies = await _exchange(conn, packed, len(commands) + 2, request)
+        return transaction_result(client.response_callbacks, commands, replies)
+    if type(request) is Command:
+        reply = (await _exchange(conn, pack(conn, how, request.args), 1, request))[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return parsed(client.response_callbacks, request.args, reply)
+    requests: list[Any] = request  # type: ignore[assignment]
+    packed = b"".join([pack(conn, how, wire_args(item)) for item in requests])
+    replies = await _exchange(conn, packed, len(requests), requests)
+    again = resend_plan(requests, replies)
+    if again:  # in one more round trip
+        packed = b"".join([pack(conn, how, resend_args(requests[position], replies[position]))
+                           for position in again])
+        for position, reply in zip(again, await _exchange(conn, packed, len(again), [requests[p] for p in again])):
+            replies[position] = reply
+    return pipelined_result(client.response_callbacks, requests, replies)
+
+
+async def _exchange(conn: Any, packed: bytes, count: int, request: Any) -> list[Any]:
+    """Write ``packed`` on ``conn`` and read ``count`` replies, error replies included as
+    exceptions; a failed attempt is sent again per the sync driver's rules
+    (``retry_pause``).
+
+    On a plain connection without health checks the write and the reads run under one
+    socket timeout: redis.asyncio spends one timer per reply and, before Python 3.12, a
+    task per write (``asyncio.wait_for``), more than the rest of a get by pk.  The
+    server answers a request's commands in one burst once it has run them all, so the
+    first reply's wait is the wait.  Other connections go through their own
+    ``send_packed_command`` and ``read_response``.
+    """
+    failures = 0
+    while True:
+        connecting, reading = True, False
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+            elif conn.health_check_interval:
+                await conn.check_health()
+            connecting = False
+            kind = type(conn)
+            if kind.read_response is _PLAIN_READ and kind.send_packed_command is _PLAIN_SEND \
+                    and not conn.health_check_interval:
+                async with async_timeout(conn.socket_timeout):
+                    conn._writer.writelines((packed,))
+                    await conn._writer.drain()
+                    reading = True
+                    parser = conn._parser
+                    return [await parser.read_response() for _ in range(count)]
+            await conn.send_packed_command((packed,), check_health=False)
+            reading = True
+            return await _read(conn, count)
+        except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError) as exc:
+            await conn.disconnect(nowait=True)
+            failures += 1
+            error = _as_redis_error(conn, exc, reading)
+            pause = retry_pause(conn.retry, error, connecting, reading, request, failures)
+            if pause > 0:
+                await asyncio.sleep(pause)
+        except BaseException:  # cancelled mid-request, say: the connection's state is unknown
+            await conn.disconnect(nowait=True)
+            raise
+
+
+def _as_redis_error(conn: Any, exc: BaseException, reading: bool) -> BaseException:
+    """A socket-level failure of the plain path as redis.asyncio's connection words it."""
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return exc
+    if isinstance(exc, asyncio.TimeoutError):
+        error: BaseException = RedisTimeoutError(
+            f"Timeout reading from {conn._host_error()}" if reading else "Timeout writing to socket")
+    elif reading:
+        error = RedisConnectionError(f"Error while reading from {conn._host_error()} : {exc.args}")
+    else:
+        error = RedisConnectionError(f"Error {exc.args[0] if exc.args else 'UNKNOWN'} while writing to socket.")
+    error.__cause__ = exc
+    return error
+
+
+_PLAIN_READ = AbstractConnection.read_response
+_PLAIN_SEND = AbstractConnection.send_packed_command
+
+
+async def _read(conn: Any, count: int) -> list[Any]:
+    """``count`` replies through the connection's ``read_response``, error replies
+    included as exceptions."""
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(await conn.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
+
+
+async def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
+    """The request through the client's own ``execute_command`` and pipelines."""
     if type(request) is list:
         pipe = client.pipeline(transaction=False)
         for item in request:
-            if type(item) is ScriptCall:
-                pipe.execute_command(*item.script.evalsha_args(item.keys, item.args))
-            else:
-                pipe.execute_command(*item.args)  # type: ignore[union-attr]
+            pipe.execute_command(*wire_args(item))
         replies = await pipe.execute(raise_on_error=False)
         for position, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):
-                replies[position] = await execute(client, request[position])
+                replies[position] = await _execute_generic(client, request[position])
             elif isinstance(reply, Exception):
                 raise reply
         return list(replies)

@@ -1,23 +1,55 @@
-"""The synchronous driver: sends a flow's requests to a redis-py client, one round trip each."""
+"""The synchronous driver: sends a flow's requests to a redis-py client, one round trip each.
+
+For a plain ``redis.Redis`` a request is packed here and written at once on a
+connection of the client (its single connection, this thread's pinned one, or one
+checked out of the pool), and its replies are read back without ``execute_command``'s
+per-command machinery.  What that machinery does and a flow needs is done here too: a
+dead idle connection is replaced before anything is written on it, the client's
+``Retry`` policy is honoured where sending again is safe, and response callbacks
+apply to plain commands.  Other clients (subclasses, pipelines) go through
+``execute_command``.
+"""
 
 from __future__ import annotations
 
 import inspect
 import os
+import select
+import socket
 import threading
+import time
 import weakref
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import redis
+from redis.connection import AbstractConnection, HiredisRespSerializer, PythonRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..flows.requests import Command, Flow, Request, ScriptCall, Transaction
 
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # redis-py packs in Python then
+    _hiredis_pack = None  # type: ignore[assignment]
+
 __all__ = ["run", "execute"]
 
 T = TypeVar("T")
+
+#: Threads of one process that keep a connection of one pool checked out: at most half
+#: the pool's ``max_connections`` (so the rest stay free for the other threads and for
+#: pipelines), and never more than this.  redis-py 5's default bound is 2**31, so half
+#: of it bounds nothing: a process with 500 threads would hold 500 server connections
+#: open for good, each a file descriptor here and a client (buffers, a CLIENT LIST
+#: line) on the server.  A few dozen threads already keep the GIL busy, so the threads
+#: beyond the cap pay a checkout per request (about 10 µs of redis-py's bookkeeping)
+#: and share the pool's idle connections instead.
+PIN_LIMIT = 64
 
 
 def execute(client: Any, request: Request | list[Request]) -> Any:
@@ -25,148 +57,418 @@ def execute(client: Any, request: Request | list[Request]) -> Any:
 
     A script the server lacks is sent whole (which also caches it there).
     """
-    if type(request) is list:
-        return _execute_pipelined(client, request)
-    if type(request) is ScriptCall:
-        script = request.script
-        direct = type(client) is redis.Redis
+    if type(request) is ScriptCall and request.wait is not None:  # WAIT goes right after it
+        return execute(client, [replace(request, wait=None), Command(("WAIT", *request.wait))])
+    if type(client) is not redis.Redis:
+        return _execute_generic(client, request)
+    conn = client.connection
+    if conn is not None:  # single_connection_client=True: its connection, never the pool
+        return _on_single_connection(client, conn, request)
+    pool = client.connection_pool
+    slot = _slot(pool)
+    conn = slot.conn
+    if conn is None:
+        conn = _checkout(pool)  # the pool replaces a dead connection before handing it out
         try:
-            if direct:
-                return _direct(client, script.evalsha_args(request.keys, request.args))
-            return client.execute_command(*script.evalsha_args(request.keys, request.args))
-        except NoScriptError:
-            if direct:
-                return _direct(client, script.eval_args(request.keys, request.args))
-            return client.execute_command(*script.eval_args(request.keys, request.args))
-    if type(request) is Transaction:
-        if type(client) is redis.Redis:
-            return _direct_transaction(client, request.commands)
-        pipe = client.pipeline(transaction=True)
-        for command in request.commands:
-            pipe.execute_command(*command)
-        return pipe.execute()
-    assert type(request) is Command
-    return client.execute_command(*request.args)
+            return _send(client, conn, request)
+        finally:
+            pool.release(conn)
+    sock = conn._sock
+    if sock is not None:
+        if sock is not slot.sock:
+            slot.watch(sock)
+        if slot.poller.poll(0):  # idle yet readable: closed by the server, stale data, or pushes
+            _drop_if_stale(conn, slot.pushes)
+    if not slot.pushes:
+        return _send(client, conn, request)
+    try:
+        return _send(client, conn, request)
+    finally:
+        if conn.should_reconnect():  # a maintenance notification moved the endpoint
+            conn.disconnect()
+
+
+def _on_single_connection(client: redis.Redis, conn: Any, request: Request | list[Request]) -> Any:
+    """The request on a single-connection client's own connection, under the client's
+    lock (redis-py 5.0 has none: such a client is not thread-safe there)."""
+    with getattr(client, "single_connection_lock", None) or nullcontext():
+        if _connected(conn):
+            pool = client.connection_pool
+            _drop_if_stale(conn, getattr(pool, "cache", None) is not None or _maint_notifications(pool))
+        try:
+            return _send(client, conn, request)
+        finally:
+            moved = getattr(conn, "should_reconnect", None)  # redis-py 6+: a maintenance notification
+            if moved is not None and moved():
+                conn.disconnect()
+
+
+def _drop_if_stale(conn: Any, pushes_expected: bool) -> None:
+    """Disconnect an idle ``conn`` that the server closed or that holds unread data (a
+    reply nobody read), as redis-py's pools do before handing one out; the next write
+    reconnects.  Where the server may push (client-side caching, maintenance
+    notifications), pending data is left for the next read to handle."""
+    try:
+        if conn.can_read() and not pushes_expected:
+            conn.disconnect()
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        conn.disconnect()
 
 
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
-def _direct_transaction(client: redis.Redis, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
-    """MULTI, the commands, EXEC: written at once, EXEC's reply returned."""
+def _send(client: redis.Redis, conn: Any, request: Request | list[Request]) -> Any:
+    """One request (or a pipelined list) on ``conn``: one write, its replies read."""
+    how = _PACKERS.get(type(getattr(conn, "_command_packer", None)), BY_CONNECTION)
+    if type(request) is ScriptCall:
+        script, keys, args = request.script, request.keys, request.args
+        reply = _exchange(conn, pack(conn, how, script.evalsha_args(keys, args)), 1, request)[0]
+        if isinstance(reply, NoScriptError):
+            reply = _exchange(conn, pack(conn, how, script.eval_args(keys, args)), 1, request)[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+    if type(request) is Transaction:
+        commands = request.commands
+        packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])
+        replies = _exchange(conn, packed, len(commands) + 2, request)
+        return transaction_result(client.response_callbacks, commands, replies)
+    if type(request) is Command:
+        reply = _exchange(conn, pack(conn, how, request.args), 1, request)[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return parsed(client.response_callbacks, request.args, reply)
+    requests: list[Any] = request  # type: ignore[assignment]
+    packed = b"".join([pack(conn, how, wire_args(item)) for item in requests])
+    replies = _exchange(conn, packed, len(requests), requests)
+    again = resend_plan(requests, replies)
+    if again:  # in one more round trip
+        packed = b"".join([pack(conn, how, resend_args(requests[position], replies[position]))
+                           for position in again])
+        for position, reply in zip(again, _exchange(conn, packed, len(again), [requests[p] for p in again])):
+            replies[position] = reply
+    return pipelined_result(client.response_callbacks, requests, replies)
 
-    def pack(conn: Any) -> bytes:
-        packed = [_MULTI]
-        for command in commands:
-            packed += conn.pack_command(*command)
-        packed.append(_EXEC)
-        return b"".join(packed)  # one write, not one per chunk
 
-    replies = _on_connection(client, pack, len(commands) + 2)
-    return list(replies[-1])
+#: How ``pack`` packs for a connection: as redis-py's hiredis packer does, as its
+#: Python packer does (with the connection's encoder), or through ``pack_command``.
+BY_CONNECTION, BY_HIREDIS, BY_ENCODER = range(3)
+_PACKERS = {HiredisRespSerializer: BY_HIREDIS, PythonRespSerializer: BY_ENCODER}
 
 
-def _direct(client: redis.Redis, args: tuple[Any, ...]) -> Any:
-    """One command on a pooled connection, without redis-py's per-command extras.
+def pack(conn: Any, how: int, args: Sequence[Any]) -> bytes:
+    """One command in RESP, in one buffer, byte for byte as ``conn.pack_command`` packs it.
 
-    A script call is the hot path of every operation, and the generic machinery of
-    ``execute_command`` (response callbacks, instrumentation, blanket retries) costs
-    more than the server spends on it.
+    redis-py's packers convert and check every argument in Python, then hand back
+    chunks to join: more than the rest of a get by pk costs on the client.  Hiredis's C
+    packer takes str (as UTF-8), bytes, int and float itself; the Python one is redone
+    here with one format per argument.  A command name with anything but ASCII letters
+    (which redis-py splits at whitespace) goes through ``pack_command``.
     """
-    return _on_connection(client, lambda conn: b"".join(conn.pack_command(*args)), 1)[0]
-
-
-def _on_connection(client: redis.Redis, pack: Any, replies: int) -> list[Any]:
-    """Write what ``pack(connection)`` builds on a connection; read ``replies`` replies.
-
-    A connection that fails while *sending* is replaced once (nothing ran yet); a
-    failure while reading is raised, because a script may have run and must not run
-    twice.  Error replies are read to the last one before the first is raised, so the
-    connection never keeps unread replies.
-    """
-    pool = client.connection_pool
-    conn = _pinned(pool)
-    pinned = conn is not None
-    if conn is None:
-        conn = _checkout(pool)
-    try:
-        packed = pack(conn)
-        try:
-            conn.send_packed_command([packed])
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            conn.disconnect()
-            conn.send_packed_command([packed])  # reconnects
-        if replies == 1:
-            return [conn.read_response()]
-        out: list[Any] = []
-        error: ResponseError | None = None
-        for _ in range(replies):
+    name = args[0]
+    if how and type(name) is str and name.isascii() and name.isalpha():
+        if how == BY_HIREDIS:
             try:
-                out.append(conn.read_response())
-            except ResponseError as exc:
-                out.append(exc)
-                error = error or exc
-        if error is not None:
-            raise error
-        return out
-    except ResponseError:
-        raise
-    except BaseException:  # the connection's state is unknown: drop it
-        conn.disconnect()
-        raise
-    finally:
-        if not pinned:
-            pool.release(conn)
+                return _hiredis_pack(tuple(args))
+            except TypeError:  # bytearray, bool, None...: redis-py converts or refuses them
+                pass
+        else:
+            encode = conn.encoder.encode
+            out = [b"*%d\r\n" % len(args)]
+            for arg in args:
+                value = encode(arg)
+                out += (b"$%d\r\n" % len(value), value, b"\r\n")
+            return b"".join(out)
+    return b"".join(conn.pack_command(*args))
 
 
-class _ThreadConnections:
-    """The connections one thread keeps checked out: id(pool) -> (weak reference to the
-    pool, its connection, or None where the pool does not take part).  Given back to
-    their pools when the thread ends (its thread-local state is dropped); an entry
-    goes when its pool is garbage collected."""
+def wire_args(request: Any) -> tuple[Any, ...]:
+    """What a ScriptCall or Command of a pipelined list sends first."""
+    if type(request) is ScriptCall:
+        return request.script.evalsha_args(request.keys, request.args)
+    return request.args
 
-    __slots__ = ("conns",)
+
+def resend_plan(requests: list[Any], replies: list[Any]) -> list[int]:
+    """The positions of a pipelined list to send again once the server answered NOSCRIPT
+    (those scripts did not run), or none if another reply failed (the list fails as a
+    whole then).
+
+    Everything from the first unknown script on, if all after it are reads or unknown
+    scripts too: the list then runs in its order (a WAIT after a write waits for it).
+    Else the unknown scripts alone, which then run after the rest of the list.
+    """
+    missing: list[int] = []
+    for position, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError) and type(requests[position]) is ScriptCall:
+            missing.append(position)
+        elif isinstance(reply, ResponseError):
+            return []
+    if not missing:
+        return []
+    rest = range(missing[0], len(requests))
+    if all(requests[position].readonly or isinstance(replies[position], NoScriptError) for position in rest):
+        return list(rest)
+    return missing
+
+
+def resend_args(request: Any, reply: Any) -> tuple[Any, ...]:
+    """What a request of a pipelined list sends again: an unknown script whole."""
+    if isinstance(reply, NoScriptError):
+        return request.script.eval_args(request.keys, request.args)
+    return wire_args(request)
+
+
+def pipelined_result(callbacks: Any, requests: list[Any], replies: list[Any]) -> list[Any]:
+    """The replies of a pipelined list, the first error raised once all were read."""
+    for position, reply in enumerate(replies):
+        if isinstance(reply, ResponseError):
+            raise reply
+        if type(requests[position]) is Command:
+            replies[position] = parsed(callbacks, requests[position].args, reply)
+    return replies
+
+
+def transaction_result(callbacks: Any, commands: Sequence[Sequence[Any]], replies: list[Any]) -> list[Any]:
+    """EXEC's reply, each command's through its response callback; a command that failed
+    to queue (EXECABORT) or to run raises its error."""
+    results = replies[-1]
+    if not isinstance(results, list):
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        raise ResponseError(f"EXEC answered {results!r}")
+    out = []
+    for command, result in zip(commands, results):
+        if isinstance(result, ResponseError):
+            raise result
+        out.append(parsed(callbacks, command, result))
+    return out
+
+
+def parsed(callbacks: Any, args: Sequence[Any], reply: Any) -> Any:
+    """``reply`` as ``execute_command`` returns it: through the client's response
+    callback for the command, if any (redis-py looks them up by str names only)."""
+    name = args[0]
+    if type(name) is str:
+        callback = callbacks.get(name)  # a CaseInsensitiveDict
+        if callback is not None:
+            return callback(reply)
+    return reply
+
+
+def _exchange(conn: Any, packed: bytes, count: int, request: Any) -> list[Any]:
+    """Write ``packed`` on ``conn`` and read ``count`` replies (error replies as
+    exceptions, all read so the connection never keeps unread replies).
+
+    A failed attempt drops the connection, and the request is sent again on a fresh
+    one as the connection's ``Retry`` allows, but only where that cannot run anything
+    twice (see ``may_resend``).
+    """
+    failures = 0
+    while True:
+        connecting, reading = True, False
+        try:
+            if _connected(conn):
+                conn.check_health()  # a PING only if health_check_interval says so
+            else:
+                conn.connect()
+            connecting = False
+            conn.send_packed_command((packed,), check_health=False)
+            reading = True
+            return _read(conn, count)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            conn.disconnect()
+            failures += 1
+            pause = retry_pause(conn.retry, exc, connecting, reading, request, failures)
+            if pause > 0:
+                time.sleep(pause)
+        except BaseException:  # the connection's state is unknown
+            conn.disconnect()
+            raise
+
+
+_PLAIN_READ = AbstractConnection.read_response
+
+
+def _read(conn: Any, count: int) -> list[Any]:
+    """``count`` replies from ``conn``, error replies included as exceptions.
+
+    A plain connection without health checks is read through its parser, as its own
+    ``read_response`` does minus the per-reply bookkeeping; others (Sentinel's, which
+    turns a demoted master's READONLY into a reconnect, client-side caching proxies)
+    through ``read_response``.
+    """
+    if type(conn).read_response is _PLAIN_READ and not conn.health_check_interval:
+        parser = conn._parser
+        try:
+            if count == 1:
+                return [parser.read_response()]
+            return [parser.read_response() for _ in range(count)]
+        except OSError as exc:  # as AbstractConnection.read_response words them
+            conn.disconnect()
+            if isinstance(exc, socket.timeout):
+                raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from exc
+            raise RedisConnectionError(f"Error while reading from {conn._host_error()} : {exc.args}") from exc
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(conn.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
+
+
+def may_resend(request: Any, connecting: bool, reading: bool, exc: BaseException) -> bool:
+    """Whether a request whose attempt failed with ``exc`` may be sent again.
+
+    Reads may.  So may anything that failed before it was written, or while being
+    written if it is one command or one MULTI/EXEC (the server runs nothing it has not
+    read whole); not the rest of a pipelined list, whose first commands may have run.
+    A write that failed while its reply was read may have run.  A replica's READONLY
+    refusal (a Sentinel master that was demoted) ran nothing.
+    """
+    if connecting or isinstance(exc.__context__, ReadOnlyError):
+        return True
+    if type(request) is list:
+        return all(item.readonly for item in request) or (not reading and len(request) == 1)
+    return not reading or bool(request.readonly)
+
+
+def retry_pause(retry: Any, exc: BaseException, connecting: bool, reading: bool, request: Any,
+                failures: int) -> float:
+    """Seconds to wait before sending ``request`` again after its ``failures``-th failed
+    attempt; raises when it must not be sent again.
+
+    Uses redis-py's ``Retry`` (``_retries``, ``_supported_errors``, ``_backoff``: the
+    same in redis-py 5.0 to 8.1), on the hot path only once something failed.
+    """
+    if not may_resend(request, connecting, reading, exc):
+        kind = RedisTimeoutError if isinstance(exc, (RedisTimeoutError, socket.timeout)) else RedisConnectionError
+        raise kind(f"{exc} (the connection failed after a write was sent: it may or may not have been "
+                   f"applied, and it was not sent again)") from exc
+    if not isinstance(exc, retry._supported_errors) or 0 <= retry._retries < failures:
+        raise exc
+    if failures == 1:
+        retry._backoff.reset()
+    return float(retry._backoff.compute(failures))
+
+
+if hasattr(AbstractConnection, "is_connected"):
+    def _connected(conn: Any) -> bool:
+        return bool(conn.is_connected)
+else:  # redis-py 5.0
+    def _connected(conn: Any) -> bool:
+        return conn._sock is not None
+
+
+def _maint_notifications(pool: Any) -> bool:
+    """Whether a pool handles maintenance notifications (redis-py 6+)."""
+    enabled = getattr(pool, "maint_notifications_enabled", None)
+    return enabled is not None and bool(enabled())
+
+
+class _Slot:
+    """One thread's use of one pool: the connection it keeps checked out (None: one
+    per request), a poller watching that connection's socket, and whether the server
+    may push to it (maintenance notifications, redis-py 6+'s default with RESP3)."""
+
+    __slots__ = ("pool", "conn", "pushes", "sock", "poller")
+
+    def __init__(self, pool: weakref.ref[Any], conn: Any, pushes: bool) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.pushes = pushes
+        self.sock: Any = None
+        self.poller: Any = None
+
+    def watch(self, sock: socket.socket) -> None:
+        """Poll this socket from now on (a reconnect brings a new one).  One poll(2) of
+        a registered descriptor is about half a microsecond; ``can_read()`` costs five
+        times that, so it only runs when the poll says the socket is readable."""
+        self.sock = sock
+        if hasattr(select, "poll"):
+            self.poller = select.poll()
+            self.poller.register(sock, select.POLLIN)  # POLLHUP and POLLERR come anyway
+        else:
+            self.poller = _SelectPoller(sock)
+
+
+class _SelectPoller:
+    """``select.poll`` where the platform has none."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def poll(self, timeout: float) -> bool:
+        return bool(select.select((self.sock,), (), (), timeout)[0])
+
+
+class _ThreadSlots:
+    """One thread's slots by id(pool).  When the thread ends (its thread-local state is
+    dropped) the connections go back to their pools; a slot goes when its pool is
+    garbage collected."""
+
+    __slots__ = ("by_pool",)
 
     def __init__(self) -> None:
-        self.conns: dict[int, tuple[weakref.ref[Any], Any]] = {}
+        self.by_pool: dict[int, _Slot] = {}
 
     def __del__(self) -> None:
-        for ref, conn in list(self.conns.values()):
-            pool = ref()
-            if pool is not None and conn is not None:
+        for slot in list(self.by_pool.values()):
+            pool = slot.pool()
+            if pool is not None and slot.conn is not None:
                 try:
-                    _unpin(pool, conn)
+                    _unpin(pool, slot.conn)
                 except Exception:  # interpreter shutdown: nothing left to give back to
                     pass
 
 
-_local = threading.local()
+class _Local(threading.local):
+    def __init__(self) -> None:
+        self.slots = _ThreadSlots()
+
+
+_local = _Local()
 _budget_lock = threading.Lock()
 _budget: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # pool -> threads holding one
 
 
 def _pinned(pool: Any) -> Any:
-    """This thread's own connection of ``pool``, or None where the pool must hand out
-    connections per command.
+    """This thread's own connection of ``pool``, or None where the pool hands out one
+    per request (the cluster driver's per-node pools take part too)."""
+    return _slot(pool).conn
+
+
+def _slot(pool: Any) -> _Slot:
+    slot = _local.slots.by_pool.get(id(pool))
+    if slot is None or slot.pool() is not pool:
+        slot = _new_slot(pool)
+    return slot
+
+
+def _new_slot(pool: Any) -> _Slot:
+    """This thread's new slot for ``pool``, with a connection to keep if it may keep one.
 
     As peewee does with database connections, each thread keeps one connection checked
-    out instead of taking one from the pool and giving it back on every operation (with
-    redis-py's bookkeeping, that costs about a fifth of a get by pk).  At most half of a
-    pool's ``max_connections`` are held this way, so the rest stay free for pipelines
-    and for the threads beyond that; only plain ``ConnectionPool``s without client-side
-    caching or credential providers (which rely on seeing every release) take part.
+    out instead of taking one from the pool and giving it back on every request (with
+    redis-py's bookkeeping, that costs a fifth of a get by pk).  At most
+    min(max_connections // 2, PIN_LIMIT) threads do so per pool, so connections stay
+    free for pipelines and for the other threads.  Only plain ``ConnectionPool``s
+    without client-side caching or credential providers take part: those rely on
+    seeing each checkout and release (cache bookkeeping, re-authentication), as
+    blocking pools (a fixed number of slots for waiters) and Sentinel's (a master that
+    moves) do.  A kept connection that a maintenance notification marks for reconnect
+    reconnects after its request, as ``execute_command`` does.
     """
-    held = getattr(_local, "held", None)
-    if held is None:
-        held = _local.held = _ThreadConnections()
-    entry = held.conns.get(id(pool))
-    if entry is not None and entry[0]() is pool:
-        return entry[1]
-    conns, key = held.conns, id(pool)
-    conn = _pin(pool)
-    conns[key] = (weakref.ref(pool, lambda _: conns.pop(key, None)), conn)
-    return conn
+    by_pool, key = _local.slots.by_pool, id(pool)
+    slot = _Slot(weakref.ref(pool, lambda _: by_pool.pop(key, None)), _pin(pool), _maint_notifications(pool))
+    by_pool[key] = slot
+    return slot
 
 
 def _pin(pool: Any) -> Any:
@@ -175,7 +477,7 @@ def _pin(pool: Any) -> Any:
         return None
     with _budget_lock:
         holding = _budget.get(pool, 0)
-        if holding >= pool.max_connections // 2:
+        if holding >= min(pool.max_connections // 2, PIN_LIMIT):
             return None
         _budget[pool] = holding + 1
     try:
@@ -193,47 +495,61 @@ def _unpin(pool: Any, conn: Any) -> None:
     pool.release(conn)
 
 
-_takes_no_command: dict[type, bool] = {}
+_wants_command_name: dict[type, bool] = {}
+
+
+def wants_command_name(kind: type) -> bool:
+    """Whether a pool class's ``get_connection`` requires a command name (unused by the
+    pools): redis-py before 5.3 does, sync and asyncio alike; later versions deprecate
+    passing one."""
+    wants = _wants_command_name.get(kind)
+    if wants is None:
+        parameter = inspect.signature(kind.get_connection).parameters.get("command_name")  # type: ignore[attr-defined]
+        wants = _wants_command_name[kind] = parameter is not None and parameter.default is inspect.Parameter.empty
+    return wants
 
 
 def _checkout(pool: Any) -> Any:
-    """A connection from the pool: redis-py before 5.3 requires a command name (unused
-    by its pools), later versions deprecate passing one."""
-    kind = type(pool)
-    plain = _takes_no_command.get(kind)
-    if plain is None:
-        parameter = inspect.signature(kind.get_connection).parameters.get("command_name")
-        plain = parameter is None or parameter.default is not inspect.Parameter.empty
-        _takes_no_command[kind] = plain
-    return pool.get_connection() if plain else pool.get_connection("EVALSHA")
+    """A connection from the pool, connected and checked (a dead one is replaced)."""
+    return pool.get_connection("EVALSHA") if wants_command_name(type(pool)) else pool.get_connection()
 
 
 def _forget_after_fork() -> None:
     """In a forked child: the parent's threads and their connections are not ours."""
-    held = getattr(_local, "held", None)
-    if held is not None:
-        held.conns.clear()
-    _local.held = None
+    _local.slots.by_pool.clear()
+    _local.slots = _ThreadSlots()
     _budget.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def _execute_pipelined(client: Any, requests: list[Request]) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for request in requests:
-        if type(request) is ScriptCall:
-            pipe.execute_command(*request.script.evalsha_args(request.keys, request.args))
-        else:
-            pipe.execute_command(*request.args)  # type: ignore[union-attr]
-    replies = pipe.execute(raise_on_error=False)
-    for position, reply in enumerate(replies):
-        if isinstance(reply, NoScriptError):
-            replies[position] = execute(client, requests[position])
-        elif isinstance(reply, Exception):
-            raise reply
-    return list(replies)
+def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
+    """The request through the client's own ``execute_command`` and pipelines."""
+    if type(request) is list:
+        pipe = client.pipeline(transaction=False)
+        for item in request:
+            pipe.execute_command(*wire_args(item))
+        replies = pipe.execute(raise_on_error=False)
+        for position, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                replies[position] = _execute_generic(client, request[position])
+            elif isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+    if type(request) is ScriptCall:
+        script = request.script
+        try:
+            return client.execute_command(*script.evalsha_args(request.keys, request.args))
+        except NoScriptError:
+            return client.execute_command(*script.eval_args(request.keys, request.args))
+    if type(request) is Transaction:
+        pipe = client.pipeline(transaction=True)
+        for command in request.commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
+    assert type(request) is Command
+    return client.execute_command(*request.args)
 
 
 def run(client: Any, flow: Flow[T]) -> T:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from ..exceptions import ConcurrencyError, IndexedRedisError
+from ..exceptions import ConcurrencyError, IndexedRedisError, NotReplicatedError
 from .context import Context
-from .requests import Flow, Request, ScriptCall
+from .requests import Flow, ScriptCall
 
 if TYPE_CHECKING:
     from ..options import ModelOptions
@@ -28,11 +29,19 @@ SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk path
 STALE_RESET_SECONDS = 600  # a staging generation silent this long was left by a dead reset
 
 
-def script(metas: Sequence[ModelOptions], request: Request) -> Flow[Any]:
+def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:
     """Send a script call; a stored record whose schema tag the schemas hash lacks
-    (the script then fails before writing anything) becomes a clear error."""
+    (the script then fails before writing anything) becomes a clear error.
+
+    A write of a model with ``WAIT_REPLICAS`` goes with a ``WAIT`` in the same round
+    trip, on the same connection; a write that too few replicas acknowledged in time
+    raises ``NotReplicatedError`` (it was applied on the master).
+    """
+    wait = max((meta.wait for meta in metas), default=(0, 0))
     try:
-        return (yield request)
+        if request.readonly or not wait[0]:
+            return (yield request)
+        reply, acknowledged = yield replace(request, wait=wait)
     except ResponseError as exc:
         match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", str(exc))
         if match is None:
@@ -42,6 +51,13 @@ def script(metas: Sequence[ModelOptions], request: Request) -> Flow[Any]:
             f"Model {names}: a stored record carries schema tag {match[1]}, which the "
             f"model's schemas hash does not hold (the data was not written by IndexedRedis, "
             f"or the hash was deleted); nothing was written") from None
+    if reply[0] == OK and int(acknowledged) < wait[0]:
+        names = ", ".join(m.name for m in metas)
+        raise NotReplicatedError(
+            f"Model {names}: the write was applied on the master, but only {acknowledged} of "
+            f"{wait[0]} replicas acknowledged it within {wait[1]} ms (WAIT_REPLICAS); it may be "
+            f"lost if the master fails before they catch up", int(acknowledged), wait[0])
+    return reply
 
 
 def call_current(ctx: Context, build: Callable[[int], ScriptCall]) -> Flow[list[Any]]:

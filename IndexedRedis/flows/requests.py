@@ -27,17 +27,24 @@ T = TypeVar("T")
 
 #: Commands that change nothing, so a driver may send them again after a failure.
 READ_COMMANDS = frozenset({"GET", "HMGET", "HGET", "HSCAN", "SMEMBERS", "SCARD", "ZCARD", "EXISTS",
-                           "INFO", "CONFIG", "PING"})
+                           "INFO", "CONFIG", "PING", "WAIT"})
 
 
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
-    """One Lua script call (EVALSHA, falling back to EVAL)."""
+    """One Lua script call (EVALSHA, falling back to EVAL).
+
+    With ``wait`` (replicas, timeout ms), the driver sends ``WAIT`` right after the
+    script on the same connection, in the same round trip (again after the script
+    whenever it resends it: EVAL for an unknown script, a redirect on a cluster), and
+    the reply is [the script's reply, how many replicas acknowledged it].
+    """
 
     script: Script
     keys: Sequence[bytes]
     args: Sequence[Any]
     route: Any = None
+    wait: tuple[int, int] | None = None
 
     @property
     def readonly(self) -> bool:

@@ -12,7 +12,7 @@ from ..entries import current_index_keys, every_index_key, load_groups, sorted_i
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields import NULL_STORED
 from ..state import assign_pk, mark_stored
-from .common import FREE_BATCH, OK, RESET_BATCH, STALE_RESET_SECONDS, KeyNumbers
+from .common import FREE_BATCH, OK, RESET_BATCH, STALE_RESET_SECONDS, KeyNumbers, script
 from .context import Context
 from .read import page_flow
 from .requests import Command, Flow, ScriptCall
@@ -63,9 +63,10 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
     records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
     _check_unique(meta, objs, records)
 
-    reply = yield ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
-                             (len(objs) - len(given), max(given, default=0), meta.schema_tag,
-                              meta.schema_blob))
+    begin = ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
+                       (len(objs) - len(given), max(given, default=0), meta.codec.schema_tag,
+                        meta.codec.schema_blob))
+    reply = yield from script((meta,), begin)
     gen, fresh = int(reply[1]), int(reply[2])
     pks = []
     for obj in objs:
@@ -89,17 +90,17 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
             batch_pks, batch_records = pks[start:stop], records[start:stop]
             args: list[Any] = [gen, len(batch_pks)]
             for pk, record in zip(batch_pks, batch_records):
-                args += (pk, meta.pack(record))
+                args += (pk, meta.codec.pack(record))
             args += load_groups(meta, gk, number, batch_pks, batch_records)
-            reply = yield ScriptCall(scripts.RESET_LOAD, number.keys, args)
+            reply = yield from script((meta,), ScriptCall(scripts.RESET_LOAD, number.keys, args))
             if reply[0] != OK:
                 raise ConcurrencyError(
                     f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
                     f"{STALE_RESET_SECONDS}s while another reset finished)")
             if progress is not None:
                 progress(min(stop, len(objs)), len(objs))
-        reply = yield ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
-                                 (gen, STALE_RESET_SECONDS))
+        reply = yield from script((meta,), ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
+                                                      (gen, STALE_RESET_SECONDS)))
         if reply[0] != OK:
             raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
     except Exception:

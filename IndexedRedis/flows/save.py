@@ -68,8 +68,8 @@ def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[No
     if not new_by_model:
         return
     metas = list(new_by_model)
-    reply = yield ScriptCall(scripts.RESERVE_PKS, [m.keys.nextpk for m in metas],
-                             [len(new_by_model[m]) for m in metas])
+    reply = yield from script(metas, ScriptCall(scripts.RESERVE_PKS, [m.keys.nextpk for m in metas],
+                                                [len(new_by_model[m]) for m in metas]))
     for meta, first in zip(metas, reply[1:], strict=True):
         for offset, obj in enumerate(new_by_model[meta]):
             assign_pk(obj, int(first) + offset)
@@ -98,12 +98,12 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
             gk = gen_keys[meta] = meta.keys.generation(gen)
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
                            number(meta.keys.nextpk), number(meta.keys.schemas),
-                           b"%d" % meta.schema_tag, meta.schema_blob))
+                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob))
         objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
             if p.full:
-                payload: Any = meta.pack(p.changed)
+                payload: Any = meta.codec.pack(p.changed)
                 to_index = meta.indexed
             else:
                 payload = [(name, *stored_arg(value)) for name, value in p.changed.items()]
@@ -134,7 +134,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                     f"by another object; nothing was saved", culprit.meta.name, name, value)
             if status == STALE_VALUES:
                 stored = culprit.believed = (yield from records_flow(culprit.meta, [reply[2]]))[0]
-                if not culprit.full and culprit.meta.stored_tag(reply[2]) != culprit.meta.schema_tag:
+                if not culprit.full and culprit.meta.codec.stored_tag(reply[2]) != culprit.meta.codec.schema_tag:
                     # Written by another version of the model: rewrite it whole in our
                     # layout, with the stored values of every field this save leaves
                     # alone (as a partial update would).  The object still believes its
