@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from redis.connection import AbstractConnection, HiredisRespSerializer, PythonRespSerializer
@@ -30,16 +30,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..flows.requests import Command, Flow, Request, ScriptCall, Transaction
+from ..flows.requests import Command, Request, ScriptCall, Transaction
 
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # redis-py packs in Python then
     _hiredis_pack = None  # type: ignore[assignment]
 
-__all__ = ["run", "execute"]
+__all__ = ["execute"]
 
-T = TypeVar("T")
 
 #: Threads of one process that keep a connection of one pool checked out: at most half
 #: the pool's ``max_connections`` (so the rest stay free for the other threads and for
@@ -550,18 +549,3 @@ def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
         return pipe.execute()
     assert type(request) is Command
     return client.execute_command(*request.args)
-
-
-def run(client: Any, flow: Flow[T]) -> T:
-    """Drive a flow to its end, one request (one round trip) at a time."""
-    try:
-        request = next(flow)
-        while True:
-            try:
-                reply = execute(client, request)
-            except Exception as exc:  # let the flow clean up (e.g. abandon a reset)
-                request = flow.throw(exc)
-            else:
-                request = flow.send(reply)
-    except StopIteration as stop:
-        return stop.value
