@@ -12,14 +12,15 @@ import msgpack
 from .. import scripts
 from ..compiler import PK_ORDER, Order, Query, compile_query
 from ..exceptions import ConcurrencyError
+from ..fields.links import ForeignLink, ForeignLinks
 from ..state import mark_stored
 from .common import MAX_ATTEMPTS, STALE_GEN, call_current
 from .context import Context, routed
 from .requests import Emit, Flow, Request, ScriptCall, Transaction
+from .save import linked_objects
 from .schemas import instances_flow, partial_instances_flow
 
 if TYPE_CHECKING:
-    from ..fields.links import ForeignLink
     from ..model import IndexedRedisModel
     from ..options import ModelOptions
 
@@ -188,8 +189,6 @@ def reload_flow(ctx: Context, obj: IndexedRedisModel, cascade: bool = True) -> F
     mark_stored(obj, obj._id, fresh._orig)
     if not cascade:
         return changes
-    from .save import linked_objects
-
     seen = {id(obj)}
     for field in meta.foreign_fields:
         value = obj.__dict__.get(field.name)
@@ -212,8 +211,6 @@ def reload_flow(ctx: Context, obj: IndexedRedisModel, cascade: bool = True) -> F
 
 def linked_objects_of(value: Any) -> list[IndexedRedisModel]:
     """The objects a link field's value holds in memory."""
-    from ..fields.links import ForeignLink, ForeignLinks
-
     return value.objects() if isinstance(value, (ForeignLink, ForeignLinks)) else []
 
 
@@ -238,8 +235,6 @@ def links_flow(ctx: Context, objs: Sequence[IndexedRedisModel], field_name: str 
     """Load the objects that ``objs`` link to (through every link field, or only
     ``field_name``), and with ``deep`` theirs, and so on: one pipelined round trip per
     level of links and connection."""
-    from ..fields.links import ForeignLink, ForeignLinks
-
     known: dict[tuple[ModelOptions, int], IndexedRedisModel] = {}
     for obj in objs:
         if obj._id is not None:

@@ -10,6 +10,7 @@ import msgpack
 from .. import scripts
 from ..entries import ABSENT, index_group, same_stored, stored_arg
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
+from ..fields.links import ForeignLink, ForeignLinks
 from ..state import assign_pk, forget_stored_record, mark_stored
 from .common import (
     MAX_ATTEMPTS,
@@ -158,8 +159,6 @@ def _text(value: Any) -> str:
 
 def linked_objects(obj: IndexedRedisModel) -> list[IndexedRedisModel]:
     """The linked objects an instance holds in memory (none are fetched)."""
-    from ..fields.links import ForeignLink, ForeignLinks
-
     found: list[IndexedRedisModel] = []
     for field in type(obj)._meta.foreign_fields:
         value = obj.__dict__.get(field.name)
