@@ -25,20 +25,32 @@ __all__ = ["run", "iterate", "arun", "aiterate"]
 T = TypeVar("T")
 
 
-def _sync_executor(client: Any) -> Callable[[Any, Request | list[Request]], Any]:
-    if isinstance(client, redis.cluster.RedisCluster):
-        from .cluster import execute
+_sync_executors: dict[type, Callable[[Any, Any], Any]] = {}
+_async_executors: dict[type, Callable[[Any, Any], Awaitable[Any]]] = {}
 
-        return execute
-    return sync.execute
+
+def _sync_executor(client: Any) -> Callable[[Any, Request | list[Request]], Any]:
+    """The sync driver for a client, by its type (cached: a cluster check through
+    redis-py's class hierarchy costs more than a whole step of a flow)."""
+    kind = type(client)
+    found = _sync_executors.get(kind)
+    if found is None:
+        from . import cluster
+
+        found = _sync_executors[kind] = cluster.execute if issubclass(kind, redis.cluster.RedisCluster) \
+            else sync.execute
+    return found
 
 
 def _async_executor(client: Any) -> Callable[[Any, Request | list[Request]], Awaitable[Any]]:
-    if isinstance(client, redis.asyncio.cluster.RedisCluster):
-        from .cluster import aexecute
+    kind = type(client)
+    found = _async_executors.get(kind)
+    if found is None:
+        from . import cluster
 
-        return aexecute
-    return aio.execute
+        found = _async_executors[kind] = cluster.aexecute \
+            if issubclass(kind, redis.asyncio.cluster.RedisCluster) else aio.execute
+    return found
 
 
 def _target(client: Any, request: Any) -> Any:  # request: Request | list[Request]
@@ -68,11 +80,24 @@ def _drive(client: Any, flow: Flow[Any]) -> Iterator[Any]:
 
 
 def run(client: Any, flow: Flow[T]) -> T:
-    """Drive a flow to its end on a sync client, one request (one round trip) at a time."""
-    driven = _drive(client, flow)
+    """Drive a flow to its end on a sync client, one request (one round trip) at a time.
+
+    The hot path of every sync operation, so it loops here itself rather than through
+    ``_drive`` (a flow that emits items has them dropped)."""
+    execute = _sync_executor(client)
     try:
+        request = next(flow)
         while True:
-            next(driven)  # a flow that emits items has them dropped here
+            if type(request) is Emit:
+                request = flow.send(None)
+                continue
+            target = _target(client, request)
+            try:
+                reply = (execute if target is client else _sync_executor(target))(target, request)  # type: ignore[arg-type]
+            except Exception as exc:
+                request = flow.throw(exc)
+            else:
+                request = flow.send(reply)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 

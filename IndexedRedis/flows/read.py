@@ -161,7 +161,7 @@ def get_objects_flow(ctx: Context, pks: Sequence[int], fields: Sequence[str] | N
         return []
     blobs = yield from get_flow(ctx, pks)
     found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
-    built = yield from _build_flow(ctx.meta, [pk for pk, _ in found], [blob for _, blob in found], fields)
+    built = yield from _build_flow(ctx.meta, [pk for pk, _ in found], tuple(blob for _, blob in found), fields)
     by_pk = iter(built)
     objs: list[IndexedRedisModel | None] = [None if blob is None else next(by_pk) for blob in blobs]
     if cascade:
