@@ -450,6 +450,52 @@ def test_a_connection_killed_while_idle_is_replaced(redis_url: str, redis_client
     exercise(run_sync(client))
 
 
+def test_async_connections_killed_while_idle_are_replaced(redis_url: str, redis_client: redis.Redis) -> None:
+    async def main() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url, retry=NO_ASYNC_RETRY)
+        await asyncio.gather(*(aexercise(run_async(client)) for _ in range(8)))
+        assert len(aio._kept[client.connection_pool].idle) == 8  # kept between requests
+        redis_client.client_kill_filter(_type="normal", skipme=True)
+        await asyncio.gather(*(aexercise(run_async(client)) for _ in range(8)))
+        await aclose(client)
+
+    asyncio.run(main())
+
+
+def test_an_async_kept_connection_with_unread_data_is_not_reused_as_is(redis_url: str) -> None:
+    """A reply nobody read must not be taken for the next request's (with RESP3 and
+    maintenance notifications, redis-py's pools leave pending data for the next read,
+    and so does the driver)."""
+    async def main() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url, retry=NO_ASYNC_RETRY, protocol=2)
+        await aio.execute(client, Command(("SET", b"drv:k", b"v")))
+        conn = aio._kept[client.connection_pool].idle[-1]
+        await conn.send_command("PING")  # its reply is left unread
+        await asyncio.sleep(0.05)
+        assert await aio.execute(client, Command(("GET", b"drv:k"))) == b"v"
+        await aclose(client)
+
+    asyncio.run(main())
+
+
+def test_many_async_tasks_keep_at_most_a_bounded_number_of_connections(redis_url: str,
+                                                                      redis_client: redis.Redis) -> None:
+    """300 tasks at once on a pool of redis-py 5's default size (2**31): 64 connections
+    are kept between requests, the rest go back to the pool."""
+    async def main() -> None:
+        pool = redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=2**31)
+        client = redis.asyncio.Redis(connection_pool=pool)
+        for _ in range(2):
+            await asyncio.gather(*(aio.execute(client, ScriptCall(INCR, (b"drv:tasks",), ())) for _ in range(300)))
+        kept = aio._kept[pool]
+        assert len(kept.held) == len(kept.idle) == aio.PIN_LIMIT
+        assert set(pool._in_use_connections) == kept.held
+        assert redis_client.get(b"drv:tasks") == b"600"
+        await pool.disconnect()
+
+    asyncio.run(main())
+
+
 # ---- never send a write twice; retry reads per the Retry policy --------------------------
 
 WRITES: dict[str, tuple[Request | list[Request], int]] = {
@@ -602,11 +648,11 @@ def test_async_writes_that_failed_while_being_sent(redis_url: str, redis_client:
     async def main() -> None:
         client = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 1))
         await aio.execute(client, ScriptCall(INCR, (b"warm",), ()))
-        writer: Any = client.connection_pool._available_connections[-1]._writer  # of the next one handed out
+        writer: Any = aio._kept[client.connection_pool].idle[-1]._writer  # of the next one handed out
         fail = [1]
         writer.writelines = _fail_writes(writer.writelines, fail, False, BrokenPipeError)
         assert await aio.execute(client, ScriptCall(INCR, (KEY,), ())) == 1  # sent again, ran once
-        writer = client.connection_pool._available_connections[-1]._writer  # reconnected: a new one
+        writer = aio._kept[client.connection_pool].idle[-1]._writer  # reconnected: a new one
         fail[0] = 1
         writer.writelines = _fail_writes(writer.writelines, fail, True, BrokenPipeError)
         with pytest.raises(redis.ConnectionError, match="may or may not have been applied"):
@@ -740,7 +786,9 @@ def test_an_async_blocking_pool(redis_url: str, redis_client: redis.Redis) -> No
         client = redis.asyncio.Redis(connection_pool=pool)
         await asyncio.gather(*(aexercise(run_async(client)) for _ in range(64)))
         await amodel_roundtrip(client)
-        assert len(pool._in_use_connections) == 0
+        kept = aio._kept[pool]
+        assert len(kept.held) == 2 and len(kept.idle) == 2  # max_connections // 2 kept, and idle now
+        assert set(pool._in_use_connections) == kept.held  # the others went back
         await pool.disconnect()
 
     asyncio.run(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import weakref
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from .sync import (
     _MULTI,
     BY_ENCODER,
     BY_HIREDIS,
+    PIN_LIMIT,
     _hiredis_pack,
     _maint_notifications,
     pack,
@@ -55,16 +57,72 @@ async def execute(client: Any, request: Request | list[Request]) -> Any:
     if client.single_connection_client:
         return await _on_single_connection(client, request)
     pool = client.connection_pool
-    if wants_command_name(type(pool)):
+    kept = _kept.get(pool)
+    if kept is None:
+        kept = _keeping(pool)
+    if kept.idle:
+        conn = kept.idle.pop()
+        if _stale(conn, kept.pushes):
+            await conn.disconnect()  # reconnected before the write
+    elif wants_command_name(type(pool)):
         conn = await pool.get_connection("EVALSHA")
     else:
         conn = await pool.get_connection()
     try:
-        if _hung_up(conn):
-            await conn.disconnect()  # reconnected before the write
+        if conn not in kept.held:
+            if _hung_up(conn):
+                await conn.disconnect()  # reconnected before the write
         return await _send(client, conn, request)
     finally:
-        await pool.release(conn)
+        if conn in kept.held or kept.keep(conn):
+            if kept.pushes and conn.should_reconnect():  # a maintenance notification moved the endpoint
+                await conn.disconnect()
+            kept.idle.append(conn)
+        else:
+            await pool.release(conn)
+
+
+class _Kept:
+    """The connections of one pool that this driver keeps checked out between requests.
+
+    Taking a connection from a redis.asyncio pool and giving it back costs more than
+    the rest of a get by pk (a Condition, a timeout and observability hooks per
+    checkout in redis-py 8), so, as the sync driver keeps one per thread, the asyncio
+    driver keeps the connections its tasks used in a stack of idle ones, up to
+    min(max_connections // 2, PIN_LIMIT) per pool: the rest stay for the client's own
+    commands and pipelines.  Tasks beyond that take one from the pool per request.
+    Only plain and blocking pools without credential providers take part (those
+    re-authenticate on checkout); Sentinel's pools (a master that moves) do not.  A
+    kept connection is checked before reuse as the pools check theirs: closed by the
+    server or holding unread data, it is dropped and reconnects on the write.  After
+    ``aclose()`` (which disconnects in-use connections too) the kept ones reconnect on
+    their next use.
+    """
+
+    __slots__ = ("idle", "held", "limit", "pushes", "__weakref__")
+
+    def __init__(self, limit: int, pushes: bool) -> None:
+        self.idle: list[Any] = []
+        self.held: set[Any] = set()
+        self.limit = limit
+        self.pushes = pushes
+
+    def keep(self, conn: Any) -> bool:
+        if len(self.held) >= self.limit or not conn.is_connected:
+            return False
+        self.held.add(conn)
+        return True
+
+
+_kept: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
+
+
+def _keeping(pool: Any) -> _Kept:
+    eligible = type(pool) in (redis.asyncio.ConnectionPool, redis.asyncio.BlockingConnectionPool) \
+        and pool.connection_kwargs.get("credential_provider") is None
+    limit = min(pool.max_connections // 2, PIN_LIMIT) if eligible else 0
+    kept = _kept[pool] = _Kept(limit, _maint_notifications(pool))
+    return kept
 
 
 async def _on_single_connection(client: Any, request: Request | list[Request]) -> Any:
@@ -97,6 +155,23 @@ async def _drop_if_stale(conn: Any, pushes_expected: bool) -> None:
 
 
 _HANG_UP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0) if hasattr(select, "poll") else 0
+_READABLE = select.POLLIN if hasattr(select, "poll") else 1
+
+
+def _socket_events(conn: Any) -> int:
+    """What a zero-timeout poll of ``conn``'s socket reports (``_HANG_UP`` and
+    ``_READABLE`` bits); 0 when it is not connected."""
+    sock = None if conn._writer is None else conn._writer.get_extra_info("socket")
+    if sock is None:
+        return 0
+    if not _HANG_UP:  # no poll(2) here: select tells readable, not hung up
+        return _READABLE if select.select((sock,), (), (), 0)[0] else 0
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN | _HANG_UP)
+    found = 0
+    for _, events in poller.poll(0):
+        found |= events
+    return found
 
 
 def _hung_up(conn: Any) -> bool:
@@ -108,14 +183,21 @@ def _hung_up(conn: Any) -> bool:
     a microsecond: Linux reports the server's FIN as POLLRDHUP; elsewhere only a reset
     connection (POLLHUP, POLLERR) is caught here.
     """
-    if not _HANG_UP or conn._writer is None:
+    return bool(_socket_events(conn) & _HANG_UP)
+
+
+def _stale(conn: Any, pushes: bool) -> bool:
+    """Whether an idle kept connection must be replaced: the server closed it, or it
+    holds data nobody read (read by the event loop but not parsed, or not read yet).
+    Where the server may push (RESP3 with maintenance notifications) pending data is
+    left for the next read, as redis-py's pools do."""
+    events = _socket_events(conn)
+    if events & _HANG_UP:
+        return True
+    if pushes and str(conn.protocol) == "3":
         return False
-    sock = conn._writer.get_extra_info("socket")
-    if sock is None:
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN | _HANG_UP)
-    return any(events & _HANG_UP for _, events in poller.poll(0))
+    reader = conn._reader
+    return bool(events & _READABLE or reader is not None and reader._buffer)
 
 
 async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any:

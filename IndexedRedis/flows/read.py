@@ -160,10 +160,15 @@ def get_objects_flow(ctx: Context, pks: Sequence[int], fields: Sequence[str] | N
     if not pks:
         return []
     blobs = yield from get_flow(ctx, pks)
+    if fields is None and None not in blobs:  # all found, the common case: no gaps to fill
+        objs: list[IndexedRedisModel | None] = (yield from instances_flow(ctx.meta, pks, blobs))  # type: ignore[assignment]
+        if cascade:
+            yield from links_flow(ctx, objs)  # type: ignore[arg-type]
+        return objs
     found = [(pk, blob) for pk, blob in zip(pks, blobs, strict=True) if blob is not None]
     built = yield from _build_flow(ctx.meta, [pk for pk, _ in found], tuple(blob for _, blob in found), fields)
     by_pk = iter(built)
-    objs: list[IndexedRedisModel | None] = [None if blob is None else next(by_pk) for blob in blobs]
+    objs = [None if blob is None else next(by_pk) for blob in blobs]
     if cascade:
         yield from links_flow(ctx, [obj for obj in objs if obj is not None])
     return objs
