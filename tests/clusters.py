@@ -252,6 +252,27 @@ class LocalCluster:
         if node.admin is not None:
             node.admin.connection_pool.disconnect()
 
+    def pause(self, port: int) -> None:
+        """SIGSTOP one node: it reads nothing (a replica falls behind its master, whose
+        replication stream piles up in the kernel's buffers and then in its own)."""
+        process = self._nodes[port].process
+        assert process is not None and process.poll() is None, f"node {port} is not running"
+        process.send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        """SIGCONT a paused node."""
+        process = self._nodes[port].process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+
+    def replica_of(self, port: int) -> int:
+        """Port of a live replica of the master at ``port``."""
+        master = self.node_id(port)
+        for node in self.nodes(port):
+            if node["master"] == master and "fail" not in node["flags"] and self.alive(int(str(node["port"]))):
+                return int(str(node["port"]))
+        raise ClusterStartError(f"master {port} has no live replica")
+
     def restart(self, port: int) -> None:
         """Start a killed node again; its nodes.conf makes it rejoin under its old id
         (with an empty dataset: nothing is persisted)."""
@@ -339,7 +360,9 @@ class LocalCluster:
         """Undo what a failed test may have left: restart dead nodes, end half-done
         slot migrations, wait until healthy.  Cheap when nothing is wrong."""
         for port in self._nodes:
-            if not self.alive(port):
+            if self.alive(port):
+                self.resume(port)  # a paused node, if any
+            else:
                 self.restart(port)
         for port in self.master_ports():
             myself = next(n for n in self.nodes(port) if "myself" in n["flags"])
