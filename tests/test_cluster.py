@@ -179,6 +179,7 @@ def test_redis_url_may_ask_for_a_cluster(empty_cluster: LocalCluster, monkeypatc
 # ---- resharding: the model's slot moves while writers and a reader run -----------------
 
 RESHARD_WRITES = 300
+ASYNC_TASKS = 8
 
 
 def _use_cluster(port: int) -> None:
@@ -197,19 +198,27 @@ def _reshard_writer(port: int, mode: str, results: Any) -> None:
         return obj, (["update"] if i % 3 == 0 else []) + (["delete"] if i % 7 == 0 else [])
 
     async def run_async() -> None:
-        for i in range(RESHARD_WRITES):
-            obj, then = plan(i)
-            try:
-                await obj.asave()
-                if "update" in then:
-                    obj.track = 9
+        """ASYNC_TASKS tasks at once on one event loop (a slot-map refresh after a MOVED
+        must not break the others' requests in flight)."""
+        numbers = iter(range(RESHARD_WRITES))
+
+        async def task() -> None:
+            for i in numbers:
+                obj, then = plan(i)
+                try:
                     await obj.asave()
-                expected[obj._id] = (obj.artist, obj.title, obj.track)
-                if "delete" in then:
-                    await obj.adelete()
-                    expected[next(reversed(expected))] = None
-            except Exception as exc:  # reported to the test
-                errors.append(f"{mode}-{i}: {exc!r}")
+                    if "update" in then:
+                        obj.track = 9
+                        await obj.asave()
+                    expected[obj._id] = (obj.artist, obj.title, obj.track)
+                    if "delete" in then:
+                        pk = obj._id
+                        await obj.adelete()
+                        expected[pk] = None
+                except Exception as exc:  # reported to the test
+                    errors.append(f"{mode}-{i}: {exc!r}")
+
+        await asyncio.gather(*(task() for _ in range(ASYNC_TASKS)))
 
     try:
         if mode == "async":

@@ -6,6 +6,7 @@ refused with NotReplicatedError while the new master has no replica)."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
 from typing import Any
@@ -217,3 +218,81 @@ def test_acknowledged_writes_lost_to_replication_lag_and_kept_by_wait(
           f"failed saves: fast {len(outcomes['fast'][1])}, safe {len(outcomes['safe'][1])}")
     assert lost["fast"], "a master-only acknowledgement survived megabytes of replication lag"
     assert lost["safe"] == [], f"WAIT_REPLICAS = 1 lost acknowledged writes: {lost['safe'][:10]}"
+
+
+def _async_writer(port: int, started: Any, killed: Any, results: Any) -> None:
+    """ASYNC_TASKS tasks saving FastItem objects on one event loop, through the master's
+    failure; reports the pks acknowledged after ``killed`` was set plus a few seconds of
+    grace, and every error with the time it came (relative to the kill)."""
+    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": port, "cluster": True,
+                                     "socket_timeout": 2, "socket_connect_timeout": 1})
+    acked: list[int] = []
+    errors: list[tuple[float, str]] = []
+    killed_at: list[float] = []
+
+    async def task(number: int) -> None:
+        while len(acked) < ASYNC_WRITES:
+            if not killed_at and killed.is_set():
+                killed_at.append(time.monotonic())
+            obj = FastItem(name=f"async-{number}", n=number)
+            try:
+                await obj.asave()
+            except Exception as exc:  # outcome unknown: not acknowledged
+                errors.append((time.monotonic() - killed_at[0] if killed_at else -1.0, repr(exc)))
+                await asyncio.sleep(0.05)
+                continue
+            acked.append(obj._id)  # type: ignore[arg-type]
+            if len(acked) == 200:
+                started.set()
+
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*(task(n) for n in range(ASYNC_TASKS))), 120)
+
+    asyncio.run(main())
+    results.put((acked, errors))
+
+
+ASYNC_TASKS = 16
+ASYNC_WRITES = 3000
+
+
+def test_async_tasks_resume_after_a_master_fails(redis_cluster_with_replicas: LocalCluster) -> None:
+    """The asyncio cluster driver through a failover: 16 tasks on one loop save while
+    the master of their slot is SIGKILLed; they get errors while nobody serves the slot,
+    none once the replica has taken over (plus a second for the slot map to settle),
+    and the indexes agree with the stored objects."""
+    cluster = redis_cluster_with_replicas
+    cluster.heal()
+    cluster.flushall()
+    slot = key_slot(FastItem._meta.keys.prefix)
+    victim = cluster.owner(slot)
+    entry = next(p for p in cluster.master_ports() if p != victim)
+    context = multiprocessing.get_context("spawn")
+    results, started, killed = context.Queue(), context.Event(), context.Event()
+    writer = context.Process(target=_async_writer, args=(entry, started, killed, results), daemon=True)
+    writer.start()
+    try:
+        assert started.wait(60), "the writer never got going"
+        cluster.kill(victim)
+        killed.set()
+        killed_at = time.monotonic()
+        while time.monotonic() < killed_at + 60 and _live_owner(cluster, slot) in (victim, None):
+            time.sleep(0.1)
+        failover_seconds = time.monotonic() - killed_at
+        acked, errors = results.get(timeout=150)
+    finally:
+        writer.join(timeout=10)
+        if writer.is_alive():
+            writer.kill()
+            writer.join()
+    new_owner = _live_owner(cluster, slot)
+    assert new_owner is not None and new_owner != victim
+    assert len(acked) >= ASYNC_WRITES, f"the tasks did not resume: {errors[-3:]}"
+    late = [error for error in errors if error[0] > failover_seconds + 1]
+    assert late == [], f"errors after the failover: {late[:3]}"
+    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": entry, "cluster": True})
+    stored = {obj._id for obj in FastItem.objects.all()}
+    assert_indexes_consistent(redis.Redis(host="127.0.0.1", port=new_owner), FastItem)
+    print(f"async: failover took {failover_seconds:.1f}s; {len(errors)} failed saves meanwhile; "
+          f"{len(set(acked) - stored)} of {len(acked)} acknowledged lost")
+    cluster.heal()
