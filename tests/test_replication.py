@@ -92,6 +92,30 @@ def test_without_wait_replicas_no_wait_is_sent(master_and_replica: Any) -> None:
         log.close()
 
 
+class _OwnClient(redis.Redis):
+    """A client subclass: the drivers send through its own execute_command and pipelines."""
+
+
+@pytest.mark.parametrize("client_class", [redis.Redis, _OwnClient], ids=["packed", "own-client"])
+def test_a_script_the_server_lacks_is_sent_whole_and_waited_for_again(master_and_replica: Any,
+                                                                      client_class: type[Any]) -> None:
+    """After SCRIPT FLUSH the EVALSHA fails, so the WAIT after it waited for nothing of
+    this write: the script goes again whole, with its own WAIT after it."""
+    from monitor import CommandLog
+
+    master, _ = master_and_replica
+    durable = _model(master, wait=1)
+    durable._connection = client_class(host="127.0.0.1", port=master.port)
+    log = CommandLog(f"redis://127.0.0.1:{master.port}/0")
+    try:
+        durable(name="warm").save()
+        redis.Redis(port=master.port).script_flush()
+        assert log.commands(lambda: durable(name="after flush").save()) == ["EVALSHA", "WAIT", "EVAL", "WAIT"]
+        assert durable.objects.filter(name="after flush").count() == 1
+    finally:
+        log.close()
+
+
 @pytest.mark.parametrize(("attribute", "value"), [("WAIT_REPLICAS", -1), ("WAIT_REPLICAS", "1"),
                                                   ("WAIT_TIMEOUT_MS", True)])
 def test_wait_settings_are_checked_when_the_model_is_defined(attribute: str, value: Any) -> None:

@@ -529,13 +529,18 @@ def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
         pipe = client.pipeline(transaction=False)
         for item in request:
             pipe.execute_command(*wire_args(item))
-        replies = pipe.execute(raise_on_error=False)
-        for position, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):
-                replies[position] = _execute_generic(client, request[position])
-            elif isinstance(reply, Exception):
+        replies = list(pipe.execute(raise_on_error=False))
+        again = resend_plan(request, replies)  # in the list's order where it matters (WAIT)
+        if again:
+            pipe = client.pipeline(transaction=False)
+            for position in again:
+                pipe.execute_command(*resend_args(request[position], replies[position]))
+            for position, reply in zip(again, pipe.execute(raise_on_error=False)):
+                replies[position] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
                 raise reply
-        return list(replies)
+        return replies
     if type(request) is ScriptCall:
         script = request.script
         try:

@@ -37,7 +37,9 @@ class ScriptCall:
     With ``wait`` (replicas, timeout ms), the driver sends ``WAIT`` right after the
     script on the same connection, in the same round trip (again after the script
     whenever it resends it: EVAL for an unknown script, a redirect on a cluster), and
-    the reply is [the script's reply, how many replicas acknowledged it].
+    the reply is [the script's reply, how many replicas acknowledged it].  Only a
+    request sent on its own carries ``wait`` (``flows.common.script`` makes them); a
+    pipelined list never does, and the drivers do not look for it there.
     """
 
     script: Script
