@@ -6,6 +6,7 @@ round trip; ``Model.reset`` swaps a whole dataset without stalling the server.
 
 from . import fields
 from .connection import (
+    acloseRedisConnections,
     clearRedisPools,
     getAsyncRedisConnection,
     getDefaultRedisConnectionParams,
@@ -100,6 +101,7 @@ __all__ = [
     "getAsyncRedisConnection",
     "getRedisPool",
     "clearRedisPools",
+    "acloseRedisConnections",
     "useEmbeddedRedis",
     "EmbeddedRedis",
     "IndexedRedisError",

@@ -195,6 +195,24 @@ def clearRedisPools() -> None:
             client.connection_pool.disconnect()
 
 
+async def acloseRedisConnections() -> None:
+    """Close the asyncio clients IndexedRedis made for the running event loop (from
+    connection params, and twins of sync ``_connection`` clients) and forget them; the
+    next async call makes new ones.  Await it before the loop ends, for example in an
+    ASGI app's shutdown, so that no connection outlives its loop (redis-py 5.0 prints
+    "Event loop is closed" for those as they are garbage collected).  Clients you
+    passed as ``_connection`` yourself are yours to close."""
+    clients = _loop_clients()
+    found = list(clients.values())
+    clients.clear()
+    for client in found:
+        client = client[1] if type(client) is tuple else client  # a twin: (its sync client, itself)
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            await client.aclose() if hasattr(client, "aclose") else await client.close()
+        else:  # made on a pool of its own, which closing the client leaves open
+            await client.connection_pool.disconnect()
+
+
 def _reset_default_for_tests() -> None:
     global _explicit_default, _version
     _explicit_default = None

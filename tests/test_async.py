@@ -250,6 +250,39 @@ def test_one_async_client_per_event_loop() -> None:
     assert ASong.objects.count() == 2
 
 
+def test_acloseRedisConnections_closes_the_loops_clients(redis_client: redis.Redis, redis_url: str) -> None:
+    from IndexedRedis import acloseRedisConnections
+
+    class OwnSyncForClose(IndexedRedisModel):
+        FIELDS = ["name"]
+        INDEXED_FIELDS = ["name"]
+        KEY_NAME = "OwnSyncForClose"
+        _connection = redis.Redis.from_url(redis_url)
+
+    def connected() -> int:
+        return sum(1 for c in redis_client.client_list() if c["name"] == "" and c["cmd"] != "client|list"
+                   and c["cmd"] != "client")
+
+    async def main() -> tuple[int, int, int]:
+        before = connected()
+        await asyncio.gather(*(ASong(artist="c", title=f"c{i}", track=i, album="").asave() for i in range(8)))
+        await OwnSyncForClose(name="x").asave()  # an asyncio twin of a sync client
+        opened = connected() - before
+        first = ASong._get_async_client()
+        await acloseRedisConnections()
+        for _ in range(100):  # the server sees the hang-ups at once, or nearly
+            closed = connected() - before
+            if closed == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert ASong._get_async_client() is not first  # forgotten: a new one on next use
+        assert await ASong.objects.filter(artist="c").acount() == 8
+        return opened, closed, connected() - before
+
+    opened, closed, after = arun(main)
+    assert opened >= 2 and closed == 0 and after >= 1
+
+
 def test_connection_may_be_an_asyncio_client_or_a_sync_one(redis_url: str) -> None:
     async def with_async_client() -> tuple[int, Any, int]:
         client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)  # a twin reads bytes

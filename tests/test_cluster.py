@@ -15,7 +15,7 @@ from clusters import LocalCluster
 from consistency import assert_indexes_consistent, assert_no_garbage
 from redis.crc import key_slot
 
-from IndexedRedis import IndexedRedisModel, IRField, UniqueConstraintError
+from IndexedRedis import IndexedRedisModel, IRField, UniqueConstraintError, acloseRedisConnections
 from IndexedRedis.connection import clearRedisPools, setDefaultRedisConnectionParams
 from IndexedRedis.fields.links import IRForeignLinkField
 
@@ -119,8 +119,13 @@ def test_async_api_on_a_cluster(cluster: LocalCluster) -> None:
         await first.adelete()
         streamed = [s._id async for s in CSong.objects.filter(artist="a0").aiterate(batchSize=4)]
         pks = await CSong.areset([CSong(artist="r", title=f"r{i}", track=0) for i in range(120)])
-        return {"found": len(found), "streamed": streamed, "pks": pks[:2],
-                "count": await CSong.objects.acount(), "gone": await CSong.objects.aget(3)}
+        got = {"found": len(found), "streamed": streamed, "pks": pks[:2],
+               "count": await CSong.objects.acount(), "gone": await CSong.objects.aget(3)}
+        client = CSong._get_async_client()
+        await acloseRedisConnections()
+        assert CSong._get_async_client() is not client and await CSong.objects.acount() == 120
+        await acloseRedisConnections()
+        return got
 
     got = arun(go)
     assert got["found"] == 20 and got["streamed"] == list(range(1, 31, 3)) and got["count"] == 120
