@@ -38,8 +38,9 @@ class UnknownSchemas(Exception):
 def _unpack_all(blobs: bytes | Iterable[bytes]) -> list[Any]:
     """Many msgpack values at once, given concatenated or as a list: one streaming unpack
     (much cheaper per value than separate calls)."""
-    if type(blobs) in (tuple, list) and len(blobs) == 1:  # one record (a get): no streaming needed
-        return [msgpack.unpackb(blobs[0], raw=False, unicode_errors="surrogateescape", use_list=False)]
+    if type(blobs) in (tuple, list) and len(blobs) == 1:  # type: ignore[arg-type]  # one record: no streaming
+        return [msgpack.unpackb(blobs[0], raw=False, unicode_errors="surrogateescape",  # type: ignore[index]
+                                use_list=False)]
     unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", max_buffer_size=0,
                                 use_list=False)
     unpacker.feed(blobs if isinstance(blobs, bytes) else b"".join(blobs))
