@@ -17,7 +17,6 @@ import cProfile
 import gc
 import hashlib
 import io
-import json
 import os
 import pstats
 import statistics
@@ -366,33 +365,15 @@ async def amain(args: argparse.Namespace, argv: list[str]) -> int:
         return 1 if errors else 0
 
     summary = summarize({k: v for k, v in results.items() if v})
-    meta = {
-        "date": report.now(),
-        "machine": report.machine(),
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "git": git,
-        "code_digest": digest,
-        "redis_server": redis_version,
-        "versions": {"redis-py": _version("redis"), "hiredis": _version("hiredis"),
-                     "indexedredis (ours)": _version("indexedredis")},
-        "plan": plan.to_json(),
-        "tasks": args.tasks,
-        "pool_size": pool_size,
-        "rounds": rounds,
-        "cpu_source": cpu_source,
-        "targets": TARGETS,
-        "elapsed_s": time.perf_counter() - started,
-        "load": {"start": load_start, "end": report.load_average()},
-        "command": " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT)
-                             else sys.executable, "-m", "bench.async_run", *argv]),
-    }
+    meta = report.side_meta(
+        git=git, digest=digest, redis_server=redis_version, plan=plan, rounds=rounds, cpu_source=cpu_source,
+        versions={"redis-py": _version("redis"), "hiredis": _version("hiredis"),
+                  "indexedredis (ours)": _version("indexedredis")},
+        targets=TARGETS, started=started, load_start=load_start,
+        command=report.command(ROOT, "bench.async_run", argv), tasks=args.tasks, pool_size=pool_size)
     md_text = markdown(meta, summary, errors)
-    os.makedirs(args.out, exist_ok=True)
-    paths = [os.path.join(args.out, f"async_latest.{ext}") for ext in ("md", "json")]
-    with open(paths[0], "w") as fh:
-        fh.write(md_text)
-    with open(paths[1], "w") as fh:
-        json.dump({"meta": meta, "summary": summary, "rounds_raw": results, "errors": errors}, fh, indent=2)
+    paths = report.write_side(args.out, "async", md_text, {"meta": meta, "summary": summary, "rounds_raw": results,
+                                                             "errors": errors})
     print()
     print(md_text)
     log("written: " + ", ".join(paths))
@@ -401,15 +382,8 @@ async def amain(args: argparse.Namespace, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="objects in the workload (default 20,000)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser = report.side_parser(__doc__, "async", OPS, os.path.join(BENCH, "results"))
     parser.add_argument("--tasks", type=int, default=64, help="concurrent tasks on the loop (default 64)")
-    parser.add_argument("--out", default=os.path.join(BENCH, "results"),
-                        help="output directory (default bench/results)")
-    parser.add_argument("--profile", choices=OPS,
-                        help="run ours only, one round, with this op under cProfile: print the top 10 "
-                             "functions and write async_<op>.prof into --out")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or args.tasks < 1:
         parser.error("--n, --rounds and --tasks must be at least 1")

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import cProfile
 import io
-import json
 import os
 import pstats
 import signal
@@ -405,34 +404,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return 1 if errors else 0
 
     summary = summarize({k: v for k, v in results.items() if v})
-    meta = {
-        "date": report.now(),
-        "machine": report.machine(),
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "git": git,
-        "code_digest": digest,
-        "redis_server": redis_version,
-        "cluster": {"masters": MASTERS, "ports": ports, **slots, **placement},
-        "versions": {"redis-py": _version("redis"), "hiredis": _version("hiredis"),
-                     "indexedredis (ours)": _version("indexedredis")},
-        "baseline_transaction": impls[0].transaction,
-        "plan": plan.to_json(),
-        "rounds": rounds,
-        "cpu_source": cpu_source,
-        "targets": TARGETS,
-        "elapsed_s": time.perf_counter() - started,
-        "load": {"start": load_start, "end": report.load_average()},
-        "command": " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT)
-                             else sys.executable, "-m", "bench.cluster_run", *argv]),
-    }
+    meta = report.side_meta(
+        git=git, digest=digest, redis_server=redis_version, plan=plan, rounds=rounds, cpu_source=cpu_source,
+        versions={"redis-py": _version("redis"), "hiredis": _version("hiredis"),
+                  "indexedredis (ours)": _version("indexedredis")},
+        targets=TARGETS, started=started, load_start=load_start,
+        command=report.command(ROOT, "bench.cluster_run", argv),
+        cluster={"masters": MASTERS, "ports": ports, **slots, **placement},
+        baseline_transaction=impls[0].transaction)
     md_text = markdown(meta, summary, notes, errors)
-    os.makedirs(args.out, exist_ok=True)
-    paths = [os.path.join(args.out, f"cluster_latest.{ext}") for ext in ("md", "json")]
-    with open(paths[0], "w") as fh:
-        fh.write(md_text)
-    with open(paths[1], "w") as fh:
-        json.dump({"meta": meta, "summary": summary, "rounds_raw": results, "errors": errors, "notes": notes},
-                  fh, indent=2)
+    paths = report.write_side(args.out, "cluster", md_text, {"meta": meta, "summary": summary, "rounds_raw": results,
+                                                             "errors": errors, "notes": notes})
     print()
     print(md_text)
     log("written: " + ", ".join(paths))
@@ -441,14 +423,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="objects in the workload (default 20,000)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--out", default=os.path.join(BENCH, "results"),
-                        help="output directory (default bench/results)")
-    parser.add_argument("--profile", choices=TIMED,
-                        help="run ours only, one round, with this op under cProfile: print the top 10 "
-                             "functions and write cluster_<op>.prof into --out")
+    parser = report.side_parser(__doc__, "cluster", TIMED, os.path.join(BENCH, "results"))
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1:
         parser.error("--n and --rounds must be at least 1")

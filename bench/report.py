@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import platform
 import statistics
+import sys
+import time
 from typing import Any
 
 from .ops import OPERATIONS, TIMED
@@ -263,8 +266,61 @@ def write(out_dir: str, meta: dict[str, Any], summary: dict[str, dict[str, Any]]
     return paths
 
 
+def write_side(out_dir: str, stem: str, md_text: str, data: dict[str, Any]) -> list[str]:
+    """``<stem>_latest.md`` and ``.json`` of a side benchmark (async, cluster) in
+    ``out_dir``; their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, f"{stem}_latest.{ext}") for ext in ("md", "json")]
+    with open(paths[0], "w") as fh:
+        fh.write(md_text)
+    with open(paths[1], "w") as fh:
+        json.dump(data, fh, indent=2, default=str)
+    return paths
+
+
+def side_parser(doc: str, stem: str, ops: list[str], out_default: str) -> argparse.ArgumentParser:
+    """The options every side benchmark takes: --n, --rounds, --out, --profile."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="objects in the workload (default 20,000)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--out", default=out_default, help="output directory (default bench/results)")
+    parser.add_argument("--profile", choices=ops,
+                        help="run ours only, one round, with this op under cProfile: print the top 10 "
+                             f"functions and write {stem}_<op>.prof into --out")
+    return parser
+
+
+def side_meta(*, git: str, digest: str, redis_server: str, versions: dict[str, str], plan: Any, rounds: int,
+              cpu_source: str, targets: dict[str, float], started: float, load_start: str, command: str,
+              **extra: Any) -> dict[str, Any]:
+    """The meta block of a side benchmark's results (``extra``: its own settings)."""
+    return {
+        "date": now(),
+        "machine": machine(),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "git": git,
+        "code_digest": digest,
+        "redis_server": redis_server,
+        "versions": versions,
+        "plan": plan.to_json(),
+        "rounds": rounds,
+        "cpu_source": cpu_source,
+        "targets": targets,
+        "elapsed_s": time.perf_counter() - started,
+        "load": {"start": load_start, "end": load_average()},
+        "command": command,
+        **extra,
+    }
+
+
+def command(root: str, module: str, argv: list[str]) -> str:
+    """The command line that reproduces a run, its interpreter relative to ``root``."""
+    python = os.path.relpath(sys.executable, root) if sys.executable.startswith(root) else sys.executable
+    return " ".join([python, "-m", module, *argv])
+
+
 def now() -> str:
     return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
-__all__ = ["BASELINE", "TIMED", "machine", "summarize", "markdown", "chart", "write", "now"]
+__all__ = ["BASELINE", "TIMED", "machine", "summarize", "markdown", "chart", "write", "write_side", "command", "now"]

@@ -283,9 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "elapsed_s": time.perf_counter() - started,
         "load": {"start": load_start, "end": report.load_average()},
-        "command": " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT)
-                             else sys.executable, "-m", "bench.run",
-                             *(argv if argv is not None else sys.argv[1:])]),
+        "command": report.command(ROOT, "bench.run", argv if argv is not None else sys.argv[1:]),
     }
     md_text = report.markdown(meta, summary, notes, errors, stall, scale, skipped)
     paths = report.write(args.out, meta, summary, md_text,

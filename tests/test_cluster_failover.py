@@ -66,6 +66,22 @@ def _live_owner(cluster: LocalCluster, slot: int) -> int | None:
     return None
 
 
+def _await_failover(cluster: LocalCluster, slot: int, victim: int) -> float:
+    """Seconds until a live master other than ``victim`` serves ``slot`` (60 at most)."""
+    killed_at = time.monotonic()
+    while time.monotonic() < killed_at + 60 and _live_owner(cluster, slot) in (victim, None):
+        time.sleep(0.1)
+    return time.monotonic() - killed_at
+
+
+def _join(processes: list[Any]) -> None:
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def _writer(port: int, which: str, started: Any, results: Any, payload: int = 0, count: Any = None) -> None:
     """Saves WRITES objects one by one (retrying after a failed one, as an application
     would, with the same object: a resend of an unacknowledged insert may store it once
@@ -114,22 +130,14 @@ def test_operations_resume_after_a_master_fails_and_indexes_agree(
         for event in started.values():
             assert event.wait(60), "a writer never got going"
         cluster.kill(victim)
-        killed_at = time.monotonic()
-        deadline = killed_at + 60
-        while time.monotonic() < deadline and _live_owner(cluster, slots["fast"]) in (victim, None):
-            time.sleep(0.1)
-        failover_seconds = time.monotonic() - killed_at
+        failover_seconds = _await_failover(cluster, slots["fast"], victim)
         # The promoted replica has no replica of its own: SafeItem's writes raise
         # NotReplicatedError until the old master is back, as a replica of the new one.
         cluster.restart(victim)
         outcomes = {which: (acked, failures) for which, acked, failures in
                     (results.get(timeout=150) for _ in writers)}
     finally:
-        for writer in writers:
-            writer.join(timeout=10)
-            if writer.is_alive():
-                writer.kill()
-                writer.join()
+        _join(writers)
     new_owner = _live_owner(cluster, slots["fast"])
     assert new_owner is not None and new_owner != victim
     node = redis.Redis(host="127.0.0.1", port=new_owner)
@@ -191,20 +199,13 @@ def test_acknowledged_writes_lost_to_replication_lag_and_kept_by_wait(
         behind = counts["fast"].value - before
         cluster.kill(victim)
         cluster.resume(replica)
-        killed_at = time.monotonic()
-        while time.monotonic() < killed_at + 60 and _live_owner(cluster, slot) in (victim, None):
-            time.sleep(0.1)
-        failover_seconds = time.monotonic() - killed_at
+        failover_seconds = _await_failover(cluster, slot, victim)
         cluster.restart(victim)  # it rejoins as the new master's replica: SafeItem's writes go on
         outcomes = {which: (acked, failures) for which, acked, failures in
                     (results.get(timeout=150) for _ in writers)}
     finally:
         cluster.resume(replica)
-        for writer in writers:
-            writer.join(timeout=10)
-            if writer.is_alive():
-                writer.kill()
-                writer.join()
+        _join(writers)
     assert _live_owner(cluster, slot) == replica
     setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": entry, "cluster": True})
     lost = {}
@@ -275,16 +276,10 @@ def test_async_tasks_resume_after_a_master_fails(redis_cluster_with_replicas: Lo
         assert started.wait(60), "the writer never got going"
         cluster.kill(victim)
         killed.set()
-        killed_at = time.monotonic()
-        while time.monotonic() < killed_at + 60 and _live_owner(cluster, slot) in (victim, None):
-            time.sleep(0.1)
-        failover_seconds = time.monotonic() - killed_at
+        failover_seconds = _await_failover(cluster, slot, victim)
         acked, errors = results.get(timeout=150)
     finally:
-        writer.join(timeout=10)
-        if writer.is_alive():
-            writer.kill()
-            writer.join()
+        _join([writer])
     new_owner = _live_owner(cluster, slot)
     assert new_owner is not None and new_owner != victim
     assert len(acked) >= ASYNC_WRITES, f"the tasks did not resume: {errors[-3:]}"
