@@ -82,6 +82,36 @@ def test_save_of_a_new_object_is_one_script_call_and_marks_it_stored() -> None:
     assert not song.hasUnsavedChanges()
 
 
+class FUnique(IndexedRedisModel):
+    FIELDS = ["code", "kind"]
+    INDEXED_FIELDS = ["code", "kind"]
+    UNIQUE_FIELDS = ["code"]
+    KEY_NAME = "FlowUnique"
+
+
+def _save_groups(request: ScriptCall) -> list[Any]:
+    _, objects = msgpack.unpackb(request.args[0], raw=True)
+    return [group for ob in objects for group in ob[4]]
+
+
+def test_a_new_objects_plain_indexes_go_as_bare_set_numbers_and_the_rest_whole() -> None:
+    """An object without a pk has no stored values to check: a plain index group is
+    the number of the set its pk joins; unique and sorted indexes, and any object with
+    a pk, send the whole group (beliefs, old set, zsets)."""
+    flow = save.save_flow(ctx_for(FSong), [FSong(artist="a", title="t", track=3)])
+    request = start(flow)
+    artist, track = _save_groups(request)
+    assert request.keys[artist - 1] == FSong._meta.keys.generation(0).index("artist", b"a")
+    assert isinstance(track, list) and track[0] == b"track"  # numeric: its score zset too
+    request = start(save.save_flow(ctx_for(FUnique), [FUnique(code="c1", kind="k")]))
+    code, kind = _save_groups(request)
+    assert isinstance(code, list) and code[5] == 1 and isinstance(kind, int)  # unique: checked
+    stored = FSong(artist="a", title="t", track=3)
+    stored._id = 4
+    groups = _save_groups(start(save.save_flow(ctx_for(FSong), [stored])))
+    assert all(isinstance(group, list) for group in groups)
+
+
 def test_save_follows_a_moved_generation() -> None:
     ctx = ctx_for(FSong)
     flow = save.save_flow(ctx, [FSong(artist="a", title="t", track=1)])

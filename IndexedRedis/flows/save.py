@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from .. import scripts
-from ..entries import ABSENT, index_group, same_stored, stored_arg
+from ..entries import ABSENT, index_group, insert_group, same_stored, stored_arg
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields.links import ForeignLink, ForeignLinks
 from ..state import assign_pk, forget_stored_record, mark_stored
@@ -109,8 +109,11 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
             else:
                 payload = [(name, *stored_arg(value)) for name, value in p.changed.items()]
                 to_index = tuple(f for f in meta.indexed if f.name in p.changed)
-            groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
-                                  p.changed[field.name]) for field in to_index]
+            if p.pk is None:
+                groups = [insert_group(meta, gk, number, field, p.changed[field.name]) for field in to_index]
+            else:
+                groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
+                                      p.changed[field.name]) for field in to_index]
             objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
                             b"F" if p.full else b"P", payload, groups))
         return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))

@@ -43,13 +43,14 @@ end
 -- field names (a msgpack array), so a record written by an earlier version of the
 -- model is still read by name.  A tag the hash lacks fails the script (every script
 -- reads records before its first write, so nothing is written).
-local known_schemas = {}
+local known_schemas = {}  -- tag -> field names
+local own_schemas = {}  -- tag -> packed field names, of the writing models (unpacked when needed)
 
 local function schema_names(schemas_key, tag)
   local name = tostring(tag)
   local names = known_schemas[name]
   if names == nil then
-    local packed = redis.call('HGET', schemas_key, name)
+    local packed = own_schemas[name] or redis.call('HGET', schemas_key, name)
     if not packed then error('IR_UNKNOWN_SCHEMA ' .. name .. ' ') end
     names = cmsgpack.unpack(packed)
     known_schemas[name] = names
@@ -59,9 +60,9 @@ end
 
 -- Make the writing model's own field list known under its tag (a string); the
 -- script stores it (register_schema) once its checks passed, before its first write.
+-- It is unpacked only if the script reads by name (an insert never does).
 local function know_schema(tag, packed_names)
-  known_schemas[tag] = cmsgpack.unpack(packed_names)
-  return known_schemas[tag]
+  own_schemas[tag] = packed_names
 end
 
 local function register_schema(schemas_key, tag, packed_names)

@@ -16,6 +16,8 @@
 --     index group: {field, kind, believed stored value, old set #, new set #, unique (1/0),
 --       score zset # (0: none), new score ('' = not in the zset), lex zset # (0: none),
 --       old lex flag (1/0), old text, new lex flag, new text}
+--     An object saved without a pk may give, for a plain index (not unique, no sorted
+--     set), just the new set # (a number) instead of the group.
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old set # is 0).  Sorted-set members
 --   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
@@ -30,11 +32,16 @@ for m, model in ipairs(models) do
   local gen = current_gen(KEYS[model[2]])
   if gen ~= model[1] then return {0, gen, m} end
 end
-local positions = {}  -- per model: field name -> position in its records
-for m, model in ipairs(models) do
-  local where = {}
-  for i, name in ipairs(know_schema(model[7], model[8])) do where[name] = i end
-  positions[m] = where
+for _, model in ipairs(models) do know_schema(model[7], model[8]) end
+local positions = {}  -- per model: field name -> position in its records, once needed
+local function where_of(m)
+  local where = positions[m]
+  if where == nil then
+    where = {}
+    for i, name in ipairs(schema_names(nil, models[m][7])) do where[name] = i end
+    positions[m] = where
+  end
+  return where
 end
 
 -- Check every belief before the first write, so a refused call changes nothing.
@@ -63,7 +70,7 @@ end
 local claims = {}
 for o, ob in ipairs(objects) do
   for _, ix in ipairs(ob[5]) do
-    if ix[6] == 1 then  -- sent only for values that are not irNull
+    if type(ix) == 'table' and ix[6] == 1 then  -- sent only for values that are not irNull
       local key = KEYS[ix[5]]
       if claims[ix[5]] and claims[ix[5]] ~= o then return {4, o, ix[1]} end
       claims[ix[5]] = o
@@ -93,27 +100,32 @@ for o, ob in ipairs(objects) do
   if ob[3] == 'F' then
     redis.call('HSET', objs_key, pk, ob[4])
   else
-    local values, where = existing[o], positions[ob[1]]
+    local values, where = existing[o], where_of(ob[1])
     for _, p in ipairs(ob[4]) do values[where[p[1]]] = stored_value(p[2], p[3]) end
     redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
   end
   redis.call('ZADD', KEYS[model[4]], pk, pk)
-  local padded = string.format('%012d', tonumber(pk))
+  local padded  -- the sorted-set member, made when a zset needs it
   for _, ix in ipairs(ob[5]) do
-    if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
-    redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
-    if ix[7] ~= 0 then
-      if ix[8] == '' then
-        redis.call('ZREM', KEYS[ix[7]], padded)
-      else
-        redis.call('ZADD', KEYS[ix[7]], ix[8], padded)
+    if type(ix) == 'number' then  -- a plain index of a new object
+      redis.call('SADD', KEYS[ix], pk)
+    else
+      if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
+      if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
+      redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
+      if ix[7] ~= 0 then
+        if ix[8] == '' then
+          redis.call('ZREM', KEYS[ix[7]], padded)
+        else
+          redis.call('ZADD', KEYS[ix[7]], ix[8], padded)
+        end
       end
-    end
-    if ix[9] ~= 0 then
-      if ix[10] == 1 and not (ix[12] == 1 and ix[11] == ix[13]) then
-        redis.call('ZREM', KEYS[ix[9]], ix[11] .. padded)
+      if ix[9] ~= 0 then
+        if ix[10] == 1 and not (ix[12] == 1 and ix[11] == ix[13]) then
+          redis.call('ZREM', KEYS[ix[9]], ix[11] .. padded)
+        end
+        if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. padded) end
       end
-      if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. padded) end
     end
   end
   pks[o + 1] = pk
