@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from .ops import Adapter
+from .ops import Adapter, redis_cpu
 from .workload import FIELDS, INDEXED, song_model
 
 TRACKS = [str(t) for t in range(1, 13)]
@@ -38,6 +38,9 @@ class RedisAdapter(Adapter):
 
     def used_memory(self) -> int:
         return int(self.admin.info("memory")["used_memory"])
+
+    def server_cpu(self) -> float:
+        return redis_cpu(self.admin.info("cpu"))
 
     def close(self) -> None:
         self.admin.flushdb()

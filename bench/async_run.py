@@ -31,7 +31,7 @@ import redis.asyncio
 
 from . import report
 from .adapters import _version, queue_baseline_save
-from .ops import Dataset, Plan
+from .ops import Dataset, Plan, redis_cpu
 from .workload import ARTISTS, song_model
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -120,12 +120,9 @@ Impl = AsyncBaseline | AsyncOurs
 
 
 def server_cpu(admin: redis.Redis) -> tuple[float, str]:
-    """The server's CPU seconds so far: the main thread's where Redis reports it (so
-    lazy-free and I/O threads do not count), else the process's."""
+    """The server's CPU seconds so far (``ops.redis_cpu``), and which figure that is."""
     info: dict[str, Any] = admin.info("cpu")
-    if "used_cpu_user_main_thread" in info:
-        return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"]), "main thread"
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"]), "process"
+    return redis_cpu(info), "main thread" if "used_cpu_user_main_thread" in info else "process"
 
 
 async def spread(fn: Callable[[Any], Awaitable[Any]], items: Sequence[Any], tasks: int) -> list[Any]:

@@ -20,7 +20,6 @@ import io
 import os
 import pstats
 import signal
-import statistics
 import sys
 import time
 import traceback
@@ -81,6 +80,9 @@ class ClusterStore:
 
     def used_memory(self) -> int:
         return sum(int(admin.info("memory")["used_memory"]) for admin in self.masters)
+
+    def server_cpu(self) -> float:
+        return cluster_cpu(self.masters)
 
     def close(self) -> None:
         self.clear()
@@ -200,29 +202,19 @@ class ClusterOurs(ClusterStore, Ours):
 
 # --- rounds ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def with_server_cpu(masters: list[redis.Redis], cpu: dict[str, float],
-                    profile: tuple[str, cProfile.Profile] | None = None) -> Iterator[None]:
-    """While active, every operation ``ops.run_round`` times (through ``ops._timed``) also
-    has the masters' CPU read just before and just after its timed span, into ``cpu``
-    (op -> seconds); with ``profile`` (op, profiler), that op runs under the profiler.
-    So the rounds, the timing and the answer checks stay bench/ops.py's own."""
+def profiled(op: str, profiler: cProfile.Profile) -> Iterator[None]:
+    """While active, the operation ``op`` that ``ops.run_round`` times (through
+    ``ops._timed``) runs under ``profiler``; the rounds, the timing, the server CPU and
+    the answer checks stay bench/ops.py's own."""
     original = ops._timed
 
     def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
-        op = fn.__name__  # the adapter's method (insert_*) or run_round's closure (filter_*, get_pk)
-        if op not in TIMED:
-            raise RuntimeError(f"ops.run_round timed {op!r}, not one of {TIMED}: update bench/cluster_run.py")
-        if profile and profile[0] == op:
-            profiler = profile[1]
-
-            def run(*a: Any) -> Any:
-                return profiler.runcall(fn, *a)
-        else:
-            run = fn
-        before = cluster_cpu(masters)
-        elapsed, result = original(run, *args)
-        cpu[op] = cluster_cpu(masters) - before
-        return elapsed, result
+        name = fn.__name__  # the adapter's method (insert_*) or run_round's closure (filter_*, get_pk)
+        if name not in TIMED:
+            raise RuntimeError(f"ops.run_round timed {name!r}, not one of {TIMED}: update bench/cluster_run.py")
+        if name != op:
+            return original(fn, *args)
+        return original(lambda *a: profiler.runcall(fn, *a), *args)
 
     ops._timed = timed
     try:
@@ -231,40 +223,19 @@ def with_server_cpu(masters: list[redis.Redis], cpu: dict[str, float],
         ops._timed = original
 
 
-def counts(plan: Plan) -> dict[str, int]:
-    """What each timed operation's server CPU is divided by: objects, queries, gets."""
-    return {"insert_one": plan.n, "insert_bulk": plan.n, "filter_eq": plan.eq_queries,
-            "filter_ne": plan.ne_queries, "get_pk": plan.gets}
-
-
 def one_round(adapter: Any, data: Dataset, profile: tuple[str, cProfile.Profile] | None = None) -> dict[str, Any]:
-    cpu: dict[str, float] = {}
-    with with_server_cpu(adapter.masters, cpu, profile):
+    """``ops.run_round`` (server CPU per op summed over the masters: ``ClusterStore.server_cpu``)."""
+    with profiled(*profile) if profile else contextlib.nullcontext():
         result = run_round(adapter, data)
-    missing = [op for op in TIMED if op not in cpu]
+    missing = [op for op in TIMED if op not in result.get("cpu_us", {})]
     if missing:
         raise RuntimeError(f"no server CPU for {missing}")
-    per = counts(data.plan)
-    result["cpu_us"] = {op: cpu[op] * 1e6 / per[op] for op in TIMED}
     return result
 
 
 def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """``report.summarize`` (medians, samples, wall / memory ratios to the baseline), plus
-    per op the median server CPU per item and its ratio."""
-    summary = report.summarize(rounds)
-    for name, results in rounds.items():
-        for op in TIMED:
-            samples = [r["cpu_us"][op] for r in results]
-            summary[name]["ops"][op]["cpu_us"] = statistics.median(samples) if samples else None
-            summary[name]["ops"][op]["cpu_samples_us"] = samples
-    base = summary.get(BASELINE)
-    for s in summary.values():
-        for op in TIMED:
-            cell = s["ops"][op]
-            b = base["ops"][op].get("cpu_us") if base else None
-            cell["cpu_ratio"] = cell["cpu_us"] / b if cell.get("cpu_us") and b else None
-    return summary
+    """``report.summarize``: medians, samples, wall / memory / server CPU ratios to the baseline."""
+    return report.summarize(rounds)
 
 
 # --- the report --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def _versions() -> dict[str, str]:
 def make_adapter(params: dict[str, Any]) -> Any:
     import redis
 
-    from bench.ops import Adapter
+    from bench.ops import Adapter, redis_cpu
     from bench.workload import song_model
 
     IndexedRedis = _load_ir6()
@@ -61,6 +61,9 @@ def make_adapter(params: dict[str, Any]) -> Any:
 
         def used_memory(self) -> int:
             return int(self.admin.info("memory")["used_memory"])
+
+        def server_cpu(self) -> float:
+            return redis_cpu(self.admin.info("cpu"))
 
         def insert_one(self, rows: list[dict[str, str]]) -> list[Any]:
             Song, pks = self.Song, []

@@ -72,6 +72,10 @@ class Adapter:
         """Redis ``used_memory`` of the server, or None (SQL)."""
         return None
 
+    def server_cpu(self) -> float | None:
+        """The Redis server's CPU seconds so far, or None (SQL): see ``redis_cpu``."""
+        return None
+
     def insert_one(self, rows: list[dict[str, str]]) -> list[Any]:
         """Save each row as one object, one at a time; return the pks in row order."""
         raise NotImplementedError
@@ -112,11 +116,36 @@ class Dataset:
         self.per_track = Counter(r["track_number"] for r in self.rows)
 
 
+def redis_cpu(info: dict[str, Any]) -> float:
+    """CPU seconds from ``INFO cpu``: the main thread's where Redis reports it (6.2+; so
+    lazy-free and I/O threads do not count), else the process's."""
+    if "used_cpu_user_main_thread" in info:
+        return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
     gc.collect()
     started = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - started, result
+
+
+class _ServerCpu:
+    """Server CPU µs per unit of work of each timed operation, into ``out['cpu_us']``."""
+
+    def __init__(self, adapter: Adapter, out: dict[str, Any]) -> None:
+        self.adapter = adapter
+        self.per_op: dict[str, float] = out.setdefault("cpu_us", {})
+        self.start: float | None = None
+
+    def begin(self) -> None:
+        self.start = self.adapter.server_cpu()
+
+    def end(self, op: str, units: int) -> None:
+        end = self.adapter.server_cpu()
+        if self.start is not None and end is not None and units:
+            self.per_op[op] = (end - self.start) / units * 1e6
 
 
 def _check(cond: bool, message: str) -> None:
@@ -145,10 +174,13 @@ def run_round(adapter: Adapter, data: Dataset) -> dict[str, Any]:
         return args[:cap], len(args) / cap
 
     # insert_one -------------------------------------------------------------------------
+    cpu = _ServerCpu(adapter, out)
     adapter.clear()
     if supported("insert_one"):
         some, factor = capped("insert_one", data.rows)
+        cpu.begin()
         out["insert_one"], pks = _timed(adapter.insert_one, some)
+        cpu.end("insert_one", len(some))
         out["insert_one"] *= factor
         _check(len(pks) == len(some), f"{name} insert_one: {len(pks)} pks for {len(some)} rows")
         found, expected = adapter.filter_eq(probe), sum(r["artist"] == probe for r in some)
@@ -158,7 +190,9 @@ def run_round(adapter: Adapter, data: Dataset) -> dict[str, Any]:
 
     # insert_bulk + memory ---------------------------------------------------------------
     before = adapter.used_memory()
+    cpu.begin()
     out["insert_bulk"], pks = _timed(adapter.insert_bulk, data.rows)
+    cpu.end("insert_bulk", n)
     after = adapter.used_memory()
     if before is not None and after is not None:
         out["memory"] = after - before
@@ -174,7 +208,9 @@ def run_round(adapter: Adapter, data: Dataset) -> dict[str, Any]:
             sizes.append(len(last))
         return sizes, last
 
+    cpu.begin()
     out["filter_eq"], (sizes, last) = _timed(filter_eq)
+    cpu.end("filter_eq", len(artists))
     out["filter_eq"] *= factor
     expected = [data.per_artist[a] for a in artists]
     _check(sizes == expected, f"{name} filter_eq: sizes {sizes[:5]}... expected {expected[:5]}...")
@@ -193,7 +229,9 @@ def run_round(adapter: Adapter, data: Dataset) -> dict[str, Any]:
                 sizes.append(len(last))
             return sizes, last
 
+        cpu.begin()
         out["filter_ne"], (sizes, last) = _timed(filter_ne)
+        cpu.end("filter_ne", len(tracks))
         out["filter_ne"] *= factor
         expected = [n - data.per_track[t] for t in tracks]
         _check(sizes == expected, f"{name} filter_ne: sizes {sizes[:5]}... expected {expected[:5]}...")
@@ -208,7 +246,9 @@ def run_round(adapter: Adapter, data: Dataset) -> dict[str, Any]:
     def get_pk() -> list[Any]:
         return [adapter.get(pk) for pk in wanted]
 
+    cpu.begin()
     out["get_pk"], got = _timed(get_pk)
+    cpu.end("get_pk", len(wanted))
     for i, obj in zip(indices, got):
         _check(obj is not None and adapter.value(obj, "title") == f"title-{i}",
                f"{name} get_pk: pk {pks[i]} gave {obj!r}, expected title-{i}")

@@ -102,14 +102,18 @@ def fmt_ratio(ratio: float | None) -> str:
 
 
 def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Per implementation and operation: the median over rounds, the samples, and the
-    ratio to the baseline's median."""
+    """Per implementation and operation: the median over rounds, the samples, the ratio
+    to the baseline's median, and the spread of the per-round ratios (round i against
+    the baseline's round i: the rounds are interleaved); the same for the server CPU
+    per unit of work where a round reports it (``cpu_us``: Redis implementations)."""
     summary: dict[str, dict[str, Any]] = {}
     for name, results in rounds.items():
         ops: dict[str, Any] = {}
         for op in OPERATIONS:
             samples = [r[op] for r in results if r.get(op) is not None]
-            ops[op] = {"median": statistics.median(samples) if samples else None, "samples": samples}
+            cpu = [r["cpu_us"][op] for r in results if op in (r.get("cpu_us") or {})]
+            ops[op] = {"median": statistics.median(samples) if samples else None, "samples": samples,
+                       "cpu_us": statistics.median(cpu) if cpu else None, "cpu_samples_us": cpu}
         scaled: dict[str, Any] = {}
         for r in results:
             scaled.update(r.get("scaled") or {})
@@ -117,9 +121,22 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
     base = summary.get(BASELINE)
     for s in summary.values():
         for op, cell in s["ops"].items():
-            b = base["ops"][op]["median"] if base else None
-            cell["ratio"] = cell["median"] / b if cell["median"] is not None and b else None
+            b = base["ops"][op] if base else {}
+            cell["ratio"] = cell["median"] / b["median"] if cell["median"] is not None and b.get("median") else None
+            cell["cpu_ratio"] = cell["cpu_us"] / b["cpu_us"] if cell["cpu_us"] and b.get("cpu_us") else None
+            cell["ratio_range"] = _spread(cell["samples"], b.get("samples"))
+            cell["cpu_ratio_range"] = _spread(cell["cpu_samples_us"], b.get("cpu_samples_us"))
     return summary
+
+
+def _spread(samples: list[float], base: list[float] | None) -> list[float] | None:
+    """Lowest and highest per-round ratio, or None with fewer than two rounds."""
+    pairs = [a / b for a, b in zip(samples, base or []) if b]
+    return [min(pairs), max(pairs)] if len(pairs) > 1 else None
+
+
+def fmt_spread(spread: list[float] | None) -> str:
+    return "" if not spread else f" {spread[0]:.2f}–{spread[1]:.2f}"
 
 
 def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: dict[str, dict[str, str]],
@@ -142,7 +159,9 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
         f"{plan['gets']} gets by pk; memory = Redis used_memory after insert_bulk minus before",
         f"- **Rounds**: {meta['rounds']}, interleaved (each round runs every implementation in turn); "
         "every figure is the median over rounds, with its ratio to the redis-py baseline's median from "
-        "the same run in parentheses (below 1× = faster / smaller than the baseline)",
+        "the same run in parentheses (below 1× = faster / smaller than the baseline), then in small type "
+        "the lowest and highest per-round ratio (round i against the baseline's round i): the spread "
+        "that tells a lead from noise",
         f"- Total run time: {meta.get('elapsed_s', 0) / 60:.1f} min, {meta.get('mode', '')} mode: "
         f"`{meta.get('command', '')}`",
     ]
@@ -160,6 +179,8 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
         for op in OPERATIONS:
             cell = s["ops"][op]
             text = fmt_value(op, cell["median"]) + fmt_ratio(cell["ratio"])
+            if name != BASELINE and cell.get("ratio_range"):
+                text += f" <sub>{fmt_spread(cell['ratio_range']).strip()}</sub>"
             note = notes.get(name, {}).get(op)
             if op in s["scaled"]:
                 cap, total = s["scaled"][op]
@@ -179,6 +200,26 @@ def markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]], notes: di
     if marks:
         lines.append("")
         lines += [f"[{i}] {text}  " for i, text in enumerate(marks, 1)]
+    cpu_rows = [(name, s) for name, s in summary.items() if any(s["ops"][op].get("cpu_us") for op in TIMED)]
+    if cpu_rows:
+        lines += ["", "## Server CPU per operation", "",
+                  "The Redis server's main-thread CPU (`INFO cpu`, user + sys, read before and after each "
+                  "operation) per save, object, query or get; the ratio to the baseline's median in "
+                  "parentheses, then the lowest and highest per-round ratio:", "",
+                  "| implementation | " + " | ".join(HEADINGS[op] for op in TIMED) + " |",
+                  "|---" * (len(TIMED) + 1) + "|"]
+        for name, s in cpu_rows:
+            cells = []
+            for op in TIMED:
+                cell = s["ops"][op]
+                if not cell.get("cpu_us"):
+                    cells.append("n/a")
+                    continue
+                text = f"{cell['cpu_us']:,.1f} µs" + fmt_ratio(cell.get("cpu_ratio"))
+                if name != BASELINE and cell.get("cpu_ratio_range"):
+                    text += f" <sub>{fmt_spread(cell['cpu_ratio_range']).strip()}</sub>"
+                cells.append(text)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     general = notes.get("*", {})
     if general:
         lines += [""] + [f"- {v}" for v in general.values()]
