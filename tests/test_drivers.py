@@ -374,15 +374,20 @@ def test_async_replies_and_errors(redis_url: str) -> None:
     asyncio.run(main())
 
 
-def test_a_cancelled_async_request_leaves_no_late_reply(redis_url: str) -> None:
+@pytest.mark.parametrize("single", [True, False], ids=["single-connection", "pooled"])
+def test_a_cancelled_async_request_leaves_no_late_reply(redis_url: str, single: bool) -> None:
     async def main() -> None:
-        client = redis.asyncio.Redis.from_url(redis_url, single_connection_client=True)
+        client = redis.asyncio.Redis.from_url(redis_url, single_connection_client=single)
+        await aio.execute(client, Command(("PING",)))
         task = asyncio.ensure_future(aio.execute(client, ScriptCall(SPIN, (), ())))
         await asyncio.sleep(0.1)  # written, the server is running it
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await aio.execute(client, Command(("ECHO", b"mine"))) == b"mine"
+        if not single:  # the kept connection came back (disconnected, then reconnected)
+            kept = aio._kept[client.connection_pool]
+            assert len(kept.held) == len(kept.idle) == 1
         await aclose(client)
 
     asyncio.run(main())

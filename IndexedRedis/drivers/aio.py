@@ -62,22 +62,21 @@ async def execute(client: Any, request: Request | list[Request]) -> Any:
         kept = _keeping(pool)
     if kept.idle:
         conn = kept.idle.pop()
-        if _stale(conn, kept.pushes):
-            await conn.disconnect()  # reconnected before the write
     elif wants_command_name(type(pool)):
         conn = await pool.get_connection("EVALSHA")
     else:
         conn = await pool.get_connection()
-    try:
-        if conn not in kept.held:
-            if _hung_up(conn):
-                await conn.disconnect()  # reconnected before the write
+    try:  # from here on the connection goes back, whatever happens (a cancellation too)
+        if _stale(conn, kept.pushes) if conn in kept.held else _hung_up(conn):
+            await conn.disconnect()  # reconnected before the write
         return await _send(client, conn, request)
     finally:
         if conn in kept.held or kept.keep(conn):
-            if kept.pushes and conn.should_reconnect():  # a maintenance notification moved the endpoint
-                await conn.disconnect()
-            kept.idle.append(conn)
+            try:
+                if kept.pushes and conn.should_reconnect():  # a maintenance notification moved the endpoint
+                    await conn.disconnect()
+            finally:
+                kept.idle.append(conn)
         else:
             await pool.release(conn)
 
