@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pprint import pprint as _pprint
 from typing import IO, Any, ClassVar, TypeVar
 
+from .compat import COMPAT_ENV_VAR, compat6
 from .connection import (
     SYNC_ROUTER,
     async_client_of,
@@ -34,9 +35,9 @@ from .fields import irNull
 from .fields.links import ForeignLink, ForeignLinks
 from .flows import delete, read, reset, save
 from .flows.context import Context
-from .foreign import ForeignLinkDescriptor
+from .foreign import resolve
 from .names import nearest
-from .options import ModelOptions
+from .options import ModelOptions, checked_meta
 from .query import QuerySet, as_pk
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
@@ -100,7 +101,7 @@ class _ModelAccessor:
 
     def __get__(self, instance: Any, owner: type[IndexedRedisModel]) -> Any:
         if owner._meta is None:
-            raise InvalidModelException(f"{owner.__name__} is abstract: it has no KEY_NAME and FIELDS")
+            checked_meta(owner)  # raises
         return self.factory(owner)
 
 
@@ -108,35 +109,63 @@ class ModelBase(type):
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
         cls._meta = None  # type: ignore[assignment]
+        cls._model_error = None  # type: ignore[assignment]
         if not bases or namespace.get("__module__") == __name__:
             return  # IndexedRedisModel itself
-        fields = getattr(cls, "FIELDS", None)
-        key_name = getattr(cls, "KEY_NAME", None)
-        if not fields and key_name is None:
+        try:
+            meta = _read_model(cls, name)
+        except InvalidModelException as exc:
+            if not compat6():
+                raise
+            cls._model_error = exc  # type: ignore[assignment]  # 6.x: raised at first use
+            return
+        if meta is None:
             return  # an abstract intermediate base
-        if fields is None or isinstance(fields, (str, bytes)) or not isinstance(fields, Iterable):
-            raise InvalidModelException(f"Model {name}: FIELDS must be a list of field names or IRFields")
-        indexed = getattr(cls, "INDEXED_FIELDS", None) or ()
-        if isinstance(indexed, (str, bytes)):
-            raise InvalidModelException(f"Model {name}: INDEXED_FIELDS must be a list of field names")
-        for legacy, replacement in (("BINARY_FIELDS", "IRBytesField"), ("BASE64_FIELDS", "IRBase64Field")):
-            if getattr(cls, legacy, None):
-                raise InvalidModelException(
-                    f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
-                    f"put {replacement} objects in FIELDS instead")
-        meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
-                            getattr(cls, "REDIS_CONNECTION_PARAMS", None),
-                            unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
-                            lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
-                            key_group=getattr(cls, "KEY_GROUP", None),
-                            wait=getattr(cls, "WAIT_REPLICAS", 0),
-                            wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
-                            base=IndexedRedisModel)
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
         validatedModels.add(cls)
-        for field in meta.foreign_fields:
-            type.__setattr__(cls, field.name, ForeignLinkDescriptor(field))
+        if meta.foreign_fields:
+            for field in meta.foreign_fields:
+                type.__setattr__(cls, field.name, field)
+            type.__setattr__(cls, "__getattribute__", _resolving_getattribute)
+
+
+def _read_model(cls: Any, name: str) -> ModelOptions | None:
+    """The metadata of a model class (None for an abstract base); raises
+    InvalidModelException naming what is wrong."""
+    fields = getattr(cls, "FIELDS", None)
+    key_name = getattr(cls, "KEY_NAME", None)
+    if not fields and key_name is None:
+        return None
+    if fields is None or isinstance(fields, (str, bytes)) or not isinstance(fields, Iterable):
+        raise InvalidModelException(f"Model {name}: FIELDS must be a list of field names or IRFields")
+    indexed = getattr(cls, "INDEXED_FIELDS", None) or ()
+    if isinstance(indexed, (str, bytes)):
+        raise InvalidModelException(f"Model {name}: INDEXED_FIELDS must be a list of field names")
+    for legacy, replacement in (("BINARY_FIELDS", "IRBytesField"), ("BASE64_FIELDS", "IRBase64Field")):
+        if getattr(cls, legacy, None):
+            raise InvalidModelException(
+                f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
+                f"put {replacement} objects in FIELDS instead")
+    return ModelOptions(cls, list(fields), list(indexed), key_name,
+                        getattr(cls, "REDIS_CONNECTION_PARAMS", None),
+                        unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
+                        lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
+                        key_group=getattr(cls, "KEY_GROUP", None),
+                        wait=getattr(cls, "WAIT_REPLICAS", 0),
+                        wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
+                        base=IndexedRedisModel)
+
+
+def _resolving_getattribute(self: Any, name: str) -> Any:
+    """``__getattribute__`` of models with link fields: reading a link field gives the
+    linked object(s), fetched on first access.  The instance keeps the link itself
+    (``object.__getattribute__(obj, name)`` gives it, as in 6.x)."""
+    value = object.__getattribute__(self, name)
+    kind = type(value)
+    if kind is ForeignLink or kind is ForeignLinks:
+        return resolve(type(self)._meta.fields_by_name[name], value, self)
+    return value
 
 
 class _StoredRecord:
@@ -171,6 +200,9 @@ class IndexedRedisModel(metaclass=ModelBase):
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
+    #: The InvalidModelException of a broken model whose error the 6.x switch deferred
+    #: to first use (see ``compat``); None otherwise.
+    _model_error: ClassVar[InvalidModelException | None] = None
 
     objects: ClassVar[QuerySet[Any]] = _ModelAccessor(QuerySet)  # type: ignore[assignment]
     saver: ClassVar[ModelSaver] = _ModelAccessor(lambda model: ModelSaver(model))  # type: ignore[assignment]
@@ -183,7 +215,7 @@ class IndexedRedisModel(metaclass=ModelBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         meta = type(self)._meta
         if meta is None:
-            raise InvalidModelException(f"{type(self).__name__} is abstract: it has no KEY_NAME and FIELDS")
+            meta = checked_meta(type(self))
         if args:
             raise TypeError(f"{meta.name}() takes field values as keyword arguments only")
         state = self.__dict__
@@ -197,6 +229,12 @@ class IndexedRedisModel(metaclass=ModelBase):
             else:
                 state[name] = field.getDefaultValue()
         if kwargs:
+            if compat6():
+                warnings.warn(f"{meta.name}() ignores {', '.join(map(repr, kwargs))}: not one of its fields "
+                              f"({', '.join(meta.field_names)}); IndexedRedis 6.x behaviour, kept by "
+                              f"{COMPAT_ENV_VAR}=6 (without it this raises UnknownFieldError)",
+                              DeprecationWarning, stacklevel=2)
+                return
             name = next(iter(kwargs))
             raise UnknownFieldError(
                 f"{meta.name}() got {name!r}, which is not one of its fields "
@@ -516,11 +554,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         """Whether a link field's object(s) are in memory (reading it needs no fetch)."""
         self._link_field(fieldName)
         value = self.__dict__.get(fieldName, irNull)
-        if isinstance(value, ForeignLink):
-            return value.obj is not None or value.pk is None
-        if isinstance(value, ForeignLinks):
-            return all(link.obj is not None or link.pk is None for link in value.links)
-        return True
+        return value.isFetched() if isinstance(value, (ForeignLink, ForeignLinks)) else True
 
     def saveToExternal(self, redisCon: Any) -> int:
         """Save a copy of this object to another Redis, as a new object there.
@@ -588,10 +622,10 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     @classmethod
     def validateModel(cls) -> bool:
-        """Models are validated when their class is defined; this confirms it (True) or
-        raises InvalidModelException for an abstract class."""
-        if cls._meta is None:
-            raise InvalidModelException(f"{cls.__name__} is abstract: it has no KEY_NAME and FIELDS")
+        """True for a valid model; raises InvalidModelException for an abstract or broken
+        one.  Models are validated when their class is defined, and a broken one raises
+        there, unless the 6.x switch deferred its error to this call and its first use."""
+        checked_meta(cls)
         return True
 
 
