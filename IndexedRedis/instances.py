@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .fields import IRClassicField, IRField, IRNullType
+from .fields import NULL_STORED, IRClassicField, IRField, IRNullType, irNull
 from .gcpause import paused_gc
 from .records import RecordCodec
 
@@ -75,10 +75,12 @@ class InstanceBuilder:
         model, new, build = self.model, _new, self.instance_from_record
         out = []
         for pk, values in zip(pks, arrays, strict=True):
-            if values[-1] == tag:
-                # Every field is plain text stored as itself, and the record has exactly
-                # the model's fields: its values are the state, and the record stays in
-                # its raw form (see ``_StoredRecord`` in model.py).
+            if values[-1] == tag and NULL_STORED not in values:
+                # Every field is plain text stored as itself (none is irNull), and the
+                # record has exactly the model's fields: its values are the state, and
+                # the record stays in its raw form (see ``_StoredRecord`` in model.py).
+                # (A schema tag of 0 equals NULL_STORED too: such records take the
+                # general way below, which is as right, only slower.)
                 obj = new(model)
                 state = obj.__dict__
                 state.update(zip(names, values))
@@ -92,7 +94,7 @@ class InstanceBuilder:
     def instance_from_record(self, pk: bytes | str | int, record: dict[str, Any]) -> IndexedRedisModel:
         """Build an instance from a stored record (field name -> stored value)."""
         model = self.model
-        if self._raw and record.keys() == self._field_set:
+        if self._raw and record.keys() == self._field_set and NULL_STORED not in record.values():
             # Every field is plain text stored as itself, and the record has exactly the
             # model's fields (as records of this schema do): it becomes the state whole.
             obj = _new(model)
@@ -118,7 +120,7 @@ class InstanceBuilder:
             if stored is _MISSING:
                 values[name] = default() if callable(default) else default
             elif decode is None:
-                values[name] = stored
+                values[name] = irNull if stored is NULL_STORED else stored
             else:
                 values[name] = decode(stored)
         return values

@@ -63,11 +63,21 @@ def _deprecated(message: str) -> None:
         warnings.warn(message, DeprecationWarning, stacklevel=3)
 
 
+def _stored_value(field: Any, stored: Any) -> Any:
+    """The value a stored form stands for: the field's default when that is what is
+    stored (so a default that does not read back as itself, like IRRawField's ``''``,
+    which reads back as ``b''``, is reported as it was), else what fetching gives."""
+    default = field.getDefaultValue()
+    return default if same_stored(stored, field.toStorage(default)) else field.fromStorage(stored)
+
+
 class PrimaryKey(int):
     """What ``save()`` returns: the pk, an ``int``.
 
-    IndexedRedis 6.x returned a one-element list of pks, so ``pk[0]``, ``len(pk)`` and
-    iteration work too, for code written against it.
+    IndexedRedis 6.x returned a one-element list of pks, so ``pk[0]``, ``len(pk)``,
+    ``in`` and iteration work too, and adding two of them (or one and a list)
+    concatenates like 6.x's lists: ``a.save() + b.save() == [a._id, b._id]``.  Adding
+    an ``int`` is arithmetic as usual.
     """
 
     def __getitem__(self, index: int | slice) -> Any:
@@ -78,6 +88,19 @@ class PrimaryKey(int):
 
     def __iter__(self) -> Iterator[int]:
         return iter([int(self)])
+
+    def __contains__(self, item: object) -> bool:
+        return item == int(self)
+
+    def __add__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, (PrimaryKey, list)):
+            return [int(self), *other]
+        return int.__add__(self, other)
+
+    def __radd__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, list):
+            return [*other, int(self)]
+        return int.__radd__(self, other)
 
 
 class FieldList(list):  # type: ignore[type-arg]
@@ -356,7 +379,7 @@ class IndexedRedisModel(metaclass=ModelBase):
             if name in orig:
                 if same_stored(orig[name], self._stored(name)):
                     continue
-                old = field.fromStorage(orig[name])
+                old = _stored_value(field, orig[name])
             else:
                 old = field.getDefaultValue()
                 if same_stored(field.toStorage(old), self._stored(name)):
@@ -478,6 +501,13 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+    @property
+    def _origData(self) -> dict[str, Any]:
+        """6.x's record of the values as last fetched or saved (field name -> value):
+        a fresh dict of them, decoded from the stored record."""
+        fields = type(self)._meta.fields_by_name
+        return {name: fields[name].fromStorage(stored) for name, stored in self._orig.items() if name in fields}
 
     # ---- storage ---------------------------------------------------------------------
 

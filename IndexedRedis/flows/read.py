@@ -16,7 +16,7 @@ from ..fields.links import ForeignLink, ForeignLinks
 from ..state import mark_stored
 from .common import MAX_ATTEMPTS, STALE_GEN, call_current
 from .context import Context, routed
-from .requests import Emit, Flow, Request, ScriptCall, Transaction
+from .requests import Command, Emit, Flow, Request, ScriptCall, Transaction
 from .save import linked_objects
 from .schemas import instances_flow, partial_instances_flow
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ..options import ModelOptions
 
 __all__ = ["get_flow", "query_flow", "objects_flow", "page_flow", "count_flow", "exists_flow", "has_flow",
-           "pks_flow", "iterate_flow", "get_objects_flow", "reload_flow", "reload_each_flow", "links_flow"]
+           "pks_flow", "iterate_flow", "get_objects_flow", "index_key_flow", "reload_flow", "reload_each_flow",
+           "links_flow"]
 
 _pk_of = attrgetter("_id")
 _EVERYTHING = Query()
@@ -172,6 +173,15 @@ def get_objects_flow(ctx: Context, pks: Sequence[int], fields: Sequence[str] | N
     if cascade:
         yield from links_flow(ctx, [obj for obj in objs if obj is not None])
     return objs
+
+
+def index_key_flow(ctx: Context, field: Any, value: Any) -> Flow[bytes]:
+    """The name of the index set of the objects whose ``field`` holds ``value`` (the
+    irNull set for irNull), in the live generation (read from the server)."""
+    meta = ctx.meta
+    ctx.gen = int((yield Command(("GET", meta.keys.gen))) or 0)
+    stored = field.toStorage(meta.to_python(field, value))
+    return meta.index_key(meta.keys.generation(ctx.gen), field, stored)
 
 
 def reload_flow(ctx: Context, obj: IndexedRedisModel, cascade: bool = True) -> Flow[dict[str, tuple[Any, Any]]]:
