@@ -33,7 +33,7 @@ from .entries import same_stored
 from .exceptions import InvalidModelException, UnknownFieldError
 from .fields import irNull
 from .fields.links import ForeignLink, ForeignLinks
-from .flows import delete, read, reset, save
+from .flows import delete, links, reload, reset, save
 from .flows.context import Context
 from .foreign import resolve
 from .names import nearest
@@ -544,30 +544,30 @@ class IndexedRedisModel(metaclass=ModelBase):
         With ``cascadeObjects``, linked objects held in memory that have unsaved
         changes are reloaded too.
         """
-        return run_sync(self, lambda ctx: read.reload_flow(ctx, self, cascadeObjects))
+        return run_sync(self, lambda ctx: reload.reload_flow(ctx, self, cascadeObjects))
 
     async def areload(self, cascadeObjects: bool = True) -> dict[str, tuple[Any, Any]]:
         """``reload``, awaitable."""
-        return await run_async(self, lambda ctx: read.reload_flow(ctx, self, cascadeObjects))
+        return await run_async(self, lambda ctx: reload.reload_flow(ctx, self, cascadeObjects))
 
     def cascadeFetch(self) -> None:
         """Fetch every linked object now (and theirs, and so on), one round trip per level."""
-        run_sync(self, lambda ctx: read.links_flow(ctx, [self]))
+        run_sync(self, lambda ctx: links.links_flow(ctx, [self]))
 
     async def acascadeFetch(self) -> None:
         """``cascadeFetch``, awaitable."""
-        await run_async(self, lambda ctx: read.links_flow(ctx, [self]))
+        await run_async(self, lambda ctx: links.links_flow(ctx, [self]))
 
     def fetchLink(self, fieldName: str) -> Any:
         """Fetch the object(s) a link field names (if not fetched yet); returns what
         reading the attribute gives: the object, irNull, or a list for a multi-link."""
-        run_sync(self, lambda ctx: read.links_flow(ctx, [self], self._link_field(fieldName).name, deep=False))
+        run_sync(self, lambda ctx: links.links_flow(ctx, [self], self._link_field(fieldName).name, deep=False))
         return getattr(self, fieldName)
 
     async def afetchLink(self, fieldName: str) -> Any:
         """``fetchLink``, awaitable: how async code reads a link (a lazy attribute
         cannot fetch inside a running event loop)."""
-        await run_async(self, lambda ctx: read.links_flow(ctx, [self], self._link_field(fieldName).name,
+        await run_async(self, lambda ctx: links.links_flow(ctx, [self], self._link_field(fieldName).name,
                                                           deep=False))
         return getattr(self, fieldName)
 
