@@ -140,7 +140,7 @@ def _let_go(value: Any, fresh_of: dict[int, tuple[IndexedRedisModel, IndexedRedi
     links = value.links if isinstance(value, ForeignLinks) else [value] if isinstance(value, ForeignLink) else []
     for link in links:
         if link.obj is not None and id(link.obj) in fresh_of and fresh_of[id(link.obj)][1] is None:
-            link.obj = None
+            link.pk, link.obj = link.current_pk(), None
 
 
 def reload_each_flow(ctx: Context, objs: Sequence[IndexedRedisModel | None]) -> Flow[list[Any]]:
