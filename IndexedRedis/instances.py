@@ -19,6 +19,7 @@ __all__ = ["InstanceBuilder", "immutable"]
 _PAUSE_GC_FROM = 1000  # records: a result this big is built with the collector paused (gcpause.py)
 _MISSING = object()
 _new = object.__new__
+_FALSE_BYTE = b"\xc2"  # msgpack false, how NULL_STORED is packed
 
 
 def immutable(value: Any) -> bool:
@@ -56,7 +57,7 @@ class InstanceBuilder:
         # record of the model's own schema is the instance's state as it is.
         self._raw = all(type(f) is IRClassicField for f in self.fields) and not custom_init
 
-    def instances(self, pks: Sequence[int], blobs: bytes | Iterable[bytes]) -> list[IndexedRedisModel]:
+    def instances(self, pks: Sequence[int], blobs: bytes | Sequence[bytes]) -> list[IndexedRedisModel]:
         """Instances from stored records and their pks: the fetch hot path, doing for
         each record in one step what ``codec.records`` and ``instance_from_record`` do.
         Raises UnknownSchemas (see ``RecordCodec.arrays``)."""
@@ -65,7 +66,7 @@ class InstanceBuilder:
         with paused_gc():
             return self._instances(pks, blobs)
 
-    def _instances(self, pks: Sequence[int], blobs: bytes | Iterable[bytes]) -> list[IndexedRedisModel]:
+    def _instances(self, pks: Sequence[int], blobs: bytes | Sequence[bytes]) -> list[IndexedRedisModel]:
         codec = self.codec
         arrays = codec.arrays(blobs)
         if not self._raw:
@@ -73,9 +74,13 @@ class InstanceBuilder:
                     for pk, record in zip(pks, codec.dicts(arrays), strict=True)]
         tag, names, schemas = codec.schema_tag, self.field_names, codec.schemas
         model, new, build = self.model, _new, self.instance_from_record
+        # A plain field assigned irNull is stored as msgpack false (byte 0xc2).  Records
+        # are only searched for it when that byte occurs at all (memchr-fast; text with
+        # characters U+0080..U+00BF, or a schema tag with that byte, has it too).
+        maybe_null = _FALSE_BYTE in blobs if isinstance(blobs, bytes) else any(_FALSE_BYTE in b for b in blobs)
         out = []
         for pk, values in zip(pks, arrays, strict=True):
-            if values[-1] == tag and NULL_STORED not in values:
+            if values[-1] == tag and not (maybe_null and NULL_STORED in values):
                 # Every field is plain text stored as itself (none is irNull), and the
                 # record has exactly the model's fields: its values are the state, and
                 # the record stays in its raw form (see ``_StoredRecord`` in model.py).

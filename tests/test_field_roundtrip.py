@@ -298,6 +298,19 @@ def test_classic_field_keeps_an_explicit_irnull(redis_client):
     assert_indexes_consistent(redis_client, ClassicModel)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.just(irNull), st.sampled_from(["", "©", "°£", "plain"]), st.text(max_size=8)),
+                min_size=1, max_size=12))
+def test_classic_irnull_among_many_records(redis_client, values):
+    """The many-record fetch path tells irNull apart however often the byte of msgpack
+    false (0xc2, also the UTF-8 lead byte of U+0080..U+00BF) occurs in the data."""
+    ClassicModel.deleter.destroyModel()
+    pks = ClassicModel.saver.save([ClassicModel(value=v, tag=str(i)) for i, v in enumerate(values)])
+    fetched = {o._id: o.value for o in ClassicModel.objects.all()}
+    assert [fetched[pk] for pk in pks] == values
+    assert all((fetched[pk] is irNull) == (v is irNull) for pk, v in zip(pks, values))
+
+
 def test_raw_field_values_as_in_6x(redis_client):
     """IRRawField keeps what is assigned, stores its bytes, and reads back bytes."""
     obj = RawModel(tag="t")
