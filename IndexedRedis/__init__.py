@@ -5,6 +5,7 @@ round trip; ``Model.reset`` swaps a whole dataset without stalling the server.
 """
 
 from . import fields
+from .compat import getCompatibility, setCompatibility
 from .connection import (
     acloseRedisConnections,
     clearRedisPools,
@@ -92,6 +93,8 @@ __all__ = [
     "irNull",
     "IRNullType",
     "allowPickleFields",
+    "setCompatibility",
+    "getCompatibility",
     "setDefaultIREncoding",
     "getDefaultIREncoding",
     "toggleDeprecatedMessages",

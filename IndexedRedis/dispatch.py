@@ -10,6 +10,7 @@ from .connection import ASYNC_ROUTER, SYNC_ROUTER
 from .drivers import runner
 from .flows.context import Context
 from .flows.requests import Flow
+from .options import checked_meta
 
 __all__ = ["run_sync", "run_async", "iterate_sync", "iterate_async"]
 
@@ -19,7 +20,10 @@ MakeFlow = Callable[[Context], Flow[T]]
 
 def _meta(target: Any) -> Any:
     model: Any = target if isinstance(target, type) else type(target)
-    return model._meta
+    meta = model._meta
+    if meta is None:  # abstract, or broken with its error deferred (the 6.x switch)
+        return checked_meta(model)
+    return meta
 
 
 def run_sync(target: Any, make: MakeFlow[T]) -> T:

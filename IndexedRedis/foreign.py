@@ -2,8 +2,10 @@
 
 The link fields and values (``IRForeignLinkField``, ``ForeignLink``, ...) are fields
 like the others and live in ``IndexedRedis.fields.links``; they are importable from
-here too, where they were defined before.  ``obj.<field>__id`` gives the pk without
-fetching.
+here too, where they were defined before.  An instance keeps a link field's value (a
+``ForeignLink`` / ``ForeignLinks``) in its ``__dict__``; the model's
+``__getattribute__`` hands reads of it to ``resolve``.  ``obj.<field>__id`` gives the
+pk without fetching.
 """
 
 from __future__ import annotations
@@ -30,25 +32,6 @@ for _pickled_by_name in (ForeignLink, ForeignLinks, IRForeignLinkFieldBase, IRFo
                          IRForeignMultiLinkField):
     _pickled_by_name.__module__ = __name__
 del _pickled_by_name
-
-
-class ForeignLinkDescriptor:
-    """Installed on the model class for each link field: reading fetches on first access."""
-
-    def __init__(self, field: IRForeignLinkFieldBase) -> None:
-        self.field = field
-        self.name = field.name
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self.field
-        value = obj.__dict__.get(self.name, irNull)
-        if value is irNull:
-            return irNull
-        return resolve(self.field, value, obj)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.name] = value
 
 
 def resolve(field: IRForeignLinkFieldBase, value: ForeignLink | ForeignLinks, owner: Any = None) -> Any:

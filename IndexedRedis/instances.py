@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .fields import IRClassicField, IRField, IRNullType
+from .fields import NULL_STORED, IRClassicField, IRField, IRNullType, irNull
 from .gcpause import paused_gc
 from .records import RecordCodec
 
@@ -19,6 +19,7 @@ __all__ = ["InstanceBuilder", "immutable"]
 _PAUSE_GC_FROM = 1000  # records: a result this big is built with the collector paused (gcpause.py)
 _MISSING = object()
 _new = object.__new__
+_FALSE_BYTE = b"\xc2"  # msgpack false, how NULL_STORED is packed
 
 
 def immutable(value: Any) -> bool:
@@ -56,7 +57,7 @@ class InstanceBuilder:
         # record of the model's own schema is the instance's state as it is.
         self._raw = all(type(f) is IRClassicField for f in self.fields) and not custom_init
 
-    def instances(self, pks: Sequence[int], blobs: bytes | Iterable[bytes]) -> list[IndexedRedisModel]:
+    def instances(self, pks: Sequence[int], blobs: bytes | Sequence[bytes]) -> list[IndexedRedisModel]:
         """Instances from stored records and their pks: the fetch hot path, doing for
         each record in one step what ``codec.records`` and ``instance_from_record`` do.
         Raises UnknownSchemas (see ``RecordCodec.arrays``)."""
@@ -65,7 +66,7 @@ class InstanceBuilder:
         with paused_gc():
             return self._instances(pks, blobs)
 
-    def _instances(self, pks: Sequence[int], blobs: bytes | Iterable[bytes]) -> list[IndexedRedisModel]:
+    def _instances(self, pks: Sequence[int], blobs: bytes | Sequence[bytes]) -> list[IndexedRedisModel]:
         codec = self.codec
         arrays = codec.arrays(blobs)
         if not self._raw:
@@ -73,12 +74,18 @@ class InstanceBuilder:
                     for pk, record in zip(pks, codec.dicts(arrays), strict=True)]
         tag, names, schemas = codec.schema_tag, self.field_names, codec.schemas
         model, new, build = self.model, _new, self.instance_from_record
+        # A plain field assigned irNull is stored as msgpack false (byte 0xc2).  Records
+        # are only searched for it when that byte occurs at all (memchr-fast; text with
+        # characters U+0080..U+00BF, or a schema tag with that byte, has it too).
+        maybe_null = _FALSE_BYTE in blobs if isinstance(blobs, bytes) else any(_FALSE_BYTE in b for b in blobs)
         out = []
         for pk, values in zip(pks, arrays, strict=True):
-            if values[-1] == tag:
-                # Every field is plain text stored as itself, and the record has exactly
-                # the model's fields: its values are the state, and the record stays in
-                # its raw form (see ``_StoredRecord`` in model.py).
+            if values[-1] == tag and not (maybe_null and NULL_STORED in values):
+                # Every field is plain text stored as itself (none is irNull), and the
+                # record has exactly the model's fields: its values are the state, and
+                # the record stays in its raw form (see ``_StoredRecord`` in model.py).
+                # (A schema tag of 0 equals NULL_STORED too: such records take the
+                # general way below, which is as right, only slower.)
                 obj = new(model)
                 state = obj.__dict__
                 state.update(zip(names, values))
@@ -92,7 +99,7 @@ class InstanceBuilder:
     def instance_from_record(self, pk: bytes | str | int, record: dict[str, Any]) -> IndexedRedisModel:
         """Build an instance from a stored record (field name -> stored value)."""
         model = self.model
-        if self._raw and record.keys() == self._field_set:
+        if self._raw and record.keys() == self._field_set and NULL_STORED not in record.values():
             # Every field is plain text stored as itself, and the record has exactly the
             # model's fields (as records of this schema do): it becomes the state whole.
             obj = _new(model)
@@ -118,7 +125,7 @@ class InstanceBuilder:
             if stored is _MISSING:
                 values[name] = default() if callable(default) else default
             elif decode is None:
-                values[name] = stored
+                values[name] = irNull if stored is NULL_STORED else stored
             else:
                 values[name] = decode(stored)
         return values

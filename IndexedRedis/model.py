@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pprint import pprint as _pprint
 from typing import IO, Any, ClassVar, TypeVar
 
+from .compat import COMPAT_ENV_VAR, compat6
 from .connection import (
     SYNC_ROUTER,
     async_client_of,
@@ -32,11 +33,11 @@ from .entries import same_stored
 from .exceptions import InvalidModelException, UnknownFieldError
 from .fields import irNull
 from .fields.links import ForeignLink, ForeignLinks
-from .flows import delete, read, reset, save
+from .flows import delete, links, reload, reset, save
 from .flows.context import Context
-from .foreign import ForeignLinkDescriptor
+from .foreign import resolve
 from .names import nearest
-from .options import ModelOptions
+from .options import ModelOptions, checked_meta
 from .query import QuerySet, as_pk
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
@@ -62,11 +63,21 @@ def _deprecated(message: str) -> None:
         warnings.warn(message, DeprecationWarning, stacklevel=3)
 
 
+def _stored_value(field: Any, stored: Any) -> Any:
+    """The value a stored form stands for: the field's default when that is what is
+    stored (so a default that does not read back as itself, like IRRawField's ``''``,
+    which reads back as ``b''``, is reported as it was), else what fetching gives."""
+    default = field.getDefaultValue()
+    return default if same_stored(stored, field.toStorage(default)) else field.fromStorage(stored)
+
+
 class PrimaryKey(int):
     """What ``save()`` returns: the pk, an ``int``.
 
-    IndexedRedis 6.x returned a one-element list of pks, so ``pk[0]``, ``len(pk)`` and
-    iteration work too, for code written against it.
+    IndexedRedis 6.x returned a one-element list of pks, so ``pk[0]``, ``len(pk)``,
+    ``in`` and iteration work too, and adding two of them (or one and a list)
+    concatenates like 6.x's lists: ``a.save() + b.save() == [a._id, b._id]``.  Adding
+    an ``int`` is arithmetic as usual.
     """
 
     def __getitem__(self, index: int | slice) -> Any:
@@ -77,6 +88,19 @@ class PrimaryKey(int):
 
     def __iter__(self) -> Iterator[int]:
         return iter([int(self)])
+
+    def __contains__(self, item: object) -> bool:
+        return item == int(self)
+
+    def __add__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, (PrimaryKey, list)):
+            return [int(self), *other]
+        return int.__add__(self, other)
+
+    def __radd__(self, other: Any) -> Any:  # type: ignore[override]
+        if isinstance(other, list):
+            return [*other, int(self)]
+        return int.__radd__(self, other)
 
 
 class FieldList(list):  # type: ignore[type-arg]
@@ -100,7 +124,7 @@ class _ModelAccessor:
 
     def __get__(self, instance: Any, owner: type[IndexedRedisModel]) -> Any:
         if owner._meta is None:
-            raise InvalidModelException(f"{owner.__name__} is abstract: it has no KEY_NAME and FIELDS")
+            checked_meta(owner)  # raises
         return self.factory(owner)
 
 
@@ -108,35 +132,63 @@ class ModelBase(type):
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> None:
         super().__init__(name, bases, namespace)
         cls._meta = None  # type: ignore[assignment]
+        cls._model_error = None  # type: ignore[assignment]
         if not bases or namespace.get("__module__") == __name__:
             return  # IndexedRedisModel itself
-        fields = getattr(cls, "FIELDS", None)
-        key_name = getattr(cls, "KEY_NAME", None)
-        if not fields and key_name is None:
+        try:
+            meta = _read_model(cls, name)
+        except InvalidModelException as exc:
+            if not compat6():
+                raise
+            cls._model_error = exc  # type: ignore[assignment]  # 6.x: raised at first use
+            return
+        if meta is None:
             return  # an abstract intermediate base
-        if fields is None or isinstance(fields, (str, bytes)) or not isinstance(fields, Iterable):
-            raise InvalidModelException(f"Model {name}: FIELDS must be a list of field names or IRFields")
-        indexed = getattr(cls, "INDEXED_FIELDS", None) or ()
-        if isinstance(indexed, (str, bytes)):
-            raise InvalidModelException(f"Model {name}: INDEXED_FIELDS must be a list of field names")
-        for legacy, replacement in (("BINARY_FIELDS", "IRBytesField"), ("BASE64_FIELDS", "IRBase64Field")):
-            if getattr(cls, legacy, None):
-                raise InvalidModelException(
-                    f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
-                    f"put {replacement} objects in FIELDS instead")
-        meta = ModelOptions(cls, list(fields), list(indexed), key_name,  # type: ignore[arg-type]
-                            getattr(cls, "REDIS_CONNECTION_PARAMS", None),
-                            unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
-                            lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
-                            key_group=getattr(cls, "KEY_GROUP", None),
-                            wait=getattr(cls, "WAIT_REPLICAS", 0),
-                            wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
-                            base=IndexedRedisModel)
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
         validatedModels.add(cls)
-        for field in meta.foreign_fields:
-            type.__setattr__(cls, field.name, ForeignLinkDescriptor(field))
+        if meta.foreign_fields:
+            for field in meta.foreign_fields:
+                type.__setattr__(cls, field.name, field)
+            type.__setattr__(cls, "__getattribute__", _resolving_getattribute)
+
+
+def _read_model(cls: Any, name: str) -> ModelOptions | None:
+    """The metadata of a model class (None for an abstract base); raises
+    InvalidModelException naming what is wrong."""
+    fields = getattr(cls, "FIELDS", None)
+    key_name = getattr(cls, "KEY_NAME", None)
+    if not fields and key_name is None:
+        return None
+    if fields is None or isinstance(fields, (str, bytes)) or not isinstance(fields, Iterable):
+        raise InvalidModelException(f"Model {name}: FIELDS must be a list of field names or IRFields")
+    indexed = getattr(cls, "INDEXED_FIELDS", None) or ()
+    if isinstance(indexed, (str, bytes)):
+        raise InvalidModelException(f"Model {name}: INDEXED_FIELDS must be a list of field names")
+    for legacy, replacement in (("BINARY_FIELDS", "IRBytesField"), ("BASE64_FIELDS", "IRBase64Field")):
+        if getattr(cls, legacy, None):
+            raise InvalidModelException(
+                f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
+                f"put {replacement} objects in FIELDS instead")
+    return ModelOptions(cls, list(fields), list(indexed), key_name,
+                        getattr(cls, "REDIS_CONNECTION_PARAMS", None),
+                        unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
+                        lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
+                        key_group=getattr(cls, "KEY_GROUP", None),
+                        wait=getattr(cls, "WAIT_REPLICAS", 0),
+                        wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
+                        base=IndexedRedisModel)
+
+
+def _resolving_getattribute(self: Any, name: str) -> Any:
+    """``__getattribute__`` of models with link fields: reading a link field gives the
+    linked object(s), fetched on first access.  The instance keeps the link itself
+    (``object.__getattribute__(obj, name)`` gives it, as in 6.x)."""
+    value = object.__getattribute__(self, name)
+    kind = type(value)
+    if kind is ForeignLink or kind is ForeignLinks:
+        return resolve(type(self)._meta.fields_by_name[name], value, self)
+    return value
 
 
 class _StoredRecord:
@@ -171,6 +223,9 @@ class IndexedRedisModel(metaclass=ModelBase):
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
+    #: The InvalidModelException of a broken model whose error the 6.x switch deferred
+    #: to first use (see ``compat``); None otherwise.
+    _model_error: ClassVar[InvalidModelException | None] = None
 
     objects: ClassVar[QuerySet[Any]] = _ModelAccessor(QuerySet)  # type: ignore[assignment]
     saver: ClassVar[ModelSaver] = _ModelAccessor(lambda model: ModelSaver(model))  # type: ignore[assignment]
@@ -183,7 +238,7 @@ class IndexedRedisModel(metaclass=ModelBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         meta = type(self)._meta
         if meta is None:
-            raise InvalidModelException(f"{type(self).__name__} is abstract: it has no KEY_NAME and FIELDS")
+            meta = checked_meta(type(self))
         if args:
             raise TypeError(f"{meta.name}() takes field values as keyword arguments only")
         state = self.__dict__
@@ -197,6 +252,12 @@ class IndexedRedisModel(metaclass=ModelBase):
             else:
                 state[name] = field.getDefaultValue()
         if kwargs:
+            if compat6():
+                warnings.warn(f"{meta.name}() ignores {', '.join(map(repr, kwargs))}: not one of its fields "
+                              f"({', '.join(meta.field_names)}); IndexedRedis 6.x behaviour, kept by "
+                              f"{COMPAT_ENV_VAR}=6 (without it this raises UnknownFieldError)",
+                              DeprecationWarning, stacklevel=2)
+                return
             name = next(iter(kwargs))
             raise UnknownFieldError(
                 f"{meta.name}() got {name!r}, which is not one of its fields "
@@ -318,7 +379,7 @@ class IndexedRedisModel(metaclass=ModelBase):
             if name in orig:
                 if same_stored(orig[name], self._stored(name)):
                     continue
-                old = field.fromStorage(orig[name])
+                old = _stored_value(field, orig[name])
             else:
                 old = field.getDefaultValue()
                 if same_stored(field.toStorage(old), self._stored(name)):
@@ -441,6 +502,13 @@ class IndexedRedisModel(metaclass=ModelBase):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    @property
+    def _origData(self) -> dict[str, Any]:
+        """6.x's record of the values as last fetched or saved (field name -> value):
+        a fresh dict of them, decoded from the stored record."""
+        fields = type(self)._meta.fields_by_name
+        return {name: fields[name].fromStorage(stored) for name, stored in self._orig.items() if name in fields}
+
     # ---- storage ---------------------------------------------------------------------
 
     def save(self, cascadeSave: bool = True) -> int:
@@ -476,30 +544,30 @@ class IndexedRedisModel(metaclass=ModelBase):
         With ``cascadeObjects``, linked objects held in memory that have unsaved
         changes are reloaded too.
         """
-        return run_sync(self, lambda ctx: read.reload_flow(ctx, self, cascadeObjects))
+        return run_sync(self, lambda ctx: reload.reload_flow(ctx, self, cascadeObjects))
 
     async def areload(self, cascadeObjects: bool = True) -> dict[str, tuple[Any, Any]]:
         """``reload``, awaitable."""
-        return await run_async(self, lambda ctx: read.reload_flow(ctx, self, cascadeObjects))
+        return await run_async(self, lambda ctx: reload.reload_flow(ctx, self, cascadeObjects))
 
     def cascadeFetch(self) -> None:
         """Fetch every linked object now (and theirs, and so on), one round trip per level."""
-        run_sync(self, lambda ctx: read.links_flow(ctx, [self]))
+        run_sync(self, lambda ctx: links.links_flow(ctx, [self]))
 
     async def acascadeFetch(self) -> None:
         """``cascadeFetch``, awaitable."""
-        await run_async(self, lambda ctx: read.links_flow(ctx, [self]))
+        await run_async(self, lambda ctx: links.links_flow(ctx, [self]))
 
     def fetchLink(self, fieldName: str) -> Any:
         """Fetch the object(s) a link field names (if not fetched yet); returns what
         reading the attribute gives: the object, irNull, or a list for a multi-link."""
-        run_sync(self, lambda ctx: read.links_flow(ctx, [self], self._link_field(fieldName).name, deep=False))
+        run_sync(self, lambda ctx: links.links_flow(ctx, [self], self._link_field(fieldName).name, deep=False))
         return getattr(self, fieldName)
 
     async def afetchLink(self, fieldName: str) -> Any:
         """``fetchLink``, awaitable: how async code reads a link (a lazy attribute
         cannot fetch inside a running event loop)."""
-        await run_async(self, lambda ctx: read.links_flow(ctx, [self], self._link_field(fieldName).name,
+        await run_async(self, lambda ctx: links.links_flow(ctx, [self], self._link_field(fieldName).name,
                                                           deep=False))
         return getattr(self, fieldName)
 
@@ -516,11 +584,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         """Whether a link field's object(s) are in memory (reading it needs no fetch)."""
         self._link_field(fieldName)
         value = self.__dict__.get(fieldName, irNull)
-        if isinstance(value, ForeignLink):
-            return value.obj is not None or value.pk is None
-        if isinstance(value, ForeignLinks):
-            return all(link.obj is not None or link.pk is None for link in value.links)
-        return True
+        return value.isFetched() if isinstance(value, (ForeignLink, ForeignLinks)) else True
 
     def saveToExternal(self, redisCon: Any) -> int:
         """Save a copy of this object to another Redis, as a new object there.
@@ -588,10 +652,10 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     @classmethod
     def validateModel(cls) -> bool:
-        """Models are validated when their class is defined; this confirms it (True) or
-        raises InvalidModelException for an abstract class."""
-        if cls._meta is None:
-            raise InvalidModelException(f"{cls.__name__} is abstract: it has no KEY_NAME and FIELDS")
+        """True for a valid model; raises InvalidModelException for an abstract or broken
+        one.  Models are validated when their class is defined, and a broken one raises
+        there, unless the 6.x switch deferred its error to this call and its first use."""
+        checked_meta(cls)
         return True
 
 

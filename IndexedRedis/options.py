@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
 from .fields import NULL_STORED, IRClassicField, IRField, wire_bytes
 from .fields.links import IRForeignLinkFieldBase
-from .foreign import ForeignLinkDescriptor
 from .instances import InstanceBuilder, immutable
 from .keys import GenerationKeys, ModelKeys
 from .names import nearest
@@ -20,7 +19,7 @@ from .records import RecordCodec
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
 
-__all__ = ["ModelOptions", "IndexSpec"]
+__all__ = ["ModelOptions", "IndexSpec", "checked_meta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +180,7 @@ class ModelOptions:
                 if klass is base:
                     break
                 own = vars(klass).get(name)
-                if name in vars(klass) and not isinstance(own, (IRField, ForeignLinkDescriptor)):
+                if name in vars(klass) and not isinstance(own, IRField):
                     raise InvalidModelException(
                         f"Model {self.name}: field {name!r} clashes with attribute {name!r} "
                         f"defined on {klass.__name__}")
@@ -235,6 +234,18 @@ class ModelOptions:
         if type(field) is IRClassicField and not field.hashIndex:
             return gen_keys.index(field.name, wire_bytes(stored))
         return gen_keys.index(field.name, field.indexFromStorage(stored))
+
+
+def checked_meta(model: Any) -> ModelOptions:
+    """A model's metadata, or the InvalidModelException that a broken model (whose
+    error was deferred by the 6.x switch) or an abstract one raises on use."""
+    meta = model._meta
+    if meta is not None:
+        return meta  # type: ignore[no-any-return]
+    error = model._model_error
+    if error is not None:
+        raise InvalidModelException(str(error))
+    raise InvalidModelException(f"{model.__name__} is abstract: it has no KEY_NAME and FIELDS")
 
 
 _AS_IS, _TRUSTED = 0, 1

@@ -259,6 +259,28 @@ class QuerySet(Generic[M]):
         the hashed and the plain form are dropped, and the current form is written."""
         type(self)(self.model).reindex()
 
+    def _get_key_for_index(self, field: Any, value: Any) -> str:
+        """The Redis key of the index set holding the objects whose indexed ``field`` (a
+        field or its name) has ``value``, as 6.x's helper of that name gave it (a str;
+        index bytes that are not UTF-8 are surrogate-escaped).  Reads the live
+        generation: one round trip."""
+        key = self._run(read.index_key_flow, self._indexed(field), value)
+        return key.decode("utf-8", "surrogateescape")
+
+    async def _aget_key_for_index(self, field: Any, value: Any) -> str:
+        """``_get_key_for_index``, awaitable."""
+        key = await self._arun(read.index_key_flow, self._indexed(field), value)
+        return key.decode("utf-8", "surrogateescape")
+
+    def _indexed(self, field: Any) -> Any:
+        meta = self.model._meta
+        name = str(field)
+        if name not in meta.specs:
+            raise InvalidQueryError(
+                f"{meta.name} has no index on {name!r}; its indexed fields: {', '.join(meta.indexed_names)}."
+                f"{nearest(name, meta.indexed_names)}")
+        return meta.specs[name].field
+
     # ---- python protocol -----------------------------------------------------------
 
     def __iter__(self) -> Iterator[M]:

@@ -35,7 +35,7 @@ from .dispatch import run_async, run_sync
 from .exceptions import InvalidQueryError
 from .fields import IRNullType
 from .fields.links import _is_model_class
-from .flows import read
+from .flows import reload
 
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
@@ -700,7 +700,7 @@ class IRQueryableList(QueryableList[T]):
         if model is None:
             return []
         slots = list(cast("list[IndexedRedisModel | None]", self))
-        return run_sync(model, lambda ctx: read.reload_each_flow(ctx, slots))
+        return run_sync(model, lambda ctx: reload.reload_each_flow(ctx, slots))
 
     async def areload(self) -> list[Any]:
         """``reload``, awaitable."""
@@ -708,7 +708,7 @@ class IRQueryableList(QueryableList[T]):
         if model is None:
             return []
         slots = list(cast("list[IndexedRedisModel | None]", self))
-        return await run_async(model, lambda ctx: read.reload_each_flow(ctx, slots))
+        return await run_async(model, lambda ctx: reload.reload_each_flow(ctx, slots))
 
     def refetch(self) -> IRQueryableList[T]:
         """Fresh copies of these objects from Redis, as a new list (in the same order).

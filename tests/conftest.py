@@ -114,3 +114,14 @@ def log(redis_url: str) -> Iterator[CommandLog]:
         yield recorder
     finally:
         recorder.close()
+
+
+@pytest.fixture(autouse=True)
+def strict_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts in the strict default: no 6.x switch from the environment, and
+    whatever a test sets with ``setCompatibility`` is undone after it."""
+    from IndexedRedis import compat
+
+    monkeypatch.delenv(compat.COMPAT_ENV_VAR, raising=False)
+    monkeypatch.setattr(compat, "_chosen", compat._UNSET)
+    yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -221,6 +222,8 @@ def test_text_chain_examples(redis_client, value, updated):
 # ---- irNull ----------------------------------------------------------------------------------------
 
 ALL_MODELS = [m for m, _ in CASES if m is not ClassicModel]
+#: The typed fields, whose "no value" is irNull (a raw field has none, as in 6.x).
+NULLABLE_MODELS = [m for m in ALL_MODELS if m is not RawModel]
 SAMPLES = {
     StrModel: "s", IntModel: 41, FloatModel: 41.5, BoolModel: False, BytesTypeModel: b"\xff",
     DictModel: {"a": 1}, ListModel: [1], DatetimeModel: dt.datetime(2020, 1, 1),
@@ -231,7 +234,7 @@ SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("model", ALL_MODELS, ids=[m.__name__ for m in ALL_MODELS])
+@pytest.mark.parametrize("model", NULLABLE_MODELS, ids=[m.__name__ for m in NULLABLE_MODELS])
 def test_unset_typed_field_reads_back_as_irnull(redis_client, model):
     unset = model(tag="unset")
     assert unset.value is irNull
@@ -273,6 +276,69 @@ def test_classic_field_none_is_empty_text(redis_client):
     obj = ClassicModel.objects.get(pk)
     assert obj is not None and obj.value == ""
     assert ClassicModel.objects.filter(value="").getPrimaryKeys() == [pk]
+
+
+def test_classic_field_keeps_an_explicit_irnull(redis_client):
+    """As in 6.x: irNull assigned to a plain field is stored as irNull, apart from ''."""
+    empty = ClassicModel(value="").save()
+    null = ClassicModel(value=irNull).save()
+    later = ClassicModel(value="x")
+    later.save()
+    later.value = irNull
+    assert later.getUpdatedFields() == {"value": ("x", irNull)}
+    later.save()
+    for pk in (null, later._id):
+        assert ClassicModel.objects.get(pk).value is irNull
+    by_pk = {o._id: o.value for o in ClassicModel.objects.all()}  # the many-record fetch path
+    assert by_pk == {empty: "", null: irNull, later._id: irNull}
+    assert ClassicModel.objects.filter(value=irNull).getPrimaryKeys() == [null, later._id]
+    assert ClassicModel.objects.filter(value__isnull=True).getPrimaryKeys() == [null, later._id]
+    assert ClassicModel.objects.filter(value="").getPrimaryKeys() == [empty]
+    assert ClassicModel.objects.filter(value__ne=irNull).getPrimaryKeys() == [empty]
+    assert_indexes_consistent(redis_client, ClassicModel)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.just(irNull), st.sampled_from(["", "©", "°£", "plain"]), st.text(max_size=8)),
+                min_size=1, max_size=12))
+def test_classic_irnull_among_many_records(redis_client, values):
+    """The many-record fetch path tells irNull apart however often the byte of msgpack
+    false (0xc2, also the UTF-8 lead byte of U+0080..U+00BF) occurs in the data."""
+    ClassicModel.deleter.destroyModel()
+    pks = ClassicModel.saver.save([ClassicModel(value=v, tag=str(i)) for i, v in enumerate(values)])
+    fetched = {o._id: o.value for o in ClassicModel.objects.all()}
+    assert [fetched[pk] for pk in pks] == values
+    assert all((fetched[pk] is irNull) == (v is irNull) for pk, v in zip(pks, values))
+
+
+def test_raw_field_values_as_in_6x(redis_client):
+    """IRRawField keeps what is assigned, stores its bytes, and reads back bytes."""
+    obj = RawModel(tag="t")
+    assert obj.value == ""  # the default
+    obj.save()
+    assert RawModel.objects.get(obj._id).value == b""
+    for value, fetched in ((5, b"5"), (3.14, b"3.14"), ("abc", b"abc"), (b"\x00\xff", b"\x00\xff"),
+                           (irNull, b"")):
+        obj.value = value
+        assert obj.value == ("" if value is irNull else value)
+        obj.save()
+        again = RawModel.objects.get(obj._id)
+        assert type(again.value) is bytes and again.value == fetched
+        assert again.getUpdatedFields() == {}
+
+
+def test_compressed_field_keeps_text_until_fetched(redis_client):
+    obj = ZlibModel(value="Goodbye", tag="c")
+    assert obj.value == "Goodbye"
+    assert obj.asDict(forStorage=True)["value"] == zlib.compress(b"Goodbye", 9)
+    obj.save()
+    assert obj.getUpdatedFields() == {}
+    obj.value = b"Goodbye"  # the same stored bytes: no change
+    assert obj.getUpdatedFields() == {}
+    fetched = ZlibModel.objects.get(obj._id)
+    assert fetched.value == b"Goodbye"
+    assert ZlibModel.objects.filter(value="Goodbye").getPrimaryKeys() == [obj._id]
+    assert ZlibModel.objects.filter(value=b"Goodbye").getPrimaryKeys() == [obj._id]
 
 
 # ---- typed filters ---------------------------------------------------------------------------------

@@ -454,13 +454,14 @@ def test_default_values_are_normalised_and_checked():
     assert mutable.getDefaultValue() == {"a": [1]}
 
 
-# ---- IRClassicField (unchanged behaviour) ----------------------------------------------------
+# ---- IRClassicField (6.x's behaviour) --------------------------------------------------------
 
 
 def test_classic_field():
     field = IRClassicField("name", defaultValue="ignored")
     assert field.getDefaultValue() == "" and field.defaultValue == ""
-    assert field.fromInput(None) == "" and field.fromInput(irNull) == ""
+    assert field.fromInput(None) == ""
+    assert field.fromInput(irNull) is irNull and field.toStorage(irNull) is NULL_STORED  # as in 6.x
     assert field.fromInput(1) == "1"
     assert field.toIndex("é") == "é".encode()
     assert repr(field) == "IRClassicField('name')"
@@ -471,14 +472,24 @@ def test_classic_field():
 
 
 def test_raw_field():
+    """As in 6.x: the value is kept as assigned, stored as its bytes, read back as bytes;
+    the default is ''."""
     field = IRRawField("data")
     assert same(field.fromInput(b"\x00\xff"), b"\x00\xff")
-    assert same(field.fromInput("é"), "é".encode())
+    assert same(field.fromInput(bytearray(b"ab")), b"ab")
     assert same(roundtrip(field, b"\xff\xfe\x00"), b"\xff\xfe\x00")
-    assert field.fromInput(None) is irNull and field.getDefaultValue() is irNull
+    for value, stored in (("é", "é".encode()), (5, b"5"), (-2, b"-2"), (3.14, b"3.14"), (1e100, b"1e+100"),
+                          (Decimal("1.50"), b"1.50")):
+        assert same(field.fromInput(value), value)
+        assert same(field.toStorage(field.fromInput(value)), stored) and same(roundtrip(field, value), stored)
+    assert same(field.getDefaultValue(), "") and same(roundtrip(field, ""), b"")
+    assert same(field.fromInput(None), "") and same(field.fromInput(irNull), "")
     assert not field.canIndex()
-    with pytest.raises(TypeError, match="bytes"):
-        field.fromInput(3)
+    for wrong in (True, [1], {"a": 1}, object()):
+        with pytest.raises(TypeError, match="bytes, a str"):
+            field.fromInput(wrong)
+    with pytest.raises(ValueError):
+        field.fromInput("\udcff")  # cannot be encoded
 
 
 def test_unicode_field_encodings(default_encoding):
@@ -517,8 +528,8 @@ def test_bytes_field(default_encoding):
 
 def test_base64_field():
     field = IRBase64Field("b64")
-    assert field.toStorage(b"\x00\xff") == base64.b64encode(b"\x00\xff").decode()
-    assert isinstance(field.toStorage(b"x"), str)
+    assert field.toStorage(b"\x00\xff") == base64.b64encode(b"\x00\xff")
+    assert isinstance(field.toStorage(b"x"), bytes)  # as 6.x's asDict(forStorage=True) gave it
     assert same(roundtrip(field, b"\x00\xff\xfe"), b"\x00\xff\xfe")
     assert same(roundtrip(field, b""), b"")
     assert same(field.fromInput("héllo"), "héllo".encode())
@@ -552,7 +563,10 @@ def test_compressed_field_modes(mode, canonical, decompress):
 def test_compressed_field_input_and_errors():
     field = IRCompressedField("c")
     assert field.compressMode == "zlib"
-    assert same(field.fromInput("héllo"), "héllo".encode())
+    assert same(field.fromInput("héllo"), "héllo")  # kept as assigned, as in 6.x
+    assert field.toStorage("héllo") == field.toStorage("héllo".encode()) == zlib.compress("héllo".encode(), 9)
+    assert same(roundtrip(field, "héllo"), "héllo".encode())  # read back as bytes
+    assert field.toIndex("héllo") == field.toIndex("héllo".encode()) == md5("héllo".encode())
     with pytest.raises(TypeError, match="bytes"):
         field.fromInput(7)
     with pytest.raises(ValueError, match="compressMode 'rar'"):
@@ -692,7 +706,7 @@ def test_chain_unicode_then_compressed():
 def test_chain_int_then_base64():
     chain = IRFieldChain("n", [IRField(valueType=int), IRBase64Field()])
     assert same(chain.fromInput("41"), 41)
-    assert chain.toStorage(41) == base64.b64encode(b"41").decode()
+    assert chain.toStorage(41) == base64.b64encode(b"41")
     assert same(roundtrip(chain, -7), -7)
     assert chain.toIndex(41) == md5(b"41")
 
@@ -801,7 +815,7 @@ EXPECTED_REPRS = {
     "t": "IRField('t', valueType=datetime.datetime, hashIndex=False, defaultValue=irNull)",
     "n": "IRField('n', valueType=None, hashIndex=False, defaultValue=irNull)",
     "c": "IRField('c', valueType=test_fields.Celsius, hashIndex=False, defaultValue=irNull)",
-    "r": "IRRawField('r', defaultValue=irNull)",
+    "r": "IRRawField('r', defaultValue='')",
     "u": "IRUnicodeField('u', encoding='utf-16', defaultValue=irNull)",
     "by": "IRBytesField('by', encoding=None, defaultValue=irNull)",
     "b64": "IRBase64Field('b64', encoding=None, defaultValue=irNull)",

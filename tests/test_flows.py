@@ -11,7 +11,7 @@ import pytest
 from IndexedRedis import ConcurrencyError, IndexedRedisModel, IRField, scripts
 from IndexedRedis.compiler import Query
 from IndexedRedis.fields.links import IRForeignLinkField
-from IndexedRedis.flows import common, read, reset, save
+from IndexedRedis.flows import common, links, read, reset, save
 from IndexedRedis.flows.context import Context, GenerationCache, routed
 from IndexedRedis.flows.requests import Command, Emit, ScriptCall, Transaction
 
@@ -217,7 +217,7 @@ def test_cascade_save_sends_each_connection_its_own_objects_first() -> None:
 def test_links_are_fetched_from_the_linked_models_route() -> None:
     router = Router({"FArtist": "artists"})
     album = FAlbum._meta.builder.instance_from_record(1, {"title": "t", "artist": "11"})
-    flow = read.links_flow(ctx_for(FAlbum, router), [album])
+    flow = links.links_flow(ctx_for(FAlbum, router), [album])
     calls = start(flow)
     assert type(calls) is list and calls[0].route == "artists" and calls[0].args == (0, "get", 11)
     record = FArtist._meta.codec.pack({"name": "singer"})

@@ -8,6 +8,7 @@ import bz2
 import lzma
 import zlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from .base import IRField, _checked_encoding, _EncodedField
@@ -15,22 +16,42 @@ from .values import _as_bytes, getDefaultIREncoding, irNull, wire_bytes
 
 
 class IRRawField(IRField):
-    """Binary data stored exactly as given; the value is always bytes (a str is
-    encoded with the default encoding).  Not indexable."""
+    """Raw data, as in 6.x: the value is kept as assigned (bytes, a str, or a number),
+    stored as its bytes (a str in the default encoding, a number as its text), and
+    always read back as bytes.  The default is ``''``; None and irNull are stored as
+    ``''`` too (6.x had no null for raw data).  Not indexable."""
 
     CAN_INDEX = False
-    expected = "bytes (or a str, which is encoded with the default encoding)"
+    expected = "bytes, a str (stored in the default encoding) or a number (stored as its text)"
 
-    def __init__(self, name: str = "", defaultValue: Any = irNull) -> None:
+    def __init__(self, name: str = "", defaultValue: Any = "") -> None:
         super().__init__(name, defaultValue=irNull)
-        self.valueType = bytes
+        self.valueType = None
         self.defaultValue = self._normalisedDefault(defaultValue)
 
-    def _fromInput(self, value: Any) -> bytes:
-        return _as_bytes(value, getDefaultIREncoding(), self.expected)
+    def fromInput(self, value: Any) -> Any:
+        if value is None or value is irNull:
+            return ""  # 6.x had no null for raw data: "no value" is empty data
+        return self._fromInput(value)
 
-    def _toStorage(self, value: bytes) -> bytes:
-        return value
+    def _fromInput(self, value: Any) -> Any:
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            _as_bytes(value, getDefaultIREncoding(), self.expected)  # refuse text it cannot encode
+            return value
+        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+            return value
+        raise TypeError(self.expected)
+
+    def _toStorage(self, value: Any) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return _as_bytes(value, getDefaultIREncoding(), self.expected)
+        return repr(value).encode("ascii") if isinstance(value, float) else str(value).encode("ascii")
 
     def _fromStorage(self, stored: Any) -> bytes:
         return wire_bytes(stored)
@@ -74,8 +95,8 @@ class IRBase64Field(IRBytesField):
     ``encoding``).  Indexable: the index is the md5 of the value bytes (not of the
     base64 text)."""
 
-    def _toStorage(self, value: bytes) -> str:
-        return base64.b64encode(value).decode("ascii")
+    def _toStorage(self, value: bytes) -> bytes:
+        return base64.b64encode(value)
 
     def _fromStorage(self, stored: Any) -> bytes:
         try:
@@ -106,8 +127,10 @@ class IRCompressedField(IRField):
 
     Modes: ``'zlib'`` (default; ``'gzip'`` and ``'gz'`` are aliases of it, as in 6.x:
     the data is in the zlib format, not the gzip file format), ``'bz2'`` /
-    ``'bzip2'``, ``'lzma'`` / ``'xz'``.  The value is bytes (a str is encoded with the
-    default encoding).  Indexable: the index is the md5 of the uncompressed bytes.
+    ``'bzip2'``, ``'lzma'`` / ``'xz'``.  The value is bytes; a str is kept as assigned
+    (as in 6.x), stored in the default encoding, and reads back as bytes.  Indexable:
+    the index is the md5 of the uncompressed bytes, so a str and its bytes find the same
+    objects.
     """
 
     CAN_INDEX = True
@@ -126,11 +149,12 @@ class IRCompressedField(IRField):
         self.valueType = bytes
         self.defaultValue = self._normalisedDefault(defaultValue)
 
-    def _fromInput(self, value: Any) -> bytes:
-        return _as_bytes(value, getDefaultIREncoding(), self.expected)
+    def _fromInput(self, value: Any) -> str | bytes:
+        data = _as_bytes(value, getDefaultIREncoding(), self.expected)
+        return value if isinstance(value, str) else data
 
-    def _toStorage(self, value: bytes) -> bytes:
-        return _COMPRESSORS[self.compressMode][0](value)
+    def _toStorage(self, value: str | bytes) -> bytes:
+        return _COMPRESSORS[self.compressMode][0](_as_bytes(value, getDefaultIREncoding(), self.expected))
 
     def _fromStorage(self, stored: Any) -> bytes:
         try:
@@ -138,8 +162,8 @@ class IRCompressedField(IRField):
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
             raise ValueError(f"{self.name}: stored value is not {self.compressMode} data ({exc})") from None
 
-    def _toIndex(self, value: bytes) -> bytes:
-        return value
+    def _toIndex(self, value: str | bytes) -> bytes:
+        return _as_bytes(value, getDefaultIREncoding(), self.expected)
 
     def getCompressMod(self) -> Any:
         """The module doing the compression (zlib, bz2 or lzma), as 6.x offered."""

@@ -429,7 +429,7 @@ def _from_iso(text: str) -> _dt.datetime:
 def _converter_for(value_type: Any) -> _Converter:
     """The converter of a ``valueType`` (``IRField`` refuses field types before asking)."""
     simple: dict[type, _Converter] = {str: _TEXT, bytes: _BYTES, int: _INT, float: _FLOAT, bool: _BOOL,
-              _dt.datetime: _DATETIME}
+              _dt.datetime: _DATETIME, IRDatetimeValue: _DATETIME}
     if value_type is None or value_type is type(None):
         return _PASS
     if not isinstance(value_type, type):
@@ -449,5 +449,19 @@ def _converter_for(value_type: Any) -> _Converter:
     return _CustomConverter(value_type)
 
 
-#: 6.x's name for the datetime value type: ``IRField('when', valueType=IRDatetimeValue)``.
-IRDatetimeValue = _dt.datetime
+class IRDatetimeValue(_dt.datetime):
+    """6.x's datetime value type.
+
+    As a ``valueType`` (``IRField('when', valueType=IRDatetimeValue)``) it means
+    ``datetime.datetime``, whose values keep their microseconds.  Called, it builds a
+    plain ``datetime`` as 6.x did: from a datetime, a Unix timestamp (read as local
+    time), or text like ``'2015-05-12 12:00:00'`` (any ISO 8601 form), or from the
+    ``datetime`` constructor's arguments, with the microseconds dropped.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _dt.datetime:  # type: ignore[misc]
+        if len(args) == 1 and not kwargs:
+            value = _DATETIME.from_input(args[0])
+        else:
+            value = _dt.datetime(*args, **kwargs)
+        return value.replace(microsecond=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+from ..exceptions import LinkNotFetchedError
 from .base import IRField
 from .values import NULL_STORED, irNull
 
@@ -46,6 +47,30 @@ class ForeignLink:
         pk = self.current_pk()
         return [] if pk is None else [pk]
 
+    # 6.x's names (its ForeignLinkData), for code that reads the link itself:
+    # ``object.__getattribute__(obj, field)`` and the (old, new) pairs of reload().
+
+    def isFetched(self) -> bool:
+        """Whether the linked object is in memory (reading the field needs no fetch)."""
+        return self.obj is not None or self.pk is None
+
+    def getObj(self) -> _Model:
+        """The linked object; raises LinkNotFetchedError if it is not in memory (fetch it
+        by reading the model's attribute, or with ``obj.fetchLink(name)``)."""
+        if not self.isFetched():
+            raise LinkNotFetchedError(f"{self!r}: the linked object is not fetched; read the model's "
+                                      f"attribute, or call fetchLink(fieldName) on the model object")
+        return self.obj
+
+    def getObjs(self) -> list[_Model]:
+        return [self.getObj()]
+
+    def getPk(self) -> int | None:
+        return self.current_pk()
+
+    def getPks(self) -> list[int]:
+        return self.pks()
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ForeignLink):
             return self.current_pk() == other.current_pk() and (
@@ -82,6 +107,31 @@ class ForeignLinks:
 
     def pks(self) -> list[int]:
         return [pk for pk in (link.current_pk() for link in self.links) if pk is not None]
+
+    # 6.x's names (its ForeignLinkMultiData), see ForeignLink.
+
+    @property
+    def obj(self) -> list[_Model | None]:
+        """The linked objects in order, None for each one not in memory."""
+        return [link.obj for link in self.links]
+
+    @property
+    def pk(self) -> list[int | None]:
+        return [link.current_pk() for link in self.links]
+
+    def isFetched(self) -> bool:
+        return all(link.isFetched() for link in self.links)
+
+    def getObj(self) -> list[_Model]:
+        """The linked objects; raises LinkNotFetchedError unless all are in memory."""
+        return [link.getObj() for link in self.links]
+
+    getObjs = getObj
+
+    def getPk(self) -> list[int]:
+        return self.pks()
+
+    getPks = getPk
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ForeignLinks):

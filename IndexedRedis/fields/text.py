@@ -13,8 +13,9 @@ from .values import _BYTES_LIKE, _bytes_from_text, _checked_text, _text_from_byt
 class IRClassicField(IRField):
     """Plain text, the field a bare string in ``FIELDS`` becomes.
 
-    ``None`` means "no value" and is stored as ``''``, the default; numbers are
-    stored as their text (``1`` reads back as ``'1'``, and ``filter(n=1)`` finds it).
+    The default is ``''``, and ``None`` is stored as ``''``; ``irNull`` assigned
+    explicitly is kept and stored as irNull, as in 6.x.  Numbers are stored as their
+    text (``1`` reads back as ``'1'``, and ``filter(n=1)`` finds it).
     """
 
     expected = "text (str, bytes in the default encoding, or a number)"
@@ -22,9 +23,11 @@ class IRClassicField(IRField):
     def __init__(self, name: str = "", defaultValue: Any = "", hashIndex: bool = False) -> None:
         super().__init__(name, valueType=str, defaultValue="", hashIndex=hashIndex)
 
-    def fromInput(self, value: Any) -> str:
-        if value is None or value is irNull:
+    def fromInput(self, value: Any) -> Any:
+        if value is None:
             return ""
+        if value is irNull:
+            return irNull
         return self._fromInput(value)
 
     def _fromInput(self, value: Any) -> str:

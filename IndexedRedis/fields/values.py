@@ -4,6 +4,7 @@ default encoding, and the text / bytes / number coercions the field types agree 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ class IRNullType:
     """The type of ``irNull``: the value of a field that was never set.
 
     ``irNull`` is falsy and equal only to itself, so "no value" is told apart from
-    ``''`` or ``0``.
+    ``''`` or ``0``; like an empty container it has length 0.
     """
 
     _instance: IRNullType | None = None
@@ -23,6 +24,17 @@ class IRNullType:
         return cls._instance
 
     def __bool__(self) -> bool:
+        return False
+
+    # 6.x's irNull was an empty str: len() is 0 and iterating it gives nothing, so code
+    # that takes len() of an unset multi-link works.
+    def __len__(self) -> int:
+        return 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __contains__(self, item: object) -> bool:
         return False
 
     def __eq__(self, other: object) -> bool:

@@ -1,5 +1,5 @@
-"""Reading: gets by pk, queries (one query.lua call each), streaming, reloads, and
-fetching linked objects level by level."""
+"""Reading: gets by pk, queries (one query.lua call each), streaming.  Linked objects
+are fetched by ``links.py``, reloads are ``reload.py``'s."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ import msgpack
 from .. import scripts
 from ..compiler import PK_ORDER, Order, Query, compile_query
 from ..exceptions import ConcurrencyError
-from ..fields.links import ForeignLink, ForeignLinks
-from ..state import mark_stored
-from .common import MAX_ATTEMPTS, STALE_GEN, call_current
-from .context import Context, routed
-from .requests import Emit, Flow, Request, ScriptCall, Transaction
-from .save import linked_objects
+from .common import MAX_ATTEMPTS, call_current
+from .context import Context
+from .links import get_call, links_flow
+from .requests import Command, Emit, Flow, ScriptCall, Transaction
 from .schemas import instances_flow, partial_instances_flow
 
 if TYPE_CHECKING:
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
     from ..options import ModelOptions
 
 __all__ = ["get_flow", "query_flow", "objects_flow", "page_flow", "count_flow", "exists_flow", "has_flow",
-           "pks_flow", "iterate_flow", "get_objects_flow", "reload_flow", "reload_each_flow", "links_flow"]
+           "pks_flow", "iterate_flow", "get_objects_flow", "index_key_flow"]
 
 _pk_of = attrgetter("_id")
 _EVERYTHING = Query()
@@ -46,11 +44,6 @@ def get_flow(ctx: Context, pks: Sequence[int]) -> Flow[list[Any]]:
     raise ConcurrencyError(f"{meta.name}: the dataset kept being reset during the operation")
 
 
-def _get_call(meta: ModelOptions, gen: int, op: str, pks: Sequence[int], route: Any = None) -> ScriptCall:
-    gk = meta.keys.generation(gen)
-    return ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas), (gen, op, *pks), route)
-
-
 def query_flow(ctx: Context, op: str, query: Query = _EVERYTHING, order: Order | None = None, offset: int = 0,
                limit: int = -1, after: int | None = None, rnd: int = 0,
                pks: Sequence[int] = ()) -> Flow[list[Any]]:
@@ -60,7 +53,7 @@ def query_flow(ctx: Context, op: str, query: Query = _EVERYTHING, order: Order |
 
     def build(gen: int) -> ScriptCall:
         if op in ("get", "has"):
-            return _get_call(meta, gen, op, pks)
+            return get_call(meta, gen, op, pks)
         keys, args = compile_query(meta, meta.keys.generation(gen), gen, op, query.conditions, order,
                                    offset, limit, after, rnd)
         return ScriptCall(scripts.QUERY, keys, args)
@@ -174,117 +167,10 @@ def get_objects_flow(ctx: Context, pks: Sequence[int], fields: Sequence[str] | N
     return objs
 
 
-def reload_flow(ctx: Context, obj: IndexedRedisModel, cascade: bool = True) -> Flow[dict[str, tuple[Any, Any]]]:
-    """Replace an object's values with the stored ones; returns name -> (old, new) for
-    each field that changed.  Raises KeyError if it has no pk or no longer exists.
-
-    With ``cascade``, linked objects held in memory that have unsaved changes are
-    reloaded too (each from its own connection).
-    """
-    meta = type(obj)._meta
-    if obj._id is None:
-        raise KeyError(f"{meta.name} object was never saved: nothing to reload")
-    blob = (yield from get_flow(ctx, (obj._id,)))[0]
-    if blob is None:
-        raise KeyError(f"{meta.name} with pk {obj._id} no longer exists")
-    fresh = (yield from instances_flow(meta, (obj._id,), (blob,)))[0]
-    changes = obj.diff(fresh)
-    for name in changes:  # unchanged fields keep their values (and linked objects)
-        obj.__dict__[name] = fresh.__dict__[name]
-    mark_stored(obj, obj._id, fresh._orig)
-    if not cascade:
-        return changes
-    seen = {id(obj)}
-    for field in meta.foreign_fields:
-        value = obj.__dict__.get(field.name)
-        pending = linked_objects_of(value)
-        reloaded = False
-        while pending:
-            linked = pending.pop()
-            if id(linked) in seen:
-                continue
-            seen.add(id(linked))
-            if linked._id is not None and linked.hasUnsavedChanges():
-                route = ctx.route_of(linked)
-                yield from routed(ctx, route, reload_flow(ctx.on(type(linked)._meta, route), linked, False))
-                reloaded = True
-            pending += linked_objects(linked)
-        if reloaded and field.name not in changes:
-            changes[field.name] = (value, value)  # the linked object(s) changed
-    return changes
-
-
-def linked_objects_of(value: Any) -> list[IndexedRedisModel]:
-    """The objects a link field's value holds in memory."""
-    return value.objects() if isinstance(value, (ForeignLink, ForeignLinks)) else []
-
-
-def reload_each_flow(ctx: Context, objs: Sequence[IndexedRedisModel | None]) -> Flow[list[Any]]:
-    """``reload()`` each object (None slots stay None); a missing one gives its KeyError
-    instead of stopping the others, as in 6.x."""
-    results: list[Any] = []
-    for obj in objs:
-        if obj is None:
-            results.append(None)
-            continue
-        route = ctx.route_of(obj)
-        try:
-            results.append((yield from routed(ctx, route, reload_flow(ctx.on(type(obj)._meta, route), obj))))
-        except KeyError as exc:
-            results.append(exc)
-    return results
-
-
-def links_flow(ctx: Context, objs: Sequence[IndexedRedisModel], field_name: str | None = None,
-               deep: bool = True) -> Flow[None]:
-    """Load the objects that ``objs`` link to (through every link field, or only
-    ``field_name``), and with ``deep`` theirs, and so on: one pipelined round trip per
-    level of links and connection."""
-    known: dict[tuple[ModelOptions, int], IndexedRedisModel] = {}
-    for obj in objs:
-        if obj._id is not None:
-            known[(type(obj)._meta, obj._id)] = obj
-    level = list(objs)
-    while level:
-        wanted: dict[ModelOptions, dict[int, list[ForeignLink]]] = {}
-        for obj in level:
-            for field in type(obj)._meta.foreign_fields:
-                if field_name is not None and field.name != field_name:
-                    continue
-                value = obj.__dict__.get(field.name)
-                links = value.links if isinstance(value, ForeignLinks) else (
-                    [value] if isinstance(value, ForeignLink) else [])
-                target: ModelOptions = field.foreignModel._meta
-                for link in links:
-                    if link.obj is not None or link.pk is None:
-                        continue
-                    if (target, link.pk) in known:
-                        link.obj = known[(target, link.pk)]
-                    else:
-                        wanted.setdefault(target, {}).setdefault(link.pk, []).append(link)
-        level = []
-        while wanted:
-            routes: dict[int, tuple[Any, list[ModelOptions]]] = {}
-            for meta in wanted:
-                route = ctx.route_of(meta.model)
-                routes.setdefault(id(route), (route, []))[1].append(meta)
-            for route, metas in routes.values():
-                gens = ctx.router.gens(route)
-                sent_to = None if route is ctx.route else route
-                calls: list[Request] = [_get_call(meta, gens.get(meta.keys.prefix), "get", list(wanted[meta]),
-                                                  sent_to) for meta in metas]
-                replies = yield calls
-                for meta, reply in zip(metas, replies, strict=True):
-                    if reply[0] == STALE_GEN:  # asked again, at the current generation
-                        gens.set(meta.keys.prefix, int(reply[1]))
-                        continue
-                    pks = msgpack.unpackb(reply[1]) if reply[1] else []
-                    fetched = (yield from routed(ctx, route, instances_flow(meta, pks, reply[2]))) if pks else []
-                    for pk, obj in zip(pks, fetched, strict=True):
-                        known[(meta, pk)] = obj
-                        level.append(obj)
-                        for link in wanted[meta][pk]:
-                            link.obj = obj
-                    del wanted[meta]
-        if not deep:
-            return
+def index_key_flow(ctx: Context, field: Any, value: Any) -> Flow[bytes]:
+    """The name of the index set of the objects whose ``field`` holds ``value`` (the
+    irNull set for irNull), in the live generation (read from the server)."""
+    meta = ctx.meta
+    ctx.gen = int((yield Command(("GET", meta.keys.gen))) or 0)
+    stored = field.toStorage(meta.to_python(field, value))
+    return meta.index_key(meta.keys.generation(ctx.gen), field, stored)
