@@ -12,6 +12,8 @@ Where a model's connection comes from, first match wins:
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import threading
 import weakref
@@ -26,6 +28,7 @@ from redis.connection import parse_url
 
 from .exceptions import IndexedRedisError
 from .flows.context import GenerationCache
+from .names import nearest
 
 __all__ = [
     "setDefaultRedisConnectionParams",
@@ -50,12 +53,48 @@ def default_stamp() -> tuple[int, str | None]:
 
 
 def setDefaultRedisConnectionParams(params: Mapping[str, Any]) -> None:
-    """Set the params (keyword arguments of ``redis.Redis``) every model uses by default."""
+    """Set the params every model uses by default: keyword arguments of ``redis.Redis``
+    (of ``redis.cluster.RedisCluster`` with ``"cluster": True``), and optionally
+    ``"url"`` (``redis://``, ``rediss://`` or ``unix://``), whose settings the other
+    keys override.  Checked here: an unknown key raises TypeError now, not at the
+    first query."""
     global _explicit_default, _version
-    if not isinstance(params, Mapping):
-        raise TypeError(f"setDefaultRedisConnectionParams expects a dict, got {type(params).__name__}")
-    _explicit_default = dict(params)
+    _explicit_default = checked_params(params, "setDefaultRedisConnectionParams")
     _version += 1
+
+
+_EXTRA_PARAMS = frozenset({"cluster", "url"})
+
+
+@functools.cache
+def _known_params(cluster: bool) -> frozenset[str]:
+    found = set(inspect.signature(redis.Redis.__init__).parameters)
+    if cluster:
+        found |= set(inspect.signature(redis.cluster.RedisCluster.__init__).parameters)
+    return frozenset(found - {"self", "args", "kwargs"}) | _EXTRA_PARAMS
+
+
+def checked_params(params: Any, where: str) -> dict[str, Any]:
+    """Connection params as given (a ``"url"`` spelled out into its settings, the
+    other keys laid over them), or TypeError naming ``where`` and the unknown key."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{where} expects a dict of redis.Redis arguments, got {type(params).__name__}")
+    out = dict(params)
+    url = out.pop("url", None)
+    if url is not None:
+        if not isinstance(url, str):
+            raise TypeError(f"{where}: 'url' must be a str such as 'redis://host:6379/0', got {url!r}")
+        try:
+            out = {**params_from_url(url), **out}
+        except ValueError as exc:
+            raise ValueError(f"{where}: bad Redis URL {url!r}: {exc}") from None
+    known = _known_params(bool(out.get("cluster")))
+    for key in out:
+        if key not in known:
+            raise TypeError(f"{where}: unknown connection param {key!r}.{nearest(str(key), known)} The params are "
+                            f"keyword arguments of redis.Redis (of redis.cluster.RedisCluster with "
+                            f"'cluster': True), plus 'cluster' and 'url'")
+    return out
 
 
 def getDefaultRedisConnectionParams() -> dict[str, Any]:
@@ -64,7 +103,7 @@ def getDefaultRedisConnectionParams() -> dict[str, Any]:
         return dict(_explicit_default)
     url = os.environ.get("REDIS_URL")
     if url:
-        return params_from_url(url)
+        return checked_params({"url": url}, "the REDIS_URL environment variable")
     return dict(_BUILTIN_DEFAULT)
 
 

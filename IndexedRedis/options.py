@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .connection import checked_params
 from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
 from .fields import NULL_STORED, IRClassicField, IRField, wire_bytes
 from .fields.links import IRForeignLinkFieldBase
@@ -110,7 +111,11 @@ class ModelOptions:
         if connection_params is not None and not isinstance(connection_params, Mapping):
             raise InvalidModelException(
                 f"Model {self.name}: REDIS_CONNECTION_PARAMS must be a dict of redis.Redis arguments")
-        self.connection_params = dict(connection_params) if connection_params else None
+        try:
+            self.connection_params = checked_params(connection_params, f"Model {self.name}: "
+                                                    "REDIS_CONNECTION_PARAMS") if connection_params else None
+        except (TypeError, ValueError) as exc:
+            raise InvalidModelException(str(exc)) from None
         self.check_attribute_clashes(base)
         # How storage_of turns each value into its stored form (see there).
         self._storers = tuple(

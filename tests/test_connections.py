@@ -180,3 +180,63 @@ def test_error_replies_leave_no_unread_reply_behind() -> None:
     Pinned(name="n", group="g").save()
     assert [o.name for o in Pinned.objects.filter(group="g").all()] == ["n"]
     assert client.get(b"conn:x") is None  # the aborted transaction wrote nothing
+
+
+# ---- connection params are checked when they are given -----------------------------------
+
+
+def test_unknown_params_are_refused_when_set_naming_the_key_and_a_fix() -> None:
+    from IndexedRedis import getDefaultRedisConnectionParams, setDefaultRedisConnectionParams
+
+    before = getDefaultRedisConnectionParams()
+    with pytest.raises(TypeError, match=r"unknown connection param 'hots'\. Did you mean 'host'\?"):
+        setDefaultRedisConnectionParams({"hots": "127.0.0.1"})
+    with pytest.raises(ValueError, match=r"bad Redis URL 'http://x'"):
+        setDefaultRedisConnectionParams({"url": "http://x"})
+    with pytest.raises(TypeError, match="expects a dict"):
+        setDefaultRedisConnectionParams("redis://127.0.0.1")  # type: ignore[arg-type]
+    assert getDefaultRedisConnectionParams() == before  # a refused call changes nothing
+
+
+def test_a_url_param_is_spelled_out_and_other_keys_override_it(redis_url: str) -> None:
+    from IndexedRedis import getDefaultRedisConnectionParams, setDefaultRedisConnectionParams
+
+    setDefaultRedisConnectionParams({"url": redis_url.rsplit("/", 1)[0] + "/5", "db": 3, "socket_timeout": 2})
+    params = getDefaultRedisConnectionParams()
+    assert params["db"] == 3 and params["socket_timeout"] == 2 and "url" not in params
+
+    class UrlParams(IndexedRedisModel):
+        FIELDS = ["name"]
+        INDEXED_FIELDS = ["name"]
+        KEY_NAME = "UrlParams"
+
+    other = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
+    other.flushdb()  # the fixture's own server
+    try:
+        UrlParams(name="x").save()
+        assert other.hlen(UrlParams._meta.keys.generation(0).objs) == 1  # in db 3, not 5
+    finally:
+        other.flushdb()
+        other.close()
+
+
+def test_a_model_with_unknown_connection_params_is_refused_at_definition() -> None:
+    from IndexedRedis import InvalidModelException
+
+    with pytest.raises(InvalidModelException, match=r"BadParams: REDIS_CONNECTION_PARAMS: unknown connection param "
+                                                    r"'prot'\. Did you mean 'port'\?"):
+        class BadParams(IndexedRedisModel):
+            FIELDS = ["name"]
+            KEY_NAME = "BadParams"
+            REDIS_CONNECTION_PARAMS = {"prot": 6379}
+
+
+def test_redis_url_in_the_environment_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from IndexedRedis import connection, getDefaultRedisConnectionParams
+
+    monkeypatch.setattr(connection, "_explicit_default", None)
+    monkeypatch.setenv("REDIS_URL", "redis://10.1.2.3:6400/2?socket_timeout=1.5")
+    assert getDefaultRedisConnectionParams() == {"host": "10.1.2.3", "port": 6400, "db": 2, "socket_timeout": 1.5}
+    monkeypatch.setenv("REDIS_URL", "localhost:6379")
+    with pytest.raises(ValueError, match="the REDIS_URL environment variable: bad Redis URL 'localhost:6379'"):
+        getDefaultRedisConnectionParams()
