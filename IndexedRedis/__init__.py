@@ -17,15 +17,19 @@ from .connection import (
     useEmbeddedRedis,
 )
 from .embedded import EmbeddedRedis
+from .eviction import getEvictionPolicyCheck, setEvictionPolicyCheck
 from .exceptions import (
     ConcurrencyError,
     CrossSlotError,
+    EvictionPolicyError,
+    EvictionWarning,
     FieldValueError,
     IndexedRedisError,
     InvalidModelException,
     InvalidQueryError,
     LinkNotFetchedError,
     NotReplicatedError,
+    OutOfMemoryError,
     UniqueConstraintError,
     UnknownFieldError,
 )
@@ -105,6 +109,11 @@ __all__ = [
     "getRedisPool",
     "clearRedisPools",
     "acloseRedisConnections",
+    "setEvictionPolicyCheck",
+    "getEvictionPolicyCheck",
+    "EvictionPolicyError",
+    "EvictionWarning",
+    "OutOfMemoryError",
     "useEmbeddedRedis",
     "EmbeddedRedis",
     "IndexedRedisError",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
+from . import eviction
 from .connection import ASYNC_ROUTER, SYNC_ROUTER
 from .drivers import runner
 from .flows.context import Context
@@ -26,23 +27,50 @@ def _meta(target: Any) -> Any:
     return meta
 
 
+def _first_use(client: Any) -> None:
+    """Check the server's eviction policy once per client (see ``eviction``)."""
+    if eviction.getEvictionPolicyCheck() != "off":
+        eviction.judge(runner.run(client, eviction.policy_flow()), eviction.server_label(client))
+    eviction.mark_checked(client)
+
+
+async def _afirst_use(client: Any) -> None:
+    if eviction.getEvictionPolicyCheck() != "off":
+        eviction.judge(await runner.arun(client, eviction.policy_flow()), eviction.server_label(client))
+    eviction.mark_checked(client)
+
+
 def run_sync(target: Any, make: MakeFlow[T]) -> T:
     """Run ``make(ctx)`` on the sync client of ``target`` (a model class or instance)."""
     client = SYNC_ROUTER.route_of(target)
+    if eviction.unchecked(client):
+        _first_use(client)
     return runner.run(client, make(Context(_meta(target), client, SYNC_ROUTER)))
 
 
 async def run_async(target: Any, make: MakeFlow[T]) -> T:
     """Run ``make(ctx)`` on the running event loop's client of ``target``."""
     client = ASYNC_ROUTER.route_of(target)
+    if eviction.unchecked(client):
+        await _afirst_use(client)
     return await runner.arun(client, make(Context(_meta(target), client, ASYNC_ROUTER)))
 
 
 def iterate_sync(target: Any, make: MakeFlow[Any]) -> Iterator[Any]:
     client = SYNC_ROUTER.route_of(target)
+    if eviction.unchecked(client):
+        _first_use(client)
     return runner.iterate(client, make(Context(_meta(target), client, SYNC_ROUTER)))
 
 
 def iterate_async(target: Any, make: MakeFlow[Any]) -> AsyncIterator[Any]:
     client = ASYNC_ROUTER.route_of(target)
-    return runner.aiterate(client, make(Context(_meta(target), client, ASYNC_ROUTER)))
+
+    async def checked() -> AsyncIterator[Any]:
+        if eviction.unchecked(client):
+            await _afirst_use(client)
+        async for item in runner.aiterate(client, make(Context(_meta(target), client, ASYNC_ROUTER))):
+            yield item
+
+    return checked() if eviction.unchecked(client) else runner.aiterate(
+        client, make(Context(_meta(target), client, ASYNC_ROUTER)))

@@ -86,3 +86,18 @@ class NotReplicatedError(IndexedRedisError):
         super().__init__(message)
         self.acknowledged = acknowledged
         self.wanted = wanted
+
+
+class OutOfMemoryError(IndexedRedisError):
+    """Redis refused a write because it reached ``maxmemory`` (with the
+    ``noeviction`` policy, or nothing left to evict); nothing of it was written."""
+
+
+class EvictionPolicyError(IndexedRedisError):
+    """The server's ``maxmemory-policy`` may evict IndexedRedis's keys, and
+    ``setEvictionPolicyCheck('refuse')`` asked to refuse such a server."""
+
+
+class EvictionWarning(UserWarning):
+    """The server's ``maxmemory-policy`` may evict IndexedRedis's keys (given once
+    per server and process; see ``setEvictionPolicyCheck``)."""

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import OutOfMemoryError as RedisOutOfMemory
 from redis.exceptions import ResponseError
 
-from ..exceptions import ConcurrencyError, IndexedRedisError, NotReplicatedError
+from ..exceptions import ConcurrencyError, IndexedRedisError, NotReplicatedError, OutOfMemoryError
 from .context import Context
 from .requests import Flow, ScriptCall
 
@@ -43,6 +44,11 @@ def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:
             return (yield request)
         reply, acknowledged = yield replace(request, wait=wait)
     except ResponseError as exc:
+        if isinstance(exc, RedisOutOfMemory) or str(exc).startswith("OOM "):
+            raise OutOfMemoryError(
+                f"Model {', '.join(m.name for m in metas)}: Redis refused the write, its memory is full "
+                f"(maxmemory reached: {exc}); nothing of it was written. Free memory, raise maxmemory, or "
+                f"delete data") from None
         match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", str(exc))
         if match is None:
             raise
