@@ -30,6 +30,7 @@ from .exceptions import (
     LinkNotFetchedError,
     NotReplicatedError,
     OutOfMemoryError,
+    PermissionDeniedError,
     UniqueConstraintError,
     UnknownFieldError,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "EvictionPolicyError",
     "EvictionWarning",
     "OutOfMemoryError",
+    "PermissionDeniedError",
     "useEmbeddedRedis",
     "EmbeddedRedis",
     "IndexedRedisError",

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
+from redis.exceptions import NoPermissionError, ResponseError
+
 from . import eviction
 from .connection import ASYNC_ROUTER, SYNC_ROUTER
 from .drivers import runner
+from .exceptions import PermissionDeniedError
 from .flows.context import Context
 from .flows.requests import Flow
 from .options import checked_meta
@@ -40,20 +43,40 @@ async def _afirst_use(client: Any) -> None:
     eviction.mark_checked(client)
 
 
+_DENIED = ("can't run this command", "no permissions to")  # Redis's ACL refusals, in scripts and out
+
+
+def _denied(target: Any, exc: ResponseError) -> PermissionDeniedError | None:
+    """An ACL refusal as PermissionDeniedError naming the model, or None."""
+    text = str(exc)
+    if not (isinstance(exc, NoPermissionError) or any(words in text for words in _DENIED)):
+        return None
+    name = _meta(target).name
+    return PermissionDeniedError(
+        f"Model {name}: the Redis user is not allowed what this operation needs ({text.split(' script: ')[0]}); "
+        f"nothing was written. Grant the commands and keys of the README's ACL recipes")
+
+
 def run_sync(target: Any, make: MakeFlow[T]) -> T:
     """Run ``make(ctx)`` on the sync client of ``target`` (a model class or instance)."""
     client = SYNC_ROUTER.route_of(target)
-    if eviction.unchecked(client):
-        _first_use(client)
-    return runner.run(client, make(Context(_meta(target), client, SYNC_ROUTER)))
+    try:
+        if eviction.unchecked(client):
+            _first_use(client)
+        return runner.run(client, make(Context(_meta(target), client, SYNC_ROUTER)))
+    except ResponseError as exc:
+        raise _denied(target, exc) or exc from None
 
 
 async def run_async(target: Any, make: MakeFlow[T]) -> T:
     """Run ``make(ctx)`` on the running event loop's client of ``target``."""
     client = ASYNC_ROUTER.route_of(target)
-    if eviction.unchecked(client):
-        await _afirst_use(client)
-    return await runner.arun(client, make(Context(_meta(target), client, ASYNC_ROUTER)))
+    try:
+        if eviction.unchecked(client):
+            await _afirst_use(client)
+        return await runner.arun(client, make(Context(_meta(target), client, ASYNC_ROUTER)))
+    except ResponseError as exc:
+        raise _denied(target, exc) or exc from None
 
 
 def iterate_sync(target: Any, make: MakeFlow[Any]) -> Iterator[Any]:

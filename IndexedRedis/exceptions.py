@@ -101,3 +101,10 @@ class EvictionPolicyError(IndexedRedisError):
 class EvictionWarning(UserWarning):
     """The server's ``maxmemory-policy`` may evict IndexedRedis's keys (given once
     per server and process; see ``setEvictionPolicyCheck``)."""
+
+
+class PermissionDeniedError(IndexedRedisError):
+    """The Redis user (an ACL rule) may not run a command or touch a key an operation
+    needs.  A denied key is refused before the script runs, and a denied write
+    command at the script's first write (every script reads before it writes), so
+    nothing was written."""
