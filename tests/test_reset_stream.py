@@ -38,8 +38,7 @@ def test_stream_reset_of_nothing_empties_the_model(redis_client):
 
 
 def _failing(after: int):
-    for obj in make_dataset("new", after):
-        yield obj
+    yield from make_dataset("new", after)
     raise RuntimeError("the source went away")
 
 
