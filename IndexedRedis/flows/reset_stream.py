@@ -91,14 +91,16 @@ def _batch_records(ctx: Context, batch: list[IndexedRedisModel], pks: list[int],
 def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_size: int = RESET_BATCH,
                       progress: Callable[[int, int | None], None] | None = None,
                       on_record: Callable[[bytes], None] | None = None,
-                      before_switch: Callable[[int], Flow[bool]] | None = None) -> Flow[StreamedReset]:
+                      before_switch: Callable[[int], Flow[bool]] | None = None,
+                      between_batches: Callable[[int], Flow[None]] | None = None) -> Flow[StreamedReset]:
     """Replace the model's dataset with the objects ``objs`` yields, holding one batch
     at a time.
 
     ``on_record(packed)`` sees every record as it is written (to digest the dataset);
     ``before_switch(count)`` is a flow that decides, once everything is written,
     whether to switch the new generation in (False: it is abandoned and freed, and
-    the live dataset stays as it was).  An exception from the iterator (a failed SQL
+    the live dataset stays as it was); ``between_batches(count)`` is a flow run after
+    each batch (to renew a lease).  An exception from the iterator (a failed SQL
     query, a lost connection) abandons the new generation the same way, and is raised.
     """
     meta, keys = ctx.meta, ctx.meta.keys
@@ -146,6 +148,8 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
             batch = []
             if progress is not None:
                 progress(count, None)
+            if between_batches is not None:
+                yield from between_batches(count)
         switch = True if before_switch is None else (yield from before_switch(count))
         if switch:
             reply = yield from script((meta,), ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
