@@ -35,3 +35,7 @@ def run_slow_job(url: str, start_at: float, results) -> None:
     while time.time() < start_at:
         time.sleep(0.001)
     results.put(slow_job.run().status)
+
+
+#: A quick job for the command-line tests.
+quick_jobs = [RefreshJob(Stock, lambda: iter(stock_rows(25)), name="quick-stock")]
