@@ -81,7 +81,12 @@ def test_stream_checks_unique_values_across_batches_on_the_server(redis_client):
 
 
 async def _areset(objs):
-    return await ResetItem.areset(objs, batchSize=33)
+    from IndexedRedis import acloseRedisConnections
+
+    try:
+        return await ResetItem.areset(objs, batchSize=33)
+    finally:
+        await acloseRedisConnections()
 
 
 def test_async_stream_reset(redis_client):
