@@ -125,7 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_reindex.add_argument("model", help="the model class, as module:Class (e.g. myapp.models:Song)")
     run_reindex.add_argument("--url", help="Redis URL (default: REDIS_URL, else 127.0.0.1:6379)")
     run_reindex.set_defaults(handler=reindex)
+    add_extra_commands(commands)
     return parser
+
+
+def add_extra_commands(commands: Any) -> None:
+    """Commands that live in modules of their own (refresh jobs, the web app demo)."""
+    from .examples.webapp.cli import add_webdemo_command
+    from .refresh.cli import add_refresh_command
+
+    add_refresh_command(commands)
+    add_webdemo_command(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -99,15 +99,20 @@ def delete_args(meta: ModelOptions, gk: GenerationKeys, number: Number,
 def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Sequence[int],
                 records: Sequence[dict[str, Any]]) -> list[Any]:
     """reset_load.lua's index arguments for a batch of new records: per index key, its
-    kind ('S' set / 'Z' sorted set), number, and members (with scores for 'Z')."""
+    kind ('S' set, 'U' the set of a unique value, 'Z' sorted set), number, and members
+    (with scores for 'Z')."""
     members: dict[int, list[Any]] = {}
+    unique: set[int] = set()
     scored: dict[int, list[Any]] = {}
     lexed: dict[int, list[Any]] = {}
     for pk, record in zip(pks, records, strict=True):
         for field in meta.indexed:
             stored = record[field.name]
-            members.setdefault(number(meta.index_key(gk, field, stored)), []).append(pk)
+            key_number = number(meta.index_key(gk, field, stored))
+            members.setdefault(key_number, []).append(pk)
             spec = meta.specs[field.name]
+            if spec.unique and stored is not NULL_STORED:  # irNull never clashes
+                unique.add(key_number)
             if spec.numeric:
                 score = score_arg(field, stored)
                 if score:
@@ -116,9 +121,11 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
                 lexed.setdefault(number(gk.lex_index(field.name)), []).extend(
                     (b"0", lex_member(wire_bytes(stored), pk)))
     args: list[Any] = []
-    for kind, groups in ((b"S", members), (b"Z", scored), (b"Z", lexed)):
+    for key_number, items in members.items():
+        args += (b"U" if key_number in unique else b"S", key_number, len(items), *items)
+    for groups in (scored, lexed):
         for key_number, items in groups.items():
-            args += (kind, key_number, len(items), *items)
+            args += (b"Z", key_number, len(items), *items)
     return args
 
 

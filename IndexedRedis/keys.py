@@ -11,6 +11,8 @@ never reach a key name unescaped)::
     ir:{TAG}:nextpk         primary key counter (shared by all generations)
     ir:{TAG}:schemas        hash: schema tag -> msgpack array of the field names whose
                             order records with that tag follow
+    ir:{TAG}:refresh:lease  string: the token of the refresh runner working on the model
+    ir:{TAG}:refresh:state  hash: the refresh job's metrics and the live dataset's digest
     ir:{TAG}:g<N>:objs      hash: pk -> record, a msgpack array: the stored values in
                             FIELDS order, then the schema tag
     ir:{TAG}:g<N>:ids       zset of every pk of generation N, scored by the pk
@@ -113,6 +115,8 @@ class ModelKeys:
         self.dead = self.prefix + b"dead"
         self.nextpk = self.prefix + b"nextpk"
         self.schemas = self.prefix + b"schemas"
+        self.refresh_lease = self.prefix + b"refresh:lease"
+        self.refresh_state = self.prefix + b"refresh:state"
         self._generations: dict[int, GenerationKeys] = {}
 
     def generation(self, gen: int) -> GenerationKeys:

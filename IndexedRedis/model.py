@@ -33,7 +33,8 @@ from .entries import same_stored
 from .exceptions import InvalidModelException, UnknownFieldError
 from .fields import irNull
 from .fields.links import ForeignLink, ForeignLinks
-from .flows import delete, links, reload, reset, save
+from .flows import delete, links, reload, reset, reset_stream, save
+from .flows.common import RESET_BATCH
 from .flows.context import Context
 from .foreign import resolve
 from .names import nearest
@@ -602,21 +603,28 @@ class IndexedRedisModel(metaclass=ModelBase):
     # ---- class API -----------------------------------------------------------------
 
     @classmethod
-    def reset(cls: type[M], newObjs: Sequence[M]) -> list[int]:
+    def reset(cls: type[M], newObjs: Iterable[M], batchSize: int = RESET_BATCH) -> Any:
         """Atomically replace every stored object of this model with ``newObjs``.
 
         Readers see either the whole old dataset or the whole new one, never a mix
-        and never nothing; the server never stalls, whatever the size.  Objects keep
-        their pk if they have one, and get a new one otherwise.
+        and never nothing; the server never stalls, whatever the size.  A list (any
+        sequence) keeps the pks of objects that have one and returns every object's pk.
+        Any other iterable (a generator, a database cursor) is streamed: one batch of
+        ``batchSize`` objects is held at a time, its objects must be new, and the number
+        of objects is returned.
         """
-        objs = list(newObjs)
-        return run_sync(cls, lambda ctx: reset.reset_objects_flow(ctx, objs))
+        if isinstance(newObjs, Sequence):
+            objs = list(newObjs)
+            return run_sync(cls, lambda ctx: reset.reset_objects_flow(ctx, objs))
+        return run_sync(cls, lambda ctx: reset_stream.reset_stream_flow(ctx, newObjs, batchSize)).count
 
     @classmethod
-    async def areset(cls: type[M], newObjs: Sequence[M]) -> list[int]:
-        """``reset``, awaitable."""
-        objs = list(newObjs)
-        return await run_async(cls, lambda ctx: reset.reset_objects_flow(ctx, objs))
+    async def areset(cls: type[M], newObjs: Iterable[M], batchSize: int = RESET_BATCH) -> Any:
+        """``reset``, awaitable (an iterable is streamed as with ``reset``)."""
+        if isinstance(newObjs, Sequence):
+            objs = list(newObjs)
+            return await run_async(cls, lambda ctx: reset.reset_objects_flow(ctx, objs))
+        return (await run_async(cls, lambda ctx: reset_stream.reset_stream_flow(ctx, newObjs, batchSize))).count
 
     @classmethod
     def copyModel(cls: type[M]) -> type[M]:

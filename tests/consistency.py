@@ -162,7 +162,8 @@ def assert_no_garbage(client: redis.Redis, model: Any, *, idle: bool = True) -> 
     keys = model._meta.keys
     gen = current_generation(client, model)
     live_prefix = keys.generation(gen).prefix
-    fixed = {keys.gen, keys.genseq, keys.nextpk, keys.schemas, keys.staging, keys.dead}
+    fixed = {keys.gen, keys.genseq, keys.nextpk, keys.schemas, keys.staging, keys.dead, keys.refresh_lease,
+             keys.refresh_state}
     garbage = sorted(k for k in model_keys(client, model)
                      if k not in fixed and not k.startswith(live_prefix))
     assert not garbage, (

@@ -13,7 +13,8 @@ from importlib.resources import files
 from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
-           "RESET_ABANDON", "FREE_DONE", "RESERVE_PKS"]
+           "RESET_ABANDON", "FREE_DONE", "RESERVE_PKS",
+           "REFRESH_LEASE", "REFRESH_RECORD"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -47,4 +48,5 @@ RESET_SWITCH = Script("reset_switch")
 RESET_ABANDON = Script("reset_abandon")
 RESERVE_PKS = Script("reserve_pks")
 FREE_DONE = Script("free_done")
-
+REFRESH_LEASE = Script("refresh_lease")
+REFRESH_RECORD = Script("refresh_record")

@@ -1,0 +1,21 @@
+"""The IndexedRedis side: the products as stored in SQL, and the expensive report
+precomputed, one object per (category, region)."""
+
+from __future__ import annotations
+
+from IndexedRedis import IndexedRedisModel, IRField
+
+__all__ = ["Product", "CategoryRegionSales"]
+
+
+class Product(IndexedRedisModel):
+    FIELDS = [IRField("product_id", valueType=int), "name", "category", IRField("price_cents", valueType=int)]
+    INDEXED_FIELDS = ["product_id", "category"]
+    KEY_NAME = "WebDemoProduct"
+
+
+class CategoryRegionSales(IndexedRedisModel):
+    FIELDS = ["category", "region", IRField("orders", valueType=int), IRField("units", valueType=int),
+              IRField("revenue_cents", valueType=int), IRField("customers", valueType=int)]
+    INDEXED_FIELDS = ["category"]
+    KEY_NAME = "WebDemoCategoryRegionSales"

@@ -1,0 +1,262 @@
+"""Refresh jobs: fetch or compute a model's dataset from a source (SQL, usually) and
+swap it into Redis, safely, on an interval.
+
+A run (``RefreshJob.run``):
+
+1. takes the model's lease in Redis (one runner per model across processes and hosts;
+   another runner skips, or waits, and logs who holds it);
+2. full mode: streams the source's rows into a new generation with
+   ``reset_stream_flow`` (one batch held at a time) while digesting them, and switches
+   it in only if the digest differs from the live dataset's (otherwise the new
+   generation is dropped and nothing visible changes);
+   incremental mode (``natural_key=``): compares the rows with the stored objects by
+   natural key and saves or deletes only what was added, changed or removed;
+3. records its metrics beside the model (``refresh_status``), releases the lease.
+
+A failure (the query fails, a connection drops) leaves the live dataset as it was; the
+run is logged, recorded, and retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dispatch import run_sync
+from ..flows.refresh import lease_flow, record_run_flow, stored_digest_flow
+from ..flows.requests import Flow
+from ..flows.reset_stream import reset_stream_flow
+from .digest import DatasetDigest
+from .sources import Mapping_, Source, make_source
+
+__all__ = ["RefreshJob", "RefreshResult", "RefreshError", "LeaseLostError"]
+
+log = logging.getLogger("IndexedRedis.refresh")
+
+Progress = Callable[[int], None]
+
+
+class RefreshError(Exception):
+    """A refresh job failed on every attempt; the live dataset is as it was."""
+
+
+class LeaseLostError(RefreshError):
+    """The runner lost its lease part way (it stalled longer than the lease lasts)."""
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """How a run ended.  ``status``: 'swapped' (a new dataset is live), 'unchanged'
+    (the source gave the live dataset again: nothing switched), 'updated' (incremental:
+    ``changed`` objects written), 'busy' (another runner held the lease)."""
+
+    job: str
+    status: str
+    rows: int = 0
+    changed: int = 0
+    duration: float = 0.0
+    attempts: int = 1
+    holder: str = ""
+
+
+@dataclass
+class _Lease:
+    job: RefreshJob
+    token: str
+    ttl_ms: int
+    renewed: float = field(default_factory=time.monotonic)
+
+    def renew_flow(self, ctx: Any, force: bool = False) -> Flow[None]:
+        if not force and time.monotonic() - self.renewed < self.ttl_ms / 3000:
+            return
+        reply = yield from lease_flow(ctx, "renew", self.token, self.ttl_ms)
+        if not reply.held:
+            raise LeaseLostError(f"refresh job {self.job.name}: lost the lease on {self.job.model.__name__} "
+                                 f"to {reply.holder or 'nobody'}; nothing was switched in")
+        self.renewed = time.monotonic()
+
+
+class RefreshJob:
+    """A model, a source of its rows, and how to swap them in.
+
+    ``source``: an SQLAlchemy ``select()`` (Core or ORM; give ``engine=``, an Engine or
+    a URL) whose columns are named like the model's fields, or with ``mapping=``
+    ({field: column}, or a callable row dict -> field dict); or a callable returning an
+    iterable of dicts or model objects.  ``natural_key``: field names that identify an
+    object across runs, for the incremental mode (see ``run``).
+    """
+
+    def __init__(self, model: Any, source: Any, *, engine: Any = None, mapping: Mapping_ = None,
+                 natural_key: str | tuple[str, ...] | None = None, name: str | None = None,
+                 batch_size: int = 500, yield_per: int = 2000, lease_seconds: float = 120.0,
+                 wait_for_lease: float = 0.0, retries: int = 3, backoff: float = 1.0,
+                 max_backoff: float = 60.0) -> None:
+        from ..model import isIndexedRedisModel
+
+        if not isIndexedRedisModel(model):
+            raise TypeError(f"RefreshJob expects an IndexedRedisModel class, got {model!r}")
+        self.model: Any = model
+        self.name = name or f"{model.__name__}"
+        field_names = tuple(model._meta.field_names)
+        self.source: Source = make_source(source, engine, self.name, field_names, mapping, yield_per)
+        if isinstance(natural_key, str):
+            natural_key = (natural_key,)
+        if natural_key is not None:
+            unknown = [n for n in natural_key if n not in field_names]
+            if unknown or not natural_key:
+                raise ValueError(f"refresh job {self.name}: natural_key {natural_key!r} must name fields of "
+                                 f"{model.__name__} (its fields: {list(field_names)})")
+        self.natural_key = natural_key
+        self.batch_size = batch_size
+        self.lease_ms = int(lease_seconds * 1000)
+        self.wait_for_lease = wait_for_lease
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+
+    def __repr__(self) -> str:
+        mode = f"incremental by {self.natural_key}" if self.natural_key else "full"
+        return f"<RefreshJob {self.name}: {self.model.__name__} from {self.source.description}, {mode}>"
+
+    # ---- the rows -----------------------------------------------------------------
+
+    def objects(self) -> Iterator[Any]:
+        """The source's rows as new model objects."""
+        model: Any = self.model
+        for position, row in enumerate(self.source.rows()):
+            if isinstance(row, model):
+                yield row.copy(copyPrimaryKey=False, copyValues=True) if row._id is not None else row
+            elif isinstance(row, dict):
+                yield model(**row)
+            else:
+                raise TypeError(f"refresh job {self.name}: row #{position} of the source is a {type(row).__name__}; "
+                                f"expected a dict of {model.__name__} fields or a {model.__name__} object")
+
+    # ---- running ------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None, force: bool = False) -> RefreshResult:
+        """One run, retried with exponential backoff on failure (``retries`` times).
+
+        Full mode writes the whole dataset into a new generation and switches it in
+        atomically (readers see all of the old one or all of the new one), unless it
+        equals the live one (``force`` switches anyway).  Incremental mode writes only
+        the objects that changed: its writes are atomic per object, not per dataset,
+        so a reader may see some changes of a run before others.
+        """
+        attempt, delay = 0, self.backoff
+        token = self._token()  # one per run: a retry takes over a lease its failed attempt left
+        while True:
+            attempt += 1
+            try:
+                result = self._run_once(token, progress, force)
+            except Exception as exc:
+                self._record_failure(exc)
+                if attempt > self.retries:
+                    raise RefreshError(f"refresh job {self.name}: failed {attempt} time(s), last with "
+                                       f"{type(exc).__name__}: {exc}; the live {self.model.__name__} dataset "
+                                       f"is as it was") from exc
+                log.warning("refresh job %s: attempt %d failed (%s: %s); the live dataset is untouched; "
+                            "retrying in %.1fs", self.name, attempt, type(exc).__name__, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            if attempt > 1:
+                result = RefreshResult(result.job, result.status, result.rows, result.changed, result.duration,
+                                       attempt, result.holder)
+            return result
+
+    def run_every(self, seconds: float, progress: Progress | None = None,
+                  stop: Callable[[], bool] = lambda: False) -> None:
+        """Run now and then every ``seconds`` (measured start to start) until ``stop()``;
+        a run that fails on every attempt is logged and the schedule goes on."""
+        while not stop():
+            started = time.monotonic()
+            try:
+                self.run(progress)
+            except RefreshError as exc:
+                log.error("%s", exc)
+            pause = seconds - (time.monotonic() - started)
+            while pause > 0 and not stop():
+                time.sleep(min(pause, 1.0))
+                pause = seconds - (time.monotonic() - started)
+
+    def _token(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+    def _acquire(self, token: str) -> tuple[_Lease | None, str]:
+        deadline = time.monotonic() + self.wait_for_lease
+        while True:
+            reply = run_sync(self.model, lambda ctx: lease_flow(ctx, "acquire", token, self.lease_ms))
+            if reply.held:
+                return _Lease(self, token, self.lease_ms), ""
+            if time.monotonic() >= deadline:
+                log.info("refresh job %s: skipped, %s is being refreshed by %s (lease ends in %.1fs)", self.name,
+                         self.model.__name__, reply.holder, reply.remaining_ms / 1000)
+                return None, reply.holder
+            log.info("refresh job %s: waiting, %s holds the lease on %s", self.name, reply.holder,
+                     self.model.__name__)
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _run_once(self, token: str, progress: Progress | None, force: bool) -> RefreshResult:
+        started, wall = time.monotonic(), time.time()
+        lease, holder = self._acquire(token)
+        if lease is None:
+            return RefreshResult(self.name, "busy", holder=holder)
+        try:
+            if self.natural_key is None:
+                status, rows, changed, gen, digest = self._full(lease, progress, force)
+            else:
+                from .incremental import run_incremental
+
+                status, rows, changed, gen, digest = run_incremental(self, lease, progress)
+            duration = time.monotonic() - started
+            fields = {"job": self.name, "status": status, "last_success": f"{wall:.3f}",
+                      "duration": f"{duration:.3f}", "rows": rows, "rows_changed": changed,
+                      "source": self.source.description}
+            run_sync(self.model, lambda ctx: record_run_flow(ctx, True, fields, gen, digest))
+        finally:
+            run_sync(self.model, lambda ctx: lease_flow(ctx, "release", lease.token))
+        log.info("refresh job %s: %s, %d rows, %d changed, %.2fs", self.name, status, rows, changed, duration)
+        return RefreshResult(self.name, status, rows, changed, duration)
+
+    def _full(self, lease: _Lease, progress: Progress | None,
+              force: bool) -> tuple[str, int, int, int | None, str]:
+        digest = DatasetDigest()
+        live_gen: list[int] = []
+
+        def tick(done: int, _total: int | None) -> None:
+            if progress is not None:
+                progress(done)
+
+        def flow(ctx: Any) -> Flow[Any]:
+            def before_switch(count: int) -> Flow[bool]:
+                yield from lease.renew_flow(ctx, force=True)
+                if force:
+                    return True
+                live = yield from stored_digest_flow(ctx)
+                return live != digest.hexdigest()
+
+            outcome = yield from reset_stream_flow(ctx, self.objects(), self.batch_size, tick, digest.add_record,
+                                                   before_switch, lambda count: lease.renew_flow(ctx))
+            live_gen.append(ctx.gen)
+            return outcome
+
+        outcome = run_sync(self.model, flow)
+        status = "swapped" if outcome.switched else "unchanged"
+        changed = outcome.count if outcome.switched else 0
+        return status, outcome.count, changed, live_gen[0], digest.hexdigest()
+
+    def _record_failure(self, exc: BaseException) -> None:
+        fields = {"job": self.name, "status": "failed", "last_error": f"{type(exc).__name__}: {exc}"[:2000],
+                  "last_error_at": f"{time.time():.3f}"}
+        try:
+            run_sync(self.model, lambda ctx: record_run_flow(ctx, False, fields))
+        except Exception as record_exc:  # Redis itself may be what failed
+            log.warning("refresh job %s: could not record the failure in Redis (%s: %s)", self.name,
+                        type(record_exc).__name__, record_exc)
