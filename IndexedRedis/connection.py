@@ -252,6 +252,17 @@ async def acloseRedisConnections() -> None:
             await client.connection_pool.disconnect()
 
 
+def server_label(client: Any) -> str:
+    """host:port/db (or the socket path) of a client, for messages."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a cluster client
+        nodes = getattr(client, "startup_nodes", None) or []
+        return "cluster " + ", ".join(f"{getattr(n, 'host', '?')}:{getattr(n, 'port', '?')}" for n in nodes[:3])
+    kwargs = pool.connection_kwargs
+    where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+    return f"{where}/{kwargs.get('db', 0)}"
+
+
 def _reset_default_for_tests() -> None:
     global _explicit_default, _version
     _explicit_default = None

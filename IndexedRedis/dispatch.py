@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import eviction
-from .connection import ASYNC_ROUTER, SYNC_ROUTER
+from .connection import ASYNC_ROUTER, SYNC_ROUTER, server_label
 from .drivers import runner
-from .exceptions import PermissionDeniedError
+from .exceptions import PermissionDeniedError, ServerTimeoutError, ServerUnavailableError
 from .flows.context import Context
 from .flows.requests import Flow
 from .options import checked_meta
@@ -33,13 +35,13 @@ def _meta(target: Any) -> Any:
 def _first_use(client: Any) -> None:
     """Check the server's eviction policy once per client (see ``eviction``)."""
     if eviction.getEvictionPolicyCheck() != "off":
-        eviction.judge(runner.run(client, eviction.policy_flow()), eviction.server_label(client))
+        eviction.judge(runner.run(client, eviction.policy_flow()), server_label(client))
     eviction.mark_checked(client)
 
 
 async def _afirst_use(client: Any) -> None:
     if eviction.getEvictionPolicyCheck() != "off":
-        eviction.judge(await runner.arun(client, eviction.policy_flow()), eviction.server_label(client))
+        eviction.judge(await runner.arun(client, eviction.policy_flow()), server_label(client))
     eviction.mark_checked(client)
 
 
@@ -57,6 +59,15 @@ def _denied(target: Any, exc: ResponseError) -> PermissionDeniedError | None:
         f"nothing was written. Grant the commands and keys of the README's ACL recipes")
 
 
+def _unreachable(target: Any, client: Any, exc: Exception) -> Exception:
+    """A lost or timed-out connection as our error naming the model and the server
+    (still a redis.ConnectionError / TimeoutError); our own errors pass as they are."""
+    if isinstance(exc, (ServerUnavailableError, ServerTimeoutError)):
+        return exc
+    kind = ServerTimeoutError if isinstance(exc, RedisTimeoutError) else ServerUnavailableError
+    return kind(f"Model {_meta(target).name}: Redis at {server_label(client)}: {exc}")
+
+
 def run_sync(target: Any, make: MakeFlow[T]) -> T:
     """Run ``make(ctx)`` on the sync client of ``target`` (a model class or instance)."""
     client = SYNC_ROUTER.route_of(target)
@@ -66,6 +77,8 @@ def run_sync(target: Any, make: MakeFlow[T]) -> T:
         return runner.run(client, make(Context(_meta(target), client, SYNC_ROUTER)))
     except ResponseError as exc:
         raise _denied(target, exc) or exc from None
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise _unreachable(target, client, exc) from exc
 
 
 async def run_async(target: Any, make: MakeFlow[T]) -> T:
@@ -77,6 +90,8 @@ async def run_async(target: Any, make: MakeFlow[T]) -> T:
         return await runner.arun(client, make(Context(_meta(target), client, ASYNC_ROUTER)))
     except ResponseError as exc:
         raise _denied(target, exc) or exc from None
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise _unreachable(target, client, exc) from exc
 
 
 def iterate_sync(target: Any, make: MakeFlow[Any]) -> Iterator[Any]:

@@ -90,14 +90,3 @@ def judge(policy: str | None, server: str) -> None:
             return
         _warned.add(server)
     warnings.warn(message + ", or setEvictionPolicyCheck('off') to silence this", EvictionWarning, stacklevel=4)
-
-
-def server_label(client: Any) -> str:
-    """host:port/db (or the socket path) of a client, for messages."""
-    pool = getattr(client, "connection_pool", None)
-    if pool is None:  # a cluster client
-        nodes = getattr(client, "startup_nodes", None) or []
-        return "cluster " + ", ".join(f"{getattr(n, 'host', '?')}:{getattr(n, 'port', '?')}" for n in nodes[:3])
-    kwargs = pool.connection_kwargs
-    where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-    return f"{where}/{kwargs.get('db', 0)}"

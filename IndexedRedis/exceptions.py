@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis.exceptions
+
 __all__ = [
     "IndexedRedisError",
     "InvalidModelException",
@@ -12,6 +14,14 @@ __all__ = [
     "UniqueConstraintError",
     "LinkNotFetchedError",
     "CrossSlotError",
+    "NotReplicatedError",
+    "OutOfMemoryError",
+    "EvictionPolicyError",
+    "EvictionWarning",
+    "PermissionDeniedError",
+    "ServerUnavailableError",
+    "ServerTimeoutError",
+    "SharedKeysWarning",
 ]
 
 
@@ -108,3 +118,19 @@ class PermissionDeniedError(IndexedRedisError):
     needs.  A denied key is refused before the script runs, and a denied write
     command at the script's first write (every script reads before it writes), so
     nothing was written."""
+
+
+class ServerUnavailableError(IndexedRedisError, redis.exceptions.ConnectionError):
+    """Redis could not be reached, or the connection broke, during an operation; the
+    message names the model and the server.  A ``redis.ConnectionError`` too, so
+    code that catches that keeps working."""
+
+
+class ServerTimeoutError(IndexedRedisError, redis.exceptions.TimeoutError):
+    """Redis did not answer within the client's ``socket_timeout``; the message names
+    the model and the server.  A ``redis.TimeoutError`` too."""
+
+
+class SharedKeysWarning(UserWarning):
+    """Two unrelated model classes use the same keys (the same KEY_NAME and KEY_GROUP,
+    on the same connection params): each would read the other's records."""

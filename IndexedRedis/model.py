@@ -13,6 +13,7 @@ import copy as _copy
 import itertools
 import sys
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pprint import pprint as _pprint
 from typing import IO, Any, ClassVar, TypeVar
@@ -30,7 +31,7 @@ from .connection import (
 from .dispatch import run_async, run_sync
 from .drivers.runner import run
 from .entries import same_stored
-from .exceptions import InvalidModelException, UnknownFieldError
+from .exceptions import InvalidModelException, SharedKeysWarning, UnknownFieldError
 from .fields import irNull
 from .fields.links import ForeignLink, ForeignLinks
 from .flows import delete, links, reload, reset, reset_stream, save
@@ -148,10 +149,32 @@ class ModelBase(type):
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
         validatedModels.add(cls)
+        _warn_if_keys_are_shared(cls, meta)
         if meta.foreign_fields:
             for field in meta.foreign_fields:
                 type.__setattr__(cls, field.name, field)
             type.__setattr__(cls, "__getattribute__", _resolving_getattribute)
+
+
+_models_by_keys: weakref.WeakValueDictionary[tuple[bytes, str], Any] = weakref.WeakValueDictionary()
+
+
+def _warn_if_keys_are_shared(cls: Any, meta: ModelOptions) -> None:
+    """Warn when another live model class already uses these keys, unless one derives
+    from the other (``copyModel``, ``connectAlt``, a subclass) or it is the same class
+    defined again (a reloaded module)."""
+    where = (meta.keys.prefix, repr(sorted((meta.connection_params or {}).items())))
+    other = _models_by_keys.get(where)
+    if other is None:
+        _models_by_keys[where] = cls
+        return
+    if issubclass(cls, other) or issubclass(other, cls) or (
+            other.__module__, other.__qualname__) == (cls.__module__, cls.__qualname__):
+        return
+    warnings.warn(f"Model {cls.__qualname__} ({cls.__module__}) uses the keys of model {other.__qualname__} "
+                  f"({other.__module__}): KEY_NAME {meta.keys.tag!r}; each would read and overwrite the other's "
+                  f"records. Give one another KEY_NAME (or a KEY_GROUP), or derive it with copyModel / connectAlt",
+                  SharedKeysWarning, stacklevel=3)
 
 
 def _read_model(cls: Any, name: str) -> ModelOptions | None:

@@ -95,8 +95,13 @@ class ModelOptions:
                 indexed_fields.append(field)
         for field in indexed_fields:
             if not field.canIndex():
+                kind = type(field).__name__ + (f" of {field.valueType.__name__}"
+                                               if isinstance(getattr(field, "valueType", None), type) else "")
                 raise InvalidModelException(
-                    f"Model {self.name}: field {field.name!r} ({type(field).__name__}) cannot be indexed")
+                    f"Model {self.name}: field {field.name!r} ({kind}) cannot be indexed: its stored form does "
+                    f"not identify its value (equal values may be stored differently, or the stored form is "
+                    f"opaque, as for raw bytes, pickles, compressed data, dicts and lists), so an index on it could "
+                    f"miss equal values. Index another field, or store a text or number form of it beside it")
         for field in lex_fields:
             if not field.isText():
                 raise InvalidModelException(
