@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .connection import (
+    default_is_named,
     getDefaultRedisConnectionParams,
     params_from_url,
     setDefaultRedisConnectionParams,
@@ -46,6 +47,8 @@ def choose_server(url: str | None, embedded: bool) -> str:
         return f"embedded redis-server at {useEmbeddedRedis().url}"
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
+    if not default_is_named():  # the demo resets its model: never on a server nobody named
+        return f"embedded redis-server at {useEmbeddedRedis().url} (no server named: --url or REDIS_URL)"
     params = getDefaultRedisConnectionParams()
     if _server_answers(params):
         return f"redis://{params.get('host')}:{params.get('port')}/{params.get('db', 0)}"
@@ -79,9 +82,16 @@ def load_model(spec: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SystemExit(f"indexedredis: cannot import {module_name!r}: {exc}") from None
-    model = getattr(module, class_name, None)
-    if model is None or not isinstance(model, type) or not isIndexedRedisModel(model):
-        raise SystemExit(f"indexedredis: {module_name}.{class_name} is not an IndexedRedisModel class")
+    if not hasattr(module, class_name):
+        from .names import nearest
+
+        names = [name for name in dir(module) if not name.startswith("_")]
+        raise SystemExit(f"indexedredis: module {module_name!r} has no attribute {class_name!r}."
+                         f"{nearest(class_name, names)}")
+    model = getattr(module, class_name)
+    if not isinstance(model, type) or not isIndexedRedisModel(model):
+        raise SystemExit(f"indexedredis: {module_name}.{class_name} is a {type(model).__name__}, "
+                         f"not an IndexedRedisModel class")
     return model
 
 
@@ -93,6 +103,7 @@ def reindex(args: argparse.Namespace) -> int:
         setDefaultRedisConnectionParams(params_from_url(args.url))
     model = load_model(args.model)
     console = Console(stderr=True)
+    console.print(f"reindex {model.__name__} on {describe(model._get_client())}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         task = bar.add_task(f"reindex {model.__name__}", total=None)
@@ -105,14 +116,28 @@ def reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe(client: Any) -> str:
+    """The server and db a client reaches, for the commands to print before they work."""
+    from .connection import server_label
+
+    return server_label(client)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
     parser = argparse.ArgumentParser(prog="indexedredis", description="IndexedRedis command line tools.")
+    try:
+        mine = version("indexedredis")
+    except PackageNotFoundError:  # run from a source tree
+        mine = "unknown"
+    parser.add_argument("--version", action="version", version=f"indexedredis {mine} (redis-py {redis.__version__})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_demo = commands.add_parser(
         "demo", help="run the Song example end to end and print its results",
-        description="Run the Song example from the IndexedRedis README. Uses --url, else "
-                    "REDIS_URL, else 127.0.0.1:6379, else (or with --embedded) a private "
-                    "redis-server that is stopped on exit.")
+        description="Run the Song example from the IndexedRedis README (it replaces the Songs "
+                    "model's data). Uses --url, else REDIS_URL, else a private redis-server that is "
+                    "stopped on exit: never a server nobody named.")
     where = run_demo.add_mutually_exclusive_group()
     where.add_argument("--url", help="Redis URL, e.g. redis://host:6379/0 or unix:///path/redis.sock")
     where.add_argument("--embedded", action="store_true", help="start a private redis-server for the demo")
@@ -139,8 +164,14 @@ def add_extra_commands(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .exceptions import IndexedRedisError
+
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except (ValueError, TypeError, IndexedRedisError, redis.ConnectionError, redis.TimeoutError) as exc:
+        print(f"indexedredis {args.command}: {exc}", file=sys.stderr)  # a bad URL, a dead server: no traceback
+        return 2
 
 
 if __name__ == "__main__":

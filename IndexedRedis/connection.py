@@ -97,6 +97,12 @@ def checked_params(params: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def default_is_named() -> bool:
+    """Whether the default connection was named (``setDefaultRedisConnectionParams`` or
+    ``REDIS_URL``) rather than left at 127.0.0.1:6379."""
+    return _explicit_default is not None or bool(os.environ.get("REDIS_URL"))
+
+
 def getDefaultRedisConnectionParams() -> dict[str, Any]:
     """A copy of the params models use when they name none of their own."""
     if _explicit_default is not None:

