@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import runpy
 import sys
@@ -73,24 +72,11 @@ def demo(args: argparse.Namespace) -> int:
 def load_model(spec: str) -> Any:
     """``package.module:ModelClass`` -> the model class, or a clear SystemExit."""
     from .model import isIndexedRedisModel
+    from .specs import resolve
 
-    module_name, _, class_name = spec.partition(":")
-    if not module_name or not class_name:
-        raise SystemExit(f"indexedredis: expected module:Model (like myapp.models:Song), got {spec!r}")
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"indexedredis: cannot import {module_name!r}: {exc}") from None
-    if not hasattr(module, class_name):
-        from .names import nearest
-
-        names = [name for name in dir(module) if not name.startswith("_")]
-        raise SystemExit(f"indexedredis: module {module_name!r} has no attribute {class_name!r}."
-                         f"{nearest(class_name, names)}")
-    model = getattr(module, class_name)
+    model = resolve(spec, "indexedredis", "Model", "myapp.models:Song")
     if not isinstance(model, type) or not isIndexedRedisModel(model):
-        raise SystemExit(f"indexedredis: {module_name}.{class_name} is a {type(model).__name__}, "
+        raise SystemExit(f"indexedredis: {spec.replace(':', '.')} is a {type(model).__name__}, "
                          f"not an IndexedRedisModel class")
     return model
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
-import sys
 import time
 from typing import Any
 
@@ -15,17 +12,10 @@ __all__ = ["add_refresh_command", "load_jobs"]
 
 def load_jobs(spec: str) -> list[Any]:
     """``package.module:name`` -> the RefreshJob (or list of jobs) it names."""
+    from ..specs import resolve
     from .job import RefreshJob
 
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"indexedredis refresh: expected module:job (like myapp.jobs:products), got {spec!r}")
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"indexedredis refresh: cannot import {module_name!r}: {exc}") from None
-    found = getattr(module, attribute, None)
+    found = resolve(spec, "indexedredis refresh", "job", "myapp.jobs:products")
     jobs = list(found) if isinstance(found, (list, tuple)) else [found]
     if not jobs or not all(isinstance(job, RefreshJob) for job in jobs):
         raise SystemExit(f"indexedredis refresh: {spec} is not a RefreshJob (or a list of them), "
