@@ -20,6 +20,7 @@ from .embedded import EmbeddedRedis
 from .eviction import getEvictionPolicyCheck, setEvictionPolicyCheck
 from .exceptions import (
     ConcurrencyError,
+    CorruptRecordError,
     CrossSlotError,
     EvictionPolicyError,
     EvictionWarning,
@@ -122,6 +123,7 @@ __all__ = [
     "ServerUnavailableError",
     "ServerTimeoutError",
     "SharedKeysWarning",
+    "CorruptRecordError",
     "useEmbeddedRedis",
     "EmbeddedRedis",
     "IndexedRedisError",

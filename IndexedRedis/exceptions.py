@@ -22,6 +22,7 @@ __all__ = [
     "ServerUnavailableError",
     "ServerTimeoutError",
     "SharedKeysWarning",
+    "CorruptRecordError",
 ]
 
 
@@ -134,3 +135,8 @@ class ServerTimeoutError(IndexedRedisError, redis.exceptions.TimeoutError):
 class SharedKeysWarning(UserWarning):
     """Two unrelated model classes use the same keys (the same KEY_NAME and KEY_GROUP,
     on the same connection params): each would read the other's records."""
+
+
+class CorruptRecordError(IndexedRedisError):
+    """A stored record or key is not what IndexedRedis writes (malformed msgpack, a
+    key of another type): something else wrote it, or it was damaged."""

@@ -68,7 +68,7 @@ class InstanceBuilder:
 
     def _instances(self, pks: Sequence[int], blobs: bytes | Sequence[bytes]) -> list[IndexedRedisModel]:
         codec = self.codec
-        arrays = codec.arrays(blobs)
+        arrays = codec.arrays(blobs, len(pks))
         if not self._raw:
             return [self.instance_from_record(pk, record)
                     for pk, record in zip(pks, codec.dicts(arrays), strict=True)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from .exceptions import IndexedRedisError
+from .exceptions import CorruptRecordError, IndexedRedisError
 
 __all__ = ["RecordCodec", "UnknownSchemas", "schema_tag"]
 
@@ -65,15 +65,25 @@ class RecordCodec:
         values.append(self.schema_tag)
         return _packer.pack(values)
 
-    def arrays(self, blobs: bytes | Iterable[bytes]) -> list[tuple[Any, ...]]:
-        """Unpacked records; raises UnknownSchemas when some were written with a field
-        list this process has not seen (``learn_schemas`` it from the schemas hash, then
-        call again)."""
-        arrays = _unpack_all(blobs)
-        if arrays:
-            unknown = {values[-1] for values in arrays} - self.schemas.keys()
-            if unknown:
-                raise UnknownSchemas(unknown)
+    def arrays(self, blobs: bytes | Iterable[bytes], count: int | None = None) -> list[tuple[Any, ...]]:
+        """Unpacked records (``count`` of them, if given); raises UnknownSchemas when
+        some were written with a field list this process has not seen (``learn_schemas``
+        it from the schemas hash, then call again), CorruptRecordError for data that is
+        not a record of ours."""
+        try:
+            arrays = _unpack_all(blobs)
+            if count is not None and len(arrays) != count:
+                raise ValueError(f"{len(arrays)} records where {count} were stored")
+            unknown = {values[-1] for values in arrays} - self.schemas.keys() if arrays else None
+        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:  # not our data
+            raise CorruptRecordError(
+                f"Model {self.model_name}: a stored record is not IndexedRedis data (msgpack said: "
+                f"{type(exc).__name__}: {exc}); something else wrote it, or it was damaged") from None
+        if unknown:
+            if not all(type(tag) is int for tag in unknown):
+                raise CorruptRecordError(f"Model {self.model_name}: a stored record is not IndexedRedis data "
+                                         f"(it does not end with a schema tag)")
+            raise UnknownSchemas(unknown)
         return arrays
 
     def dicts(self, arrays: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import OutOfMemoryError as RedisOutOfMemory
 from redis.exceptions import ResponseError
 
-from ..exceptions import ConcurrencyError, IndexedRedisError, NotReplicatedError, OutOfMemoryError
+from ..exceptions import ConcurrencyError, CorruptRecordError, IndexedRedisError, NotReplicatedError, OutOfMemoryError
 from .context import Context
 from .requests import Flow, ScriptCall
 
@@ -49,10 +49,20 @@ def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:
                 f"Model {', '.join(m.name for m in metas)}: Redis refused the write, its memory is full "
                 f"(maxmemory reached: {exc}); nothing of it was written. Free memory, raise maxmemory, or "
                 f"delete data") from None
-        match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", str(exc))
+        names = ", ".join(m.name for m in metas)
+        text = str(exc)
+        if "IR_CORRUPT_RECORD" in text:  # a stored record that is not our data, read before the first write
+            raise CorruptRecordError(
+                f"Model {names}: a stored record is not IndexedRedis data (malformed msgpack, or not a "
+                f"record); nothing was written. Delete that record, or reset the model") from None
+        if text.startswith("WRONGTYPE") or "WRONGTYPE" in text:
+            raise CorruptRecordError(
+                f"Model {names}: a key under the model's prefix holds another type of value, so something "
+                f"else wrote it ({text.split(' script: ')[0]}); the write may have stopped part way. "
+                f"Remove the foreign key, then reindex the model") from None
+        match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", text)
         if match is None:
             raise
-        names = ", ".join(m.name for m in metas)
         raise IndexedRedisError(
             f"Model {names}: a stored record carries schema tag {match[1]}, which the "
             f"model's schemas hash does not hold (the data was not written by IndexedRedis, "

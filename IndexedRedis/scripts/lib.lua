@@ -71,7 +71,10 @@ end
 
 -- A stored record: a table field name -> stored value, its raw values, and its tag.
 local function read_record(schemas_key, stored)
-  local values = cmsgpack.unpack(stored)
+  local ok, values = pcall(cmsgpack.unpack, stored)
+  if not ok or type(values) ~= 'table' or #values == 0 or type(values[#values]) ~= 'number' then
+    error('IR_CORRUPT_RECORD ')  -- not our data: fails the script before its first write
+  end
   local n = #values
   local names = schema_names(schemas_key, values[n])
   local record = {}
