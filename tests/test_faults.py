@@ -114,7 +114,12 @@ def durable_server(tmp_path: Any) -> Iterator[dict[str, Any]]:
 
 def _acked_writer(port: int, out: Any) -> None:
     """Saves objects one by one and reports each acknowledged pk (then keeps going)."""
-    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": port, "socket_timeout": 5})
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # no retries: once the server is gone the writer stops (it must not write to the restarted one)
+    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": port, "socket_timeout": 5,
+                                     "retry": Retry(NoBackoff(), 0)})
     number = 0
     while True:
         obj = FaultItem(tag="durable", n=number, color=COLORS[number % 3])
@@ -145,6 +150,9 @@ def test_a_server_killed_under_appendfsync_always_loses_no_acknowledged_write(
     while receive.poll(0.5):  # acknowledgements that were on their way
         acked.append(receive.recv())
     writer.join(20)
+    if writer.is_alive():  # it must not write to the restarted server while the checks run
+        writer.kill()
+        writer.join()
     assert len(acked) >= 300
     first_client = FaultItem._get_client()  # holds connections to the dead server
     durable_server["start"]()

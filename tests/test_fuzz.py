@@ -31,7 +31,8 @@ def _model(key_name: str) -> type[Any]:
         warnings.simplefilter("ignore", SharedKeysWarning)  # examples may repeat a KEY_NAME
         return type("Fuzzed", (IndexedRedisModel,), {
             "__module__": __name__,
-            "FIELDS": ["text", IRBytesField("raw"), IRField("number", valueType=int), IRField("ratio", valueType=float)],
+            "FIELDS": ["text", IRBytesField("raw"), IRField("number", valueType=int),
+                       IRField("ratio", valueType=float)],
             "INDEXED_FIELDS": ["text", "raw", "number", "ratio"],
             "KEY_NAME": key_name,
         })
