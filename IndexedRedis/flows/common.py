@@ -44,7 +44,9 @@ def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:
             return (yield request)
         reply, acknowledged = yield replace(request, wait=wait)
     except ResponseError as exc:
-        if isinstance(exc, RedisOutOfMemory) or str(exc).startswith("OOM "):
+        # Redis 7 names a script's refused write "OOM ..."; 6.2 wraps it as "Error running
+        # script (...): ... -OOM command not allowed ...".
+        if isinstance(exc, RedisOutOfMemory) or re.match(r"OOM |.*-OOM ", str(exc)):
             raise OutOfMemoryError(
                 f"Model {', '.join(m.name for m in metas)}: Redis refused the write, its memory is full "
                 f"(maxmemory reached: {exc}); nothing of it was written. Free memory, raise maxmemory, or "
