@@ -39,8 +39,8 @@ COLORS = ["red", "green", "blue"]
 # ---- writers SIGKILLed in the middle of saves, updates and deletes ------------------------
 
 
-def _storm(url: str, seed: int) -> None:
-    """Save, update and delete at random, for ever (until killed)."""
+def _storm(url: str, seed: int, done: Any) -> None:
+    """Save, update and delete at random, for ever (until killed); ``done`` counts."""
     setDefaultRedisConnectionParams({"url": url})
     rng = random.Random(seed)
     mine: list[Any] = []
@@ -59,17 +59,22 @@ def _storm(url: str, seed: int) -> None:
             obj.save()
         else:
             mine.pop(rng.randrange(len(mine))).delete()
+        done.value += 1
 
 
 def test_writers_killed_mid_storm_leave_exact_indexes(redis_url: str, redis_client: redis.Redis) -> None:
     context = multiprocessing.get_context("spawn")
     rng = random.Random(11)
     for round_number in range(3):
-        writers = [context.Process(target=_storm, args=(redis_url, 10 * round_number + i), daemon=True)
+        counters = [context.Value("i", 0) for _ in range(4)]
+        writers = [context.Process(target=_storm, args=(redis_url, 10 * round_number + i, counters[i]), daemon=True)
                    for i in range(4)]
         for writer in writers:
             writer.start()
-        time.sleep(1.0 + rng.random())  # long enough for each to be mid-way through something
+        deadline = time.monotonic() + 60  # a spawned child takes a while to start on a busy machine
+        while min(c.value for c in counters) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.random())  # then a random moment: each is mid-way through something
         for writer in writers:
             os.kill(writer.pid, signal.SIGKILL)  # type: ignore[arg-type]
             writer.join(10)
