@@ -300,9 +300,19 @@ class LocalCluster:
     def node_id(self, port: int) -> str:
         return str(self.admin(port).execute_command("CLUSTER", "MYID"))
 
-    def owner(self, slot: int) -> int:
+    def owner(self, slot: int, wait: float = 10.0) -> int:
         """Port of the master that serves ``slot`` by its own account (another node's
-        view may lag behind a migration)."""
+        view may lag behind a migration or a failover: asked again for up to ``wait`` s)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._owner(slot)
+            except (ClusterStartError, redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _owner(self, slot: int) -> int:
         for port in self.master_ports():
             myself = next(n for n in self.nodes(port) if "myself" in n["flags"])
             for entry in myself["slots"]:
@@ -354,6 +364,24 @@ class LocalCluster:
                     return f"replica {port} is not linked to its master yet"
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
                 return f"node {port}: {exc!r}"
+        return self._views_differ()
+
+    def _views_differ(self) -> str:
+        """Whether the live nodes disagree on which master serves which slots (gossip after
+        a failover takes a moment: a client asking a node that lags would be sent to the old
+        master)."""
+        views = {}
+        for port in self._nodes:
+            if self.alive(port):
+                try:
+                    views[port] = sorted((str(n["port"]), tuple(s for s in n["slots"] if not str(s).startswith("[")))
+                                         for n in self.nodes(port) if "master" in n["flags"] and n["slots"])
+                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                    return f"node {port}: {exc!r}"
+        first = next(iter(views.values()), None)
+        for port, view in views.items():
+            if view != first:
+                return f"node {port} sees other masters serving the slots than its peers"
         return ""
 
     def heal(self) -> None:
