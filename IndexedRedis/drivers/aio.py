@@ -256,6 +256,8 @@ async def _exchange(conn: Any, packed: bytes, count: int, request: Any) -> list[
             elif conn.health_check_interval:
                 await conn.check_health()
             connecting = False
+            if conn._writer is None:  # closed meanwhile by another task: nothing is sent yet
+                raise RedisConnectionError("the connection was closed before the write")
             kind = type(conn)
             if kind.read_response is _PLAIN_READ and kind.send_packed_command is _PLAIN_SEND \
                     and not conn.health_check_interval:

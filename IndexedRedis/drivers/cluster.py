@@ -677,6 +677,9 @@ async def _aroundtrip(node: Any, commands: list[tuple[Any, ...]], check: bool) -
         except _LINK_ERRORS as exc:
             return [_NotSent(exc)] * count
         packed = _apack(conn, commands)
+        if conn._writer is None:  # closed meanwhile by another task (redis-py 5.0's slot-map refresh
+            # disconnects every connection of a node it replaces, in use or not): nothing was sent
+            return [_NotSent(RedisConnectionError("the connection was closed before the write"))] * count
         out: list[Any] = []
         try:
             kind = type(conn)
@@ -695,8 +698,8 @@ async def _aroundtrip(node: Any, commands: list[tuple[Any, ...]], check: bool) -
                         out.append(await conn.read_response())
                     except ResponseError as exc:
                         out.append(exc)
-        except (*_LINK_ERRORS, OSError, asyncio.TimeoutError) as exc:
-            await conn.disconnect(nowait=True)
+        except (*_LINK_ERRORS, OSError, asyncio.TimeoutError, AttributeError) as exc:  # AttributeError: the
+            await conn.disconnect(nowait=True)  # connection torn down by another task mid-request
             out.extend([_link_error(conn, exc)] * (count - len(out)))
         return out
     except BaseException:  # cancelled, say: replies may be left unread
