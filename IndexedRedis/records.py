@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from .exceptions import CorruptRecordError, IndexedRedisError
+from .exceptions import CorruptRecordError
 
 __all__ = ["RecordCodec", "UnknownSchemas", "schema_tag"]
 
@@ -75,7 +75,7 @@ class RecordCodec:
             if count is not None and len(arrays) != count:
                 raise ValueError(f"{len(arrays)} records where {count} were stored")
             unknown = {values[-1] for values in arrays} - self.schemas.keys() if arrays else None
-        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:  # not our data
+        except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException) as exc:  # not our data
             raise CorruptRecordError(
                 f"Model {self.model_name}: a stored record is not IndexedRedis data (msgpack said: "
                 f"{type(exc).__name__}: {exc}); something else wrote it, or it was damaged") from None
@@ -105,8 +105,8 @@ class RecordCodec:
         """Remember the field lists of ``tags``, as read from the schemas hash."""
         for tag, blob in zip(tags, blobs, strict=True):
             if blob is None:
-                raise IndexedRedisError(
-                    f"Model {self.model_name}: stored records carry schema tag {tag}, which the model's "
-                    f"schemas hash ({self.schemas_key!r}) does not hold; the data was not "
-                    f"written by IndexedRedis or its schemas hash was deleted")
+                raise CorruptRecordError(
+                    f"Model {self.model_name}: stored records carry schema tag {tag}, which the model's schemas "
+                    f"hash ({self.schemas_key!r}) does not hold: they are not IndexedRedis data, or the schemas "
+                    f"hash was deleted")
             self.schemas[tag] = tuple(msgpack.unpackb(blob, raw=False))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import warnings
 import time
+import warnings
 from typing import Any
 
 import pytest

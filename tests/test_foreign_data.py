@@ -27,7 +27,7 @@ def _snapshot(client: redis.Redis) -> dict[bytes, Any]:
     return {key: client.dump(key) for key in sorted(client.scan_iter(count=1000))}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(garbage=st.binary(min_size=0, max_size=60))
 def test_a_record_that_is_not_ours_gives_a_clear_error_on_every_path(redis_client: redis.Redis,
                                                                       garbage: bytes) -> None:
@@ -44,7 +44,7 @@ def test_a_record_that_is_not_ours_gives_a_clear_error_on_every_path(redis_clien
     before = _snapshot(redis_client)
     for read in (lambda: Foreign.objects.get(1), lambda: Foreign.objects.filter(a="x").all(),
                  lambda: Foreign.objects.all(), lambda: list(Foreign.objects.iterate())):
-        with pytest.raises(CorruptRecordError, match="Model Foreign: a stored record is not IndexedRedis data"):
+        with pytest.raises(CorruptRecordError, match="Model Foreign: .*not IndexedRedis data"):
             read()
     stale = Foreign(a="y", b="new")
     stale._id = 1  # an update of the foreign record: the script reads it before writing

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import OutOfMemoryError as RedisOutOfMemory
 from redis.exceptions import ResponseError
 
-from ..exceptions import ConcurrencyError, CorruptRecordError, IndexedRedisError, NotReplicatedError, OutOfMemoryError
+from ..exceptions import ConcurrencyError, CorruptRecordError, NotReplicatedError, OutOfMemoryError
 from .context import Context
 from .requests import Flow, ScriptCall
 
@@ -65,7 +65,7 @@ def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:
         match = re.search(r"IR_UNKNOWN_SCHEMA (\d+) ", text)
         if match is None:
             raise
-        raise IndexedRedisError(
+        raise CorruptRecordError(
             f"Model {names}: a stored record carries schema tag {match[1]}, which the "
             f"model's schemas hash does not hold (the data was not written by IndexedRedis, "
             f"or the hash was deleted); nothing was written") from None
