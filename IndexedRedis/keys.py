@@ -13,6 +13,10 @@ never reach a key name unescaped)::
                             order records with that tag follow
     ir:{TAG}:refresh:lease  string: the token of the refresh runner working on the model
     ir:{TAG}:refresh:state  hash: the refresh job's metrics and the live dataset's digest
+    ir:{TAG}:cached         zset: the processes that keep a client-side cache of the model
+                            -> when each last renewed it (server ms); it expires a minute
+                            after the last renewal.  While it exists, writes also touch
+                            the stamps below
     ir:{TAG}:g<N>:objs      hash: pk -> record, a msgpack array: the stored values in
                             FIELDS order, then the schema tag
     ir:{TAG}:g<N>:ids       zset of every pk of generation N, scored by the pk
@@ -20,6 +24,9 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
     ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
+    ir:{TAG}:g<N>:t:<pk>                    an object's stamp: never left behind (a write SETs and
+                                            DELs it), so that client-side caches tracking the
+                                            model's prefix learn which pk changed
 
 Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
 Redis Cluster slot and every script can touch all of its keys.  Models that name a
@@ -80,6 +87,15 @@ class GenerationKeys:
         """Sorted set of ``<text>\\0<zero-padded pk>`` members, in text order."""
         return self.prefix + b"x:" + field_name.encode("utf-8")
 
+    @cached_property
+    def stamp_prefix(self) -> bytes:
+        return self.prefix + b"t:"
+
+    def stamp(self, pk: int) -> bytes:
+        """The key a write touches (SET then DEL) to tell client-side caches that the
+        object with this pk changed; it never exists between scripts."""
+        return self.stamp_prefix + b"%d" % pk
+
 
 def padded_pk(pk: int) -> bytes:
     """A pk as sorted-set members hold it: zero-padded, so ties sort by pk."""
@@ -117,6 +133,7 @@ class ModelKeys:
         self.schemas = self.prefix + b"schemas"
         self.refresh_lease = self.prefix + b"refresh:lease"
         self.refresh_state = self.prefix + b"refresh:state"
+        self.cache_flag = self.prefix + b"cached"
         self._generations: dict[int, GenerationKeys] = {}
 
     def generation(self, gen: int) -> GenerationKeys:

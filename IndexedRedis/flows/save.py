@@ -99,7 +99,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
             gk = gen_keys[meta] = meta.keys.generation(gen)
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
                            number(meta.keys.nextpk), number(meta.keys.schemas),
-                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob))
+                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, number(meta.keys.cache_flag)))
         objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
@@ -115,7 +115,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
                                       p.changed[field.name]) for field in to_index]
             objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
-                            b"F" if p.full else b"P", payload, groups))
+                            b"F" if p.full else b"P", payload, groups, 0 if p.pk is None else number(gk.stamp(p.pk))))
         return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
 
     if active:
