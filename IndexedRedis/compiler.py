@@ -3,11 +3,11 @@ call.  Pure: it names keys and builds arguments, and talks to no server."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
-from .fields import irNull
+from .fields import getDefaultIREncoding, irNull
 from .lookups import Condition, resolve_filter
 
 if TYPE_CHECKING:
@@ -31,6 +31,14 @@ class Order:
 PK_ORDER = Order(None)
 
 
+#: Filters already resolved: (model, keyword, value's type, value, text encoding) ->
+#: condition.  Resolving one (lookup, conversion, index value) costs more than the
+#: rest of a query answered from the client-side cache.
+_resolved: dict[tuple[Any, ...], Condition] = {}
+_RESOLVED_LIMIT = 4096
+_MEMO_TYPES = frozenset({str, bytes, int, bool, type(None)})  # equal values of these convert alike
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     """What a query set selects and in which order (see ``lookups.py`` for conditions)."""
@@ -40,11 +48,21 @@ class Query:
 
     def narrowed(self, meta: ModelOptions, filters: dict[str, Any]) -> Query:
         conditions = list(self.conditions)
+        encoding = getDefaultIREncoding()
         for key, value in filters.items():
-            condition = resolve_filter(meta, key, value)
+            memo = (meta, key, type(value), value, encoding)
+            # Lists for __in, datetimes (equal across time zones, indexed apart)...: resolved each time.
+            cacheable = type(value) in _MEMO_TYPES
+            condition = _resolved.get(memo) if cacheable else None
+            if condition is None:
+                condition = resolve_filter(meta, key, value)
+                if cacheable:
+                    if len(_resolved) >= _RESOLVED_LIMIT:
+                        _resolved.clear()
+                    _resolved[memo] = condition
             if condition not in conditions:
                 conditions.append(condition)
-        return replace(self, conditions=tuple(conditions))
+        return Query(tuple(conditions), self.order)
 
     @property
     def is_everything(self) -> bool:

@@ -11,7 +11,7 @@ from .. import scripts
 from ..entries import ABSENT, index_group, insert_group, same_stored, stored_arg
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields.links import ForeignLink, ForeignLinks
-from ..state import assign_pk, forget_stored_record, mark_stored
+from ..state import assign_pk, forget_stored_record, is_shared, mark_stored, read_only_error
 from .common import (
     MAX_ATTEMPTS,
     MISSING,
@@ -57,6 +57,8 @@ class _PendingSave:
         else:
             self.changed = {name: value for name, value in self.record.items()
                             if name not in orig or not same_stored(orig[name], value)}
+            if self.changed and is_shared(obj):  # a value changed in place (a list, say)
+                raise read_only_error(obj, next(iter(self.changed)))
 
 
 def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
