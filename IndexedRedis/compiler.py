@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
-from .fields import getDefaultIREncoding, irNull
+from .fields import irNull
 from .lookups import Condition, resolve_filter
 
 if TYPE_CHECKING:
@@ -31,14 +31,6 @@ class Order:
 PK_ORDER = Order(None)
 
 
-#: Filters already resolved: (model, keyword, value's type, value, text encoding) ->
-#: condition.  Resolving one (lookup, conversion, index value) costs more than the
-#: rest of a query answered from the client-side cache.
-_resolved: dict[tuple[Any, ...], Condition] = {}
-_RESOLVED_LIMIT = 4096
-_MEMO_TYPES = frozenset({str, bytes, int, bool, type(None)})  # equal values of these convert alike
-
-
 @dataclass(frozen=True, slots=True)
 class Query:
     """What a query set selects and in which order (see ``lookups.py`` for conditions)."""
@@ -48,18 +40,8 @@ class Query:
 
     def narrowed(self, meta: ModelOptions, filters: dict[str, Any]) -> Query:
         conditions = list(self.conditions)
-        encoding = getDefaultIREncoding()
         for key, value in filters.items():
-            memo = (meta, key, type(value), value, encoding)
-            # Lists for __in, datetimes (equal across time zones, indexed apart)...: resolved each time.
-            cacheable = type(value) in _MEMO_TYPES
-            condition = _resolved.get(memo) if cacheable else None
-            if condition is None:
-                condition = resolve_filter(meta, key, value)
-                if cacheable:
-                    if len(_resolved) >= _RESOLVED_LIMIT:
-                        _resolved.clear()
-                    _resolved[memo] = condition
+            condition = resolve_filter(meta, key, value)
             if condition not in conditions:
                 conditions.append(condition)
         return Query(tuple(conditions), self.order)
