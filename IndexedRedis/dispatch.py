@@ -117,23 +117,24 @@ def iterate_async(target: Any, make: MakeFlow[Any]) -> AsyncIterator[Any]:
         client, make(Context(_meta(target), client, ASYNC_ROUTER)))
 
 
-def _cached(router: Any, model: Any, pks: Any, query: Any) -> Any:
-    meta = model._meta
-    client = router.route_of(model)
-    if not router.caching(client, meta):
-        return None
-    # Whatever generation the entries are of: they were stored at one found live, and
-    # the switch to another flushes them (its invalidation precedes every reply after it).
-    return cache_registry.lookup(client, meta, None, pks, query)
-
-
 def cached_sync(model: Any, pks: Any = None, query: Any = None) -> Any:
     """The cached instances of all ``pks``, or the cached result of ``query`` (see
-    ``flows.read.page_key``), for the model's sync client; None: run the flow."""
-    return _cached(SYNC_ROUTER, model, pks, query)
+    ``flows.read.page_key``), for the model's sync client; None: run the flow.
+
+    Whatever generation the entries are of: they were stored at one found live, and the
+    switch to another flushes them (its invalidation precedes every reply after it)."""
+    meta = model._meta
+    client = model._get_client()
+    if not SYNC_ROUTER.caching(client, meta):
+        return None
+    return cache_registry.lookup(client, meta, None, pks, query)
 
 
 def cached_async(model: Any, pks: Any = None, query: Any = None) -> Any:
     """``cached_sync`` for the running event loop's client (it does not wait: the
     cache is memory, and its tracking connection is polled without blocking)."""
-    return _cached(ASYNC_ROUTER, model, pks, query)
+    meta = model._meta
+    client = model._get_async_client()
+    if not ASYNC_ROUTER.caching(client, meta):
+        return None
+    return cache_registry.lookup(client, meta, None, pks, query)

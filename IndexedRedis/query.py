@@ -203,7 +203,7 @@ class QuerySet(Generic[M]):
 
     def get(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """The object with this pk, or None.  Filters do not apply."""
-        pks = [as_pk(pk)]
+        pks = (as_pk(pk),)
         if not cascadeFetch:
             hit = cached_sync(self.model, pks)
             if hit is not None:
@@ -212,7 +212,7 @@ class QuerySet(Generic[M]):
 
     async def aget(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """``get``, awaitable."""
-        pks = [as_pk(pk)]
+        pks = (as_pk(pk),)
         if not cascadeFetch:
             hit = cached_async(self.model, pks)
             if hit is not None:

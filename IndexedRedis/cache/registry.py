@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -31,9 +32,11 @@ _DROPPED = ("retry", "redis_connect_func", "connection_pool", "cache", "cache_co
 _lock = threading.Lock()
 _trackers: dict[Any, Tracker] = {}  # server address -> tracker
 _caches: dict[tuple[Any, int, bytes], ModelCache] = {}  # (address, db, model prefix) -> cache
-#: id(client) -> (a weak reference to it, meta -> place): a plain dict, as a look-up by a
-#: weak key costs more than the rest of a cache hit
-_places: dict[int, tuple[Any, dict[Any, Any]]] = {}
+#: Each client's places (meta -> place) live in an attribute of the client itself: a
+#: look-up by a weak key (or by id and a weak reference) costs more than the rest of a
+#: cache hit.  Every client that ever had one, to forget them (weakly).
+_PLACES = "_indexedredis_cache_places"
+_with_places: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _connection_factory(connection_class: type, kwargs: dict[str, Any]) -> Any:
@@ -86,11 +89,11 @@ class _Place:
 
 
 def _place(client: Any, meta: Any) -> _Place:
-    found = _places.get(id(client))
-    if found is None or found[0]() is not client:
-        key = id(client)
-        found = _places[key] = (weakref.ref(client, lambda _: _places.pop(key, None)), {})
-    places = found[1]
+    places = getattr(client, _PLACES, None)
+    if places is None:
+        places = {}
+        setattr(client, _PLACES, places)
+        _with_places.add(client)
     place = places.get(meta)
     if place is None:
         budget = meta.client_cache or cache_budget_of(client) or DEFAULT_BUDGET
@@ -142,8 +145,8 @@ def lookup(client: Any, meta: Any, gen: int | None, pks: Any = None, query: Any 
     ``pks`` (a list), or the cached result of ``query`` (a tuple); None when anything
     is missing or the cache cannot be used now (then the flow reads, and counts the
     miss).  Invalidations the server pushed are applied first, as for ``answer``."""
-    found = _places.get(id(client))
-    place = found[1].get(meta) if found is not None and found[0]() is client else None
+    places = getattr(client, _PLACES, None)
+    place = None if places is None else places.get(meta)
     if place is None or place.slot is not None:
         place = _place(client, meta)
     tracker = place.tracker
@@ -151,7 +154,13 @@ def lookup(client: Any, meta: Any, gen: int | None, pks: Any = None, query: Any 
         return None
     cache = place.cache
     with tracker.lock:
-        if not tracker.ready(cache):
+        # The steady state of ``tracker.ready`` inlined (the hot path of a hit): one poll.
+        steady = False
+        if tracker.conn is not None:
+            if tracker.poller.poll(0) or tracker.tls and tracker.sock.pending():
+                tracker.poll()
+            steady = time.monotonic() < cache.steady_until  # 0 once the connection is lost
+        if not steady and not tracker.ready(cache):
             return None
         if query is not None:
             return cache.peek_query(gen, query)
@@ -187,7 +196,7 @@ def model_stats(meta: Any) -> CacheStats:
     total = CacheStats()
     for (_, _, prefix), cache in list(_caches.items()):
         if prefix == meta.keys.prefix:
-            total.add(cache.stats)
+            total.add(cache.snapshot())
     return total
 
 
@@ -195,7 +204,7 @@ def stats() -> dict[str, CacheStats]:
     """Model name -> its counters, summed over servers (models cached in this process)."""
     out: dict[str, CacheStats] = {}
     for cache in list(_caches.values()):
-        out.setdefault(cache.name, CacheStats()).add(cache.stats)
+        out.setdefault(cache.name, CacheStats()).add(cache.snapshot())
     return out
 
 
@@ -209,7 +218,10 @@ def forget() -> None:
         found = list(_trackers.values())
         _trackers.clear()
         _caches.clear()
-        _places.clear()
+        holders = list(_with_places)
+        _with_places.clear()
+    for client in holders:
+        client.__dict__.pop(_PLACES, None)
     for tracker in found:
         tracker.close()
 
@@ -217,7 +229,9 @@ def forget() -> None:
 def _forget_after_fork() -> None:
     _trackers.clear()
     _caches.clear()
-    _places.clear()
+    for client in list(_with_places):
+        client.__dict__.pop(_PLACES, None)
+    _with_places.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

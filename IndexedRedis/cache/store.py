@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["ModelCache", "CacheStats", "Token", "DEFAULT_BUDGET", "budget_of"]
@@ -109,14 +109,15 @@ class ModelCache:
         self.prefix = prefix
         self.budget = budget
         self.gen: int | None = None  # the generation the entries belong to
-        self.lru: OrderedDict[Any, _Entry] = OrderedDict()  # ("o", pk) / ("q", query key) -> entry
+        self.lru: OrderedDict[Any, _Entry] = OrderedDict()  # pk (an int) / ("q", query key) -> entry
         self.by_dep: dict[bytes, set[Any]] = {}  # key (relative to prefix) -> entries that read it
         self.bytes = 0
         self.epoch = 0
         self.seq = 0
         self.floor = 0  # stores whose read began before this seq are refused
         self.recent: dict[bytes, int] = {}
-        self.stats = CacheStats(budget=budget)
+        self.stats = CacheStats(budget=budget)  # its hits are counted apart (``hits``: the hot path)
+        self.hits = 0
         #: Set by the tracker: the flag's state (see Tracker.ready).
         self.flag_set_at = 0.0
         self.flag_uncertain = False
@@ -124,6 +125,10 @@ class ModelCache:
         #: Until then (monotonic time) a read needs nothing but a poll: the flag is fresh,
         #: the server was heard from lately (0: something needs a look first).
         self.steady_until = 0.0
+
+    def snapshot(self) -> CacheStats:
+        """The counters as they stand."""
+        return replace(self.stats, hits=self.hits)
 
     # ---- reading ----------------------------------------------------------------------
 
@@ -138,14 +143,13 @@ class ModelCache:
             return [None] * len(pks)
         out: list[Any] = []
         for pk in pks:
-            key = ("o", pk)
-            entry = lru.get(key)
+            entry = lru.get(pk)
             if entry is None:
                 stats.misses += 1
                 out.append(None)
             else:
-                lru.move_to_end(key)
-                stats.hits += 1
+                lru.move_to_end(pk)
+                self.hits += 1
                 out.append(entry.value)
         return out
 
@@ -156,19 +160,19 @@ class ModelCache:
             return None
         lru = self.lru
         if len(pks) == 1:  # a get by pk: the hot path
-            key = ("o", pks[0])
-            entry = lru.get(key)
+            pk = pks[0]
+            entry = lru.get(pk)
             if entry is None:
                 return None
-            lru.move_to_end(key)
-            self.stats.hits += 1
+            lru.move_to_end(pk)
+            self.hits += 1
             return [entry.value]
-        entries = [lru.get(("o", pk)) for pk in pks]
+        entries = [lru.get(pk) for pk in pks]
         if None in entries:
             return None
         for pk in pks:
-            lru.move_to_end(("o", pk))
-        self.stats.hits += len(pks)
+            lru.move_to_end(pk)
+        self.hits += len(pks)
         return [entry.value for entry in entries]  # type: ignore[union-attr]
 
     def peek_query(self, gen: int | None, query: Any) -> Any:
@@ -178,7 +182,7 @@ class ModelCache:
         if entry is None:
             return None
         self.lru.move_to_end(key)
-        self.stats.hits += 1
+        self.hits += 1
         return entry.value
 
     def get_query(self, gen: int, query: Any) -> Any:
@@ -188,7 +192,7 @@ class ModelCache:
             self.stats.misses += 1
             return None
         self.lru.move_to_end(("q", query))
-        self.stats.hits += 1
+        self.hits += 1
         return entry.value
 
     # ---- storing ----------------------------------------------------------------------
@@ -222,7 +226,7 @@ class ModelCache:
             if not self._fresh(token, (stamp,)):
                 self.stats.refused += 1
                 continue
-            self._put(("o", pk), obj, object_size(obj) + _ENTRY_OVERHEAD, (stamp,))
+            self._put(pk, obj, object_size(obj) + _ENTRY_OVERHEAD, (stamp,))
 
     def store_query(self, token: Token, gen: int, query: Any, objs: Sequence[Any], deps: Sequence[bytes]) -> None:
         """A query result; ``deps`` are the keys it read (relative to the prefix)."""
