@@ -429,3 +429,31 @@ def test_on_a_cluster_the_cache_tracks_the_node_of_the_slot(empty_cluster: Any) 
         await IndexedRedis.acloseRedisConnections()
 
     asyncio.run(main())
+
+
+def test_redis_puts_the_invalidation_on_the_tracking_socket_before_the_writer_gets_its_reply(
+        redis_url: str) -> None:
+    """The ordering the guarantee rests on, checked on the real server: when a write's
+    reply has been read, its invalidation is already readable on the tracking socket."""
+    import select
+
+    from IndexedRedis.cache.resp import RespReader
+
+    url = IndexedRedis.connection.params_from_url(redis_url)
+    conn = redis.Connection(host=url["host"], port=url["port"], protocol=3)
+    conn.connect()
+    sock, reader = conn._sock, RespReader()
+    sock.sendall(b"".join(conn.pack_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ir:{Ordering}:")))
+    while not reader.next()[0]:
+        reader.feed(sock.recv(65536))
+    writer = redis.Redis.from_url(redis_url)
+    readable = 0
+    for i in range(300):
+        writer.set("ir:{Ordering}:k", i)  # returns once the reply is read
+        if select.select([sock], [], [], 0)[0]:
+            readable += 1
+        while not reader.next()[0]:  # this write's invalidation, however late
+            reader.feed(sock.recv(65536))
+    writer.close()
+    conn.disconnect()
+    assert readable == 300
