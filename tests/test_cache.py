@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 from _cache_models import CachedSong, WriterSong
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -461,3 +462,50 @@ def test_redis_puts_the_invalidation_on_the_tracking_socket_before_the_writer_ge
     writer.close()
     conn.disconnect()
     assert readable == 300
+
+
+
+def test_on_a_cluster_a_slot_that_moves_takes_the_cache_with_it(empty_cluster: Any) -> None:
+    from redis.crc import key_slot
+
+    params = {"host": "127.0.0.1", "port": empty_cluster.master_ports()[0], "cluster": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IndexedRedis.SharedKeysWarning)
+
+        class MovingSong(IndexedRedisModel):
+            FIELDS = ["artist", "title"]
+            INDEXED_FIELDS = ["artist"]
+            KEY_NAME = "CacheMovingSongs"
+            REDIS_CONNECTION_PARAMS = params
+            CLIENT_CACHE = True
+
+        class MovingWriter(IndexedRedisModel):
+            FIELDS = ["artist", "title"]
+            INDEXED_FIELDS = ["artist"]
+            KEY_NAME = "CacheMovingSongs"
+            REDIS_CONNECTION_PARAMS = params
+
+    pks = MovingSong.reset([MovingSong(artist="a", title=f"t{i}") for i in range(4)])
+    MovingSong.objects.get(pks[0])
+    assert MovingSong.objects.get(pks[0]) is MovingSong.objects.get(pks[0])
+    slot = key_slot(MovingSong._meta.keys.hash_tag.encode())
+    home = empty_cluster.owner(slot)
+    away = next(p for p in empty_cluster.master_ports() if p != home)
+    empty_cluster.move_slot(slot, away)
+    other = redis.cluster.RedisCluster(host="127.0.0.1", port=away)  # another client writes at the new owner
+    try:
+        writer = MovingWriter.objects.get(pks[0])
+        assert writer is not None
+        writer.title = "written after the move"
+        writer.save()
+        assert other.exists(MovingSong._meta.keys.gen)
+    finally:
+        other.close()
+    for _ in range(3):  # a read learns the move (MOVED); the cache follows the slot and fills again
+        assert MovingSong.objects.get(pks[0]).title == "written after the move"
+    assert MovingSong.objects.get(pks[0]) is MovingSong.objects.get(pks[0])
+    names = {tracker.name for tracker in registry.trackers()}
+    assert f"127.0.0.1:{away}" in names
+    writer.title = "and again"
+    writer.save()
+    assert MovingSong.objects.get(pks[0]).title == "and again"

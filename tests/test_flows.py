@@ -315,10 +315,10 @@ def test_a_cached_get_asks_the_cache_fetches_what_it_lacks_and_stores_it() -> No
     flow = read.get_objects_flow(ctx, [1, 2, 3])
     ask = start(flow)
     assert type(ask) is CacheRead and list(ask.pks) == [1, 2, 3] and ask.gen == 0
-    fetch = flow.send(CacheAnswer((4, 9), [cached, None, None]))
+    fetch = flow.send(CacheAnswer(('cache', 4, 9), [cached, None, None]))
     assert type(fetch) is Transaction and fetch.commands[1][2:] == (2, 3)  # only what the cache lacks
     store = flow.send([b"0", [_record("b", "two"), None]])
-    assert type(store) is CacheStore and store.token == (4, 9) and store.gen == 0
+    assert type(store) is CacheStore and store.token == ('cache', 4, 9) and store.gen == 0
     assert [(pk, obj.title) for pk, obj in store.objects] == [(2, "two")]
     objs = finish(flow, None)
     assert objs[0] is cached and objs[1].title == "two" and objs[2] is None
@@ -343,7 +343,7 @@ def test_a_cached_query_stores_its_result_with_the_keys_it_read() -> None:
     flow = read.page_flow(ctx, query)
     ask = start(flow)
     assert type(ask) is CacheRead and ask.query == read.page_key(query)
-    call = flow.send(CacheAnswer((1, 1), None))
+    call = flow.send(CacheAnswer(('cache', 1, 1), None))
     assert type(call) is ScriptCall and call.script is scripts.QUERY
     store = flow.send([common.OK, msgpack.packb([2, 5]), [_record("a", "x"), _record("a", "y")]])
     assert type(store) is CacheStore and store.query == ask.query
@@ -357,7 +357,7 @@ def test_a_cached_query_hit_sends_nothing() -> None:
     kept = (CSong(artist="a", title="x"),)
     flow = read.page_flow(Context(CSong._meta, "cached", Router()), Query())
     start(flow)
-    assert finish(flow, CacheAnswer((1, 1), kept)) == list(kept)
+    assert finish(flow, CacheAnswer(('cache', 1, 1), kept)) == list(kept)
 
 
 def test_saves_and_deletes_declare_the_stamps_and_the_cache_flag() -> None:

@@ -36,8 +36,10 @@ _RECENT_LIMIT = 20_000  # keys remembered as invalidated; past that, older store
 _ENTRY_OVERHEAD = 200  # bytes per entry beyond its objects: the LRU node, the key, the dependency sets
 
 
-#: Where a cache stood when a read began: (its flush epoch, its invalidation count).
-Token = tuple[int, int]
+#: Where a cache stood when a read began: (the cache, its flush epoch, its invalidation
+#: count).  The cache itself is part of it: on a cluster, the read may end at another
+#: node's cache than it began at (the slot moved), and that one's counts mean nothing here.
+Token = tuple[Any, int, int]
 
 
 @dataclass
@@ -133,7 +135,7 @@ class ModelCache:
     # ---- reading ----------------------------------------------------------------------
 
     def token(self) -> Token:
-        return (self.epoch, self.seq)
+        return (self, self.epoch, self.seq)
 
     def get_objects(self, gen: int, pks: Sequence[int]) -> list[Any]:
         """The cached instances of these pks (None where not cached)."""
@@ -198,8 +200,8 @@ class ModelCache:
     # ---- storing ----------------------------------------------------------------------
 
     def _fresh(self, token: Token, keys: Iterable[bytes]) -> bool:
-        epoch, seq = token
-        if epoch != self.epoch or seq < self.floor:
+        cache, epoch, seq = token
+        if cache is not self or epoch != self.epoch or seq < self.floor:
             return False
         recent = self.recent
         return all(recent.get(key, -1) <= seq for key in keys)
