@@ -46,7 +46,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import quote
 
-__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member", "lex_text"]
+__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member", "lex_text", "model_prefix",
+           "GENERATION", "FLAG", "RECORDS", "DATA", "BOOKKEEPING"]
+
+#: What a change of one of a model's keys means to a client-side cache (``ModelKeys.change_kind``).
+GENERATION, FLAG, RECORDS, DATA, BOOKKEEPING = "generation", "flag", "records", "data", "bookkeeping"
 
 
 def escape_key_name(key_name: str) -> str:
@@ -97,6 +101,16 @@ class GenerationKeys:
         return self.stamp_prefix + b"%d" % pk
 
 
+def model_prefix(key: bytes) -> bytes | None:
+    """The prefix of the model a key belongs to (``ir:{TAG}:``, or ``ir:{GROUP}@TAG:``),
+    or None for a key that is not a model's: the hash tag's ``}`` is followed by ``:``
+    or by ``@TAG:``, and no ``TAG`` holds a ``:``."""
+    if not key.startswith(b"ir:{"):
+        return None
+    colon = key.find(b":", key.find(b"}"))
+    return key[:colon + 1] if colon > 0 else None
+
+
 def padded_pk(pk: int) -> bytes:
     """A pk as sorted-set members hold it: zero-padded, so ties sort by pk."""
     return b"%012d" % pk
@@ -135,6 +149,19 @@ class ModelKeys:
         self.refresh_state = self.prefix + b"refresh:state"
         self.cache_flag = self.prefix + b"cached"
         self._generations: dict[int, GenerationKeys] = {}
+
+    def change_kind(self, rest: bytes) -> str:
+        """What a change of the key ``prefix + rest`` means to a client-side cache: the
+        generation pointer moved (GENERATION), the cache flag changed (FLAG), a
+        generation's records hash (RECORDS: its stamps name the pks), any other key of a
+        generation (DATA: ids, indexes, stamps), or reset and pk bookkeeping."""
+        if rest == b"gen":
+            return GENERATION
+        if rest == b"cached":
+            return FLAG
+        if rest[:1] == b"g" and rest[1:2].isdigit():
+            return RECORDS if rest.endswith(b":objs") else DATA
+        return BOOKKEEPING
 
     def generation(self, gen: int) -> GenerationKeys:
         keys = self._generations.get(gen)

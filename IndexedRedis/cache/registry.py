@@ -68,7 +68,7 @@ def _model_cache(tracker: Tracker, address: Any, db: int, meta: Any, budget: int
     key = (address, db, meta.keys.prefix)
     cache = _caches.get(key)
     if cache is None:
-        cache = _caches[key] = ModelCache(meta.name, meta.keys.prefix, budget)
+        cache = _caches[key] = ModelCache(meta.name, meta.keys, budget)
         with tracker.lock:
             tracker.add(cache)
     return cache

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..keys import DATA, FLAG, GENERATION, ModelKeys
+
 __all__ = ["ModelCache", "CacheStats", "Token", "DEFAULT_BUDGET", "budget_of"]
 
 #: Bytes one model's cache may hold on one server unless told otherwise.
@@ -106,9 +108,11 @@ class ModelCache:
     """The cache of one model on one server and db.  Not thread-safe by itself: its
     tracker's lock guards every call."""
 
-    def __init__(self, name: str, prefix: bytes, budget: int) -> None:
+    def __init__(self, name: str, keys: ModelKeys, budget: int) -> None:
         self.name = name
-        self.prefix = prefix
+        self.keys = keys
+        self.prefix = keys.prefix
+        self._cut = len(keys.prefix)
         self.budget = budget
         self.gen: int | None = None  # the generation the entries belong to
         self.lru: OrderedDict[Any, _Entry] = OrderedDict()  # pk (an int) / ("q", query key) -> entry
@@ -224,7 +228,7 @@ class ModelCache:
             self.stats.refused += len(objs)
             return
         for pk, obj in objs:
-            stamp = b"g%d:t:%d" % (gen, pk)
+            stamp = self._stamp(gen, pk)
             if not self._fresh(token, (stamp,)):
                 self.stats.refused += 1
                 continue
@@ -235,7 +239,7 @@ class ModelCache:
         if not self._adopt(gen):
             self.stats.refused += 1
             return
-        stamps = [b"g%d:t:%d" % (gen, obj._id) for obj in objs]
+        stamps = [self._stamp(gen, obj._id) for obj in objs]
         keys = (*deps, *stamps)
         if not self._fresh(token, keys):
             self.stats.refused += 1
@@ -243,6 +247,10 @@ class ModelCache:
         size = sys.getsizeof(objs) + _ENTRY_OVERHEAD + 64 * len(keys) + sum(object_size(obj) for obj in objs)
         self._put(("q", query), tuple(objs), size, keys)
         self.store_objects(token, gen, [(obj._id, obj) for obj in objs])
+
+    def _stamp(self, gen: int, pk: int) -> bytes:
+        """An object's stamp, named as invalidations name it here (relative to the prefix)."""
+        return self.keys.generation(gen).stamp(pk)[self._cut:]
 
     def _put(self, key: Any, value: Any, size: int, deps: tuple[bytes, ...]) -> None:
         if size > self.budget:
@@ -280,14 +288,15 @@ class ModelCache:
 
     def invalidate(self, rest: bytes) -> None:
         """The server says the model's key ``prefix + rest`` changed."""
-        if rest == b"gen":
+        kind = self.keys.change_kind(rest)
+        if kind is GENERATION:
             self.flush()
             return
-        if rest == b"cached":
+        if kind is FLAG:
             self.flag_uncertain = True
             self.steady_until = 0.0
             return
-        if rest[:1] != b"g" or not rest[1:2].isdigit() or rest.endswith(b":objs"):
+        if kind is not DATA:
             return  # bookkeeping (nextpk, genseq, staging, dead, schemas), or records: stamps name the pks
         self.seq += 1
         recent = self.recent

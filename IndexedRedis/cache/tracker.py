@@ -32,6 +32,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from .. import scripts
+from ..keys import model_prefix
 from .resp import Push, RespReader
 from .store import ModelCache
 
@@ -150,7 +151,7 @@ class Tracker:
     def _flag(self, cache: ModelCache, now: float) -> None:
         """Renew this process's member of the cache flag, after checking that a flag
         that changed still holds it; flush the cache if the flag may have lapsed."""
-        flag = cache.prefix + b"cached"
+        flag = cache.keys.cache_flag
         current = cache.flag_epoch == self.epoch
         if current and cache.flag_uncertain and now - cache.flag_set_at < FLAG_TTL - _FLAG_MARGIN:
             cache.flag_uncertain = False
@@ -214,11 +215,10 @@ class Tracker:
             return
         by_prefix = self.caches
         for key in keys:
-            close = key.find(b"}")
-            colon = key.find(b":", close)
-            found = by_prefix.get(key[:colon + 1]) if colon > 0 else None
+            prefix = model_prefix(key)
+            found = by_prefix.get(prefix) if prefix is not None else None
             if found:
-                rest = key[colon + 1:]
+                rest = key[len(prefix):]  # type: ignore[arg-type]
                 for cache in found:
                     cache.invalidate(rest)
 
