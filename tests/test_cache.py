@@ -509,3 +509,34 @@ def test_on_a_cluster_a_slot_that_moves_takes_the_cache_with_it(empty_cluster: A
     writer.title = "and again"
     writer.save()
     assert MovingSong.objects.get(pks[0]).title == "and again"
+
+
+def test_threads_share_one_cache_safely(writer: Writer) -> None:
+    import threading
+
+    pks = load(16)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                for pk in pks:
+                    assert CachedSong.objects.get(pk) is not None
+                CachedSong.objects.filter(artist="artist-1").all()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(60):
+            writer.do(op="save", pk=pks[i % len(pks)], values={"title": f"w{i}"})
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors
+    for i in range(60 - len(pks), 60):  # every object's last write is what a read gives
+        assert CachedSong.objects.get(pks[i % len(pks)]).title == f"w{i}"
