@@ -32,6 +32,7 @@ from .exceptions import (
     NotReplicatedError,
     OutOfMemoryError,
     PermissionDeniedError,
+    ReadOnlyObjectError,
     ServerTimeoutError,
     ServerUnavailableError,
     SharedKeysWarning,
@@ -66,7 +67,7 @@ from .model import (
     toggleDeprecatedMessages,
     validatedModels,
 )
-from .query import QuerySet
+from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
 
 __version__ = "7.0.0.dev0"
@@ -136,6 +137,8 @@ __all__ = [
     "CrossSlotError",
     "LinkNotFetchedError",
     "NotReplicatedError",
+    "ReadOnlyObjectError",
+    "cacheStats",
     # 6.x names
     "fields",
     "IRForeignLinkFieldBase",

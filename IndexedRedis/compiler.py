@@ -3,7 +3,7 @@ call.  Pure: it names keys and builds arguments, and talks to no server."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
@@ -44,7 +44,7 @@ class Query:
             condition = resolve_filter(meta, key, value)
             if condition not in conditions:
                 conditions.append(condition)
-        return replace(self, conditions=tuple(conditions))
+        return Query(tuple(conditions), self.order)
 
     @property
     def is_everything(self) -> bool:

@@ -26,6 +26,7 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.connection import parse_url
 
+from .cache.store import budget_of
 from .exceptions import IndexedRedisError
 from .flows.context import GenerationCache
 from .names import nearest
@@ -47,8 +48,15 @@ _lock = threading.Lock()
 _version = 0  # bumped whenever default params or pools change, to invalidate caches
 
 
-def default_stamp() -> tuple[int, str | None]:
-    """Changes whenever the default connection may have changed (cheap to compute)."""
+_ENVIRON = getattr(os.environ, "_data", None)  # CPython's raw environment: no encode/decode per look-up
+_REDIS_URL = os.environ.encodekey("REDIS_URL") if _ENVIRON is not None else None  # type: ignore[attr-defined]
+
+
+def default_stamp() -> tuple[int, Any]:
+    """Changes whenever the default connection may have changed (cheap to compute: it
+    runs for every operation)."""
+    if _ENVIRON is not None:
+        return (_version, _ENVIRON.get(_REDIS_URL))
     return (_version, os.environ.get("REDIS_URL"))
 
 
@@ -63,7 +71,7 @@ def setDefaultRedisConnectionParams(params: Mapping[str, Any]) -> None:
     _version += 1
 
 
-_EXTRA_PARAMS = frozenset({"cluster", "url"})
+_EXTRA_PARAMS = frozenset({"cluster", "url", "client_cache"})
 
 
 @functools.cache
@@ -93,7 +101,12 @@ def checked_params(params: Any, where: str) -> dict[str, Any]:
         if key not in known:
             raise TypeError(f"{where}: unknown connection param {key!r}.{nearest(str(key), known)} The params are "
                             f"keyword arguments of redis.Redis (of redis.cluster.RedisCluster with "
-                            f"'cluster': True), plus 'cluster' and 'url'")
+                            f"'cluster': True), plus 'cluster', 'url' and 'client_cache'")
+    if "client_cache" in out:
+        try:
+            budget_of(out["client_cache"], f"{where}: 'client_cache'")
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
     return out
 
 
@@ -140,6 +153,7 @@ def _client_kwargs(params: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
     """Whether params ask for a Redis Cluster (``"cluster": True``, or ``?cluster=true``
     in a URL), and the client's keyword arguments."""
     kwargs = dict(params)
+    kwargs.pop("client_cache", None)  # ours, not the client's (see _cache_budget)
     wants = kwargs.pop("cluster", False)
     if isinstance(wants, str):
         wants = wants.strip().lower() in ("1", "true", "yes", "on")
@@ -149,6 +163,23 @@ def _client_kwargs(params: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
             raise IndexedRedisError("Redis Cluster has database 0 only; drop 'db' from the connection params")
         kwargs.pop("unix_socket_path", None)
     return bool(wants), kwargs
+
+
+_cache_budgets: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def _cache_budget(params: Mapping[str, Any]) -> int | None:
+    """The byte budget the params' ``"client_cache"`` asks for (per model), or None."""
+    try:
+        return budget_of(params.get("client_cache"), "connection params 'client_cache'")
+    except ValueError as exc:
+        raise IndexedRedisError(str(exc)) from None
+
+
+def cache_budget_of(client: Any) -> int | None:
+    """The client-side cache budget of a client IndexedRedis made from params asking
+    for one (``"client_cache"``), else None."""
+    return _cache_budgets.get(client)
 
 
 def getRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
@@ -162,9 +193,12 @@ def getRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
         with _lock:
             client = _clients.get(key)
             if client is None:
+                budget = _cache_budget(params)
                 wants_cluster, kwargs = _client_kwargs(params)
                 client = _clients[key] = (redis.cluster.RedisCluster(**kwargs) if wants_cluster
                                           else redis.Redis(**kwargs))
+                if budget is not None:
+                    _cache_budgets[client] = budget
     return client
 
 
@@ -191,6 +225,7 @@ def getAsyncRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
     key = (_version, _freeze(params))
     client = clients.get(key)
     if client is None:
+        budget = _cache_budget(params)
         wants_cluster, kwargs = _client_kwargs(params)
         if wants_cluster:
             client = redis.asyncio.cluster.RedisCluster(**kwargs)
@@ -202,6 +237,8 @@ def getAsyncRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
             pool = redis.asyncio.BlockingConnectionPool(
                 max_connections=kwargs["max_connections"], **_async_pool_kwargs(url_kwargs))
             client = redis.asyncio.Redis(connection_pool=pool)
+        if budget is not None:
+            _cache_budgets[client] = budget
         clients[key] = client
     return client
 
@@ -238,6 +275,9 @@ def clearRedisPools() -> None:
             client.disconnect_connection_pools()
         else:
             client.connection_pool.disconnect()
+    from .cache import registry  # it builds on this module
+
+    registry.forget()  # the client-side caches and their tracking connections
 
 
 async def acloseRedisConnections() -> None:
@@ -392,6 +432,15 @@ class ClientRouter:
 
     def is_cluster(self, route: Any) -> bool:
         return isinstance(route, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+
+    def caching(self, route: Any, meta: Any) -> bool:
+        """Whether reads of ``meta``'s model on ``route`` use the client-side cache: the
+        model's ``CLIENT_CACHE`` says so, or it says nothing and the route's params
+        ask for one (models with link fields are never cached that way)."""
+        setting = meta.client_cache
+        if setting is not None:
+            return setting > 0
+        return not meta.foreign_fields and route in _cache_budgets
 
 
 SYNC_ROUTER = ClientRouter("_get_client", "_get_instance_client")

@@ -1,5 +1,7 @@
 """Running a flow for a model class or instance, on the sync or the asyncio driver:
-the one place where the API's twins (``count`` / ``acount``...) part ways."""
+the one place where the API's twins (``count`` / ``acount``...) part ways.  Also the
+query sets' look into the client-side cache before they run a read flow (a hit costs
+no flow at all; a miss runs the flow, which reads and stores)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import eviction
+from .cache import registry as cache_registry
 from .connection import ASYNC_ROUTER, SYNC_ROUTER, server_label
 from .drivers import runner
 from .exceptions import PermissionDeniedError, ServerTimeoutError, ServerUnavailableError
@@ -18,7 +21,7 @@ from .flows.context import Context
 from .flows.requests import Flow
 from .options import checked_meta
 
-__all__ = ["run_sync", "run_async", "iterate_sync", "iterate_async"]
+__all__ = ["run_sync", "run_async", "iterate_sync", "iterate_async", "cached_sync", "cached_async"]
 
 T = TypeVar("T")
 MakeFlow = Callable[[Context], Flow[T]]
@@ -112,3 +115,26 @@ def iterate_async(target: Any, make: MakeFlow[Any]) -> AsyncIterator[Any]:
 
     return checked() if eviction.unchecked(client) else runner.aiterate(
         client, make(Context(_meta(target), client, ASYNC_ROUTER)))
+
+
+def cached_sync(model: Any, pks: Any = None, query: Any = None) -> Any:
+    """The cached instances of all ``pks``, or the cached result of ``query`` (see
+    ``flows.read.page_key``), for the model's sync client; None: run the flow.
+
+    Whatever generation the entries are of: they were stored at one found live, and the
+    switch to another flushes them (its invalidation precedes every reply after it)."""
+    meta = model._meta
+    client = model._get_client()
+    if not SYNC_ROUTER.caching(client, meta):
+        return None
+    return cache_registry.lookup(client, meta, None, pks, query)
+
+
+def cached_async(model: Any, pks: Any = None, query: Any = None) -> Any:
+    """``cached_sync`` for the running event loop's client (it does not wait: the
+    cache is memory, and its tracking connection is polled without blocking)."""
+    meta = model._meta
+    client = model._get_async_client()
+    if not ASYNC_ROUTER.caching(client, meta):
+        return None
+    return cache_registry.lookup(client, meta, None, pks, query)

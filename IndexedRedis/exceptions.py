@@ -140,3 +140,10 @@ class SharedKeysWarning(UserWarning):
 class CorruptRecordError(IndexedRedisError):
     """A stored record or key is not what IndexedRedis writes (malformed msgpack, a
     key of another type): something else wrote it, or it was damaged."""
+
+
+class ReadOnlyObjectError(IndexedRedisError, AttributeError):
+    """A field of an instance read through the client-side cache (``CLIENT_CACHE``)
+    was assigned, or such an instance changed in place was saved: the cache shares one
+    instance among every reader of the process.  Change a copy
+    (``obj.copy(copyPrimaryKey=True, copyValues=True)``) instead."""

@@ -13,6 +13,10 @@ never reach a key name unescaped)::
                             order records with that tag follow
     ir:{TAG}:refresh:lease  string: the token of the refresh runner working on the model
     ir:{TAG}:refresh:state  hash: the refresh job's metrics and the live dataset's digest
+    ir:{TAG}:cached         zset: the processes that keep a client-side cache of the model
+                            -> when each last renewed it (server ms); it expires a minute
+                            after the last renewal.  While it exists, writes also touch
+                            the stamps below
     ir:{TAG}:g<N>:objs      hash: pk -> record, a msgpack array: the stored values in
                             FIELDS order, then the schema tag
     ir:{TAG}:g<N>:ids       zset of every pk of generation N, scored by the pk
@@ -20,6 +24,9 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
     ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
+    ir:{TAG}:g<N>:t:<pk>                    an object's stamp: never left behind (a write SETs and
+                                            DELs it), so that client-side caches tracking the
+                                            model's prefix learn which pk changed
 
 Every key of a model carries the same ``{TAG}`` hash tag, so a model lives in one
 Redis Cluster slot and every script can touch all of its keys.  Models that name a
@@ -39,7 +46,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import quote
 
-__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member", "lex_text"]
+__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member", "lex_text", "model_prefix",
+           "GENERATION", "FLAG", "RECORDS", "DATA", "BOOKKEEPING"]
+
+#: What a change of one of a model's keys means to a client-side cache (``ModelKeys.change_kind``).
+GENERATION, FLAG, RECORDS, DATA, BOOKKEEPING = "generation", "flag", "records", "data", "bookkeeping"
 
 
 def escape_key_name(key_name: str) -> str:
@@ -80,6 +91,25 @@ class GenerationKeys:
         """Sorted set of ``<text>\\0<zero-padded pk>`` members, in text order."""
         return self.prefix + b"x:" + field_name.encode("utf-8")
 
+    @cached_property
+    def stamp_prefix(self) -> bytes:
+        return self.prefix + b"t:"
+
+    def stamp(self, pk: int) -> bytes:
+        """The key a write touches (SET then DEL) to tell client-side caches that the
+        object with this pk changed; it never exists between scripts."""
+        return self.stamp_prefix + b"%d" % pk
+
+
+def model_prefix(key: bytes) -> bytes | None:
+    """The prefix of the model a key belongs to (``ir:{TAG}:``, or ``ir:{GROUP}@TAG:``),
+    or None for a key that is not a model's: the hash tag's ``}`` is followed by ``:``
+    or by ``@TAG:``, and no ``TAG`` holds a ``:``."""
+    if not key.startswith(b"ir:{"):
+        return None
+    colon = key.find(b":", key.find(b"}"))
+    return key[:colon + 1] if colon > 0 else None
+
 
 def padded_pk(pk: int) -> bytes:
     """A pk as sorted-set members hold it: zero-padded, so ties sort by pk."""
@@ -117,7 +147,21 @@ class ModelKeys:
         self.schemas = self.prefix + b"schemas"
         self.refresh_lease = self.prefix + b"refresh:lease"
         self.refresh_state = self.prefix + b"refresh:state"
+        self.cache_flag = self.prefix + b"cached"
         self._generations: dict[int, GenerationKeys] = {}
+
+    def change_kind(self, rest: bytes) -> str:
+        """What a change of the key ``prefix + rest`` means to a client-side cache: the
+        generation pointer moved (GENERATION), the cache flag changed (FLAG), a
+        generation's records hash (RECORDS: its stamps name the pks), any other key of a
+        generation (DATA: ids, indexes, stamps), or reset and pk bookkeeping."""
+        if rest == b"gen":
+            return GENERATION
+        if rest == b"cached":
+            return FLAG
+        if rest[:1] == b"g" and rest[1:2].isdigit():
+            return RECORDS if rest.endswith(b":objs") else DATA
+        return BOOKKEEPING
 
     def generation(self, gen: int) -> GenerationKeys:
         keys = self._generations.get(gen)

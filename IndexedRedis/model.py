@@ -41,6 +41,7 @@ from .foreign import resolve
 from .names import nearest
 from .options import ModelOptions, checked_meta
 from .query import QuerySet, as_pk
+from .state import SHARED, read_only_error
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
 
@@ -201,6 +202,7 @@ def _read_model(cls: Any, name: str) -> ModelOptions | None:
                         key_group=getattr(cls, "KEY_GROUP", None),
                         wait=getattr(cls, "WAIT_REPLICAS", 0),
                         wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
+                        client_cache=getattr(cls, "CLIENT_CACHE", None),
                         base=IndexedRedisModel)
 
 
@@ -245,6 +247,7 @@ class IndexedRedisModel(metaclass=ModelBase):
     KEY_GROUP: ClassVar[str | None] = None
     WAIT_REPLICAS: ClassVar[int] = 0
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
+    CLIENT_CACHE: ClassVar[bool | int | dict[str, int] | None] = None
     _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
     #: The InvalidModelException of a broken model whose error the 6.x switch deferred
@@ -291,6 +294,8 @@ class IndexedRedisModel(metaclass=ModelBase):
         meta = type(self)._meta
         field = meta.fields_by_name.get(name) if meta is not None else None
         if field is not None:
+            if SHARED in self.__dict__:
+                raise read_only_error(self, name)
             value = meta.to_python(field, value)
         object.__setattr__(self, name, value)
 
@@ -521,6 +526,7 @@ class IndexedRedisModel(metaclass=ModelBase):
         state = dict(self.__dict__)
         state["_orig"] = self._orig  # as a dict: the raw form needs this model's field list
         state.pop("_connection", None)  # a client does not travel
+        state.pop(SHARED, None)  # an unpickled copy is its own
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .cache.store import budget_of
 from .connection import checked_params
 from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
 from .fields import NULL_STORED, IRClassicField, IRField, wire_bytes
@@ -51,7 +52,8 @@ class ModelOptions:
                  indexed: Iterable[Any], key_name: Any,
                  connection_params: Mapping[str, Any] | None,
                  unique: Iterable[Any] = (), lex: Iterable[Any] = (), key_group: Any = None,
-                 wait: Any = 0, wait_timeout_ms: Any = 1000, *, base: type[IndexedRedisModel]) -> None:
+                 wait: Any = 0, wait_timeout_ms: Any = 1000, client_cache: Any = None, *,
+                 base: type[IndexedRedisModel]) -> None:
         self.model = model
         self.name = model.__name__
         if not isinstance(key_name, str) or not key_name:
@@ -127,10 +129,27 @@ class ModelOptions:
             (f, _AS_IS if type(f) is IRClassicField else _TRUSTED) for f in self.fields)
         self.foreign_fields: tuple[IRForeignLinkFieldBase, ...] = tuple(
             f for f in self.fields if isinstance(f, IRForeignLinkFieldBase))
+        #: CLIENT_CACHE as a byte budget per server; 0: never cached; None: as the
+        #: connection params say (see ``cache/``)
+        self.client_cache: int | None = self._cache_setting(client_cache)
         #: Makes instances from stored records (see instances.py).  A model with its own
         #: __init__ gets it called for fetched objects too, as in 6.x.
         self.builder = InstanceBuilder(model, self.fields, self.codec,
                                        custom_init=model.__init__ is not base.__init__)
+
+    def _cache_setting(self, setting: Any) -> int | None:
+        if setting is None:
+            return None
+        try:
+            budget = budget_of(setting, f"Model {self.name}: CLIENT_CACHE")
+        except ValueError as exc:
+            raise InvalidModelException(str(exc)) from None
+        if budget is not None and self.foreign_fields:
+            raise InvalidModelException(
+                f"Model {self.name}: CLIENT_CACHE cannot be used on a model with link fields "
+                f"({', '.join(f.name for f in self.foreign_fields)}): the cache shares one instance among all "
+                f"readers, and fetching a link would store the linked object inside it")
+        return budget or 0
 
     @property
     def schema_tag(self) -> int:

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .cache import registry as cache_registry
 from .compiler import PK_ORDER, Query, resolve_order
-from .dispatch import iterate_async, iterate_sync, run_async, run_sync
+from .dispatch import cached_async, cached_sync, iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
 from .flows import delete, read, reset
 from .names import nearest
@@ -24,9 +25,10 @@ if TYPE_CHECKING:
     from .flows.requests import Flow
     from .model import IndexedRedisModel
 
-__all__ = ["Query", "QuerySet", "as_pk"]
+__all__ = ["Query", "QuerySet", "as_pk", "cacheStats"]
 
 M = TypeVar("M", bound="IndexedRedisModel")
+_EVERYTHING = Query()  # immutable: every unfiltered query set shares it
 T = TypeVar("T")
 
 
@@ -35,7 +37,7 @@ class QuerySet(Generic[M]):
 
     def __init__(self, model: type[M], query: Query | None = None) -> None:
         self.model = model
-        self.query = query if query is not None else Query()
+        self.query = query if query is not None else _EVERYTHING
 
     # ---- building ------------------------------------------------------------------
 
@@ -85,10 +87,18 @@ class QuerySet(Generic[M]):
 
     def all(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """Every matching object, in the query's order (oldest, lowest pk, first by default)."""
+        if not cascadeFetch:
+            hit = cached_sync(self.model, query=read.page_key(self.query))
+            if hit is not None:
+                return self._list(hit)
         return self._list(self._run(read.page_flow, self.query, cascade=cascadeFetch))
 
     async def aall(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
         """``all``, awaitable."""
+        if not cascadeFetch:
+            hit = cached_async(self.model, query=read.page_key(self.query))
+            if hit is not None:
+                return self._list(hit)
         return self._list(await self._arun(read.page_flow, self.query, cascade=cascadeFetch))
 
     def allByAge(self, cascadeFetch: bool = False) -> IRQueryableList[M]:
@@ -193,11 +203,21 @@ class QuerySet(Generic[M]):
 
     def get(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """The object with this pk, or None.  Filters do not apply."""
-        return self._run(read.get_objects_flow, [as_pk(pk)], cascade=cascadeFetch)[0]  # type: ignore[return-value]
+        pks = (as_pk(pk),)
+        if not cascadeFetch:
+            hit = cached_sync(self.model, pks)
+            if hit is not None:
+                return hit[0]  # type: ignore[no-any-return]
+        return self._run(read.get_objects_flow, pks, cascade=cascadeFetch)[0]  # type: ignore[return-value]
 
     async def aget(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """``get``, awaitable."""
-        return (await self._arun(read.get_objects_flow, [as_pk(pk)], cascade=cascadeFetch))[0]  # type: ignore[return-value]
+        pks = (as_pk(pk),)
+        if not cascadeFetch:
+            hit = cached_async(self.model, pks)
+            if hit is not None:
+                return hit[0]  # type: ignore[no-any-return]
+        return (await self._arun(read.get_objects_flow, pks, cascade=cascadeFetch))[0]  # type: ignore[return-value]
 
     def getMultiple(self, pks: Iterable[Any], cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """The objects with these pks, in the same order; None where a pk is missing."""
@@ -233,6 +253,16 @@ class QuerySet(Generic[M]):
 
     def getMultipleOnlyIndexedFields(self, pks: Iterable[Any]) -> IRQueryableList[M | None]:
         return self.getMultipleOnlyFields(pks, self.model._meta.indexed_names)
+
+    # ---- client-side cache -----------------------------------------------------------
+
+    def cacheStats(self) -> dict[str, int]:
+        """This process's client-side cache counters for the model, summed over servers:
+        hits, misses (per object or query looked up), invalidations (entries dropped
+        because the server said their data changed), flushes, refused (fetched entries
+        not kept: an invalidation for them arrived meanwhile), evictions, bytes, entries
+        and budget.  All zero for a model that is not cached."""
+        return cache_registry.model_stats(self.model._meta).as_dict()
 
     # ---- maintenance ---------------------------------------------------------------
 
@@ -343,3 +373,8 @@ def as_pk(pk: Any) -> int:
     if isinstance(pk, bool) or value < 0 or (isinstance(pk, float) and pk != value):
         raise TypeError(f"a primary key is a non-negative int; got {pk!r}")
     return value
+
+
+def cacheStats() -> dict[str, dict[str, int]]:
+    """Client-side cache counters of this process, by model name (see ``QuerySet.cacheStats``)."""
+    return {name: stats.as_dict() for name, stats in cache_registry.stats().items()}

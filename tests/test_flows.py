@@ -38,6 +38,9 @@ class Router:
     def is_cluster(self, route: Any) -> bool:
         return route == "cluster"
 
+    def caching(self, route: Any, meta: Any) -> bool:
+        return route == "cached"
+
 
 class FSong(IndexedRedisModel):
     FIELDS = ["artist", "title", IRField("track", valueType=int)]
@@ -288,3 +291,84 @@ def test_on_a_cluster_a_cascade_across_slots_saves_the_other_slot_first() -> Non
     (_, objects) = msgpack.unpackb(album_save.args[0], raw=True)
     assert msgpack.unpackb(objects[0][3])[:2] == ["t", "5"]
     assert finish(flow, [common.OK, b"2"]) == [2]
+
+
+# ---- the client-side cache's requests ------------------------------------------------
+
+
+class CSong(IndexedRedisModel):
+    FIELDS = ["artist", "title"]
+    INDEXED_FIELDS = ["artist"]
+    KEY_NAME = "FlowCachedSongs"
+    CLIENT_CACHE = True
+
+
+def _record(artist: str, title: str) -> bytes:
+    return CSong._meta.codec.pack({"artist": artist, "title": title})
+
+
+def test_a_cached_get_asks_the_cache_fetches_what_it_lacks_and_stores_it() -> None:
+    from IndexedRedis.flows.requests import CacheAnswer, CacheRead, CacheStore
+
+    cached = CSong(artist="a", title="kept")
+    ctx = Context(CSong._meta, "cached", Router())
+    flow = read.get_objects_flow(ctx, [1, 2, 3])
+    ask = start(flow)
+    assert type(ask) is CacheRead and list(ask.pks) == [1, 2, 3] and ask.gen == 0
+    fetch = flow.send(CacheAnswer(('cache', 4, 9), [cached, None, None]))
+    assert type(fetch) is Transaction and fetch.commands[1][2:] == (2, 3)  # only what the cache lacks
+    store = flow.send([b"0", [_record("b", "two"), None]])
+    assert type(store) is CacheStore and store.token == ('cache', 4, 9) and store.gen == 0
+    assert [(pk, obj.title) for pk, obj in store.objects] == [(2, "two")]
+    objs = finish(flow, None)
+    assert objs[0] is cached and objs[1].title == "two" and objs[2] is None
+    with pytest.raises(Exception, match="read-only"):
+        objs[1].title = "changed"
+
+
+def test_a_get_without_a_usable_cache_reads_everything_and_stores_nothing() -> None:
+    ctx = Context(CSong._meta, "cached", Router())
+    flow = read.get_objects_flow(ctx, [1])
+    start(flow)
+    fetch = flow.send(None)  # the cache cannot be used now (tracking down)
+    assert type(fetch) is Transaction and fetch.commands[1][2:] == (1,)
+    assert finish(flow, [b"0", [_record("a", "one")]])[0].title == "one"
+
+
+def test_a_cached_query_stores_its_result_with_the_keys_it_read() -> None:
+    from IndexedRedis.flows.requests import CacheAnswer, CacheRead, CacheStore
+
+    query = Query().narrowed(CSong._meta, {"artist": "a"})
+    ctx = Context(CSong._meta, "cached", Router())
+    flow = read.page_flow(ctx, query)
+    ask = start(flow)
+    assert type(ask) is CacheRead and ask.query == read.page_key(query)
+    call = flow.send(CacheAnswer(('cache', 1, 1), None))
+    assert type(call) is ScriptCall and call.script is scripts.QUERY
+    store = flow.send([common.OK, msgpack.packb([2, 5]), [_record("a", "x"), _record("a", "y")]])
+    assert type(store) is CacheStore and store.query == ask.query
+    assert list(store.deps) == [b"g0:i:artist:a"]  # a positive condition drove a whole result: no ids
+    assert [obj._id for obj in finish(flow, None)] == [2, 5]
+
+
+def test_a_cached_query_hit_sends_nothing() -> None:
+    from IndexedRedis.flows.requests import CacheAnswer
+
+    kept = (CSong(artist="a", title="x"),)
+    flow = read.page_flow(Context(CSong._meta, "cached", Router()), Query())
+    start(flow)
+    assert finish(flow, CacheAnswer(('cache', 1, 1), kept)) == list(kept)
+
+
+def test_saves_and_deletes_declare_the_stamps_and_the_cache_flag() -> None:
+    from IndexedRedis.flows import delete
+
+    song = FSong(artist="a", title="t", track=3)
+    song.__dict__["_id"] = 7
+    keys = FSong._meta.keys
+    request = start(save.save_flow(ctx_for(FSong), [song]))
+    assert keys.cache_flag in request.keys and keys.generation(0).stamp(7) in request.keys
+    new = start(save.save_flow(ctx_for(FSong), [FSong(artist="b", title="u", track=1)]))
+    assert keys.cache_flag in new.keys and not any(b":t:" in key for key in new.keys)  # no pk, no stamp
+    gone = start(delete.delete_flow(ctx_for(FSong), [(7, {})]))
+    assert gone.keys[4] == keys.cache_flag and keys.generation(0).stamp(7) in gone.keys

@@ -4,7 +4,9 @@ back in, for sync and asyncio clients.
 A request goes to its ``route`` (a client) or, without one, to the client the flow
 was started on.  The per-request I/O is the drivers' (``sync``, ``aio``, ``cluster``);
 a failed request is thrown into the flow, so it can clean up (abandon a reset) or
-handle the error.
+handle the error.  Requests to the client-side cache (``CacheRead``, ``CacheStore``)
+are answered here, the same way for every driver (``cache.registry.answer``: memory,
+and a non-blocking poll of the tracking connection).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from ..flows.requests import Emit, Flow, Request
+from ..cache.registry import answer
+from ..flows.requests import CacheRead, CacheStore, Emit, Flow, Request
 from . import aio, sync
 
 __all__ = ["run", "iterate", "arun", "aiterate"]
@@ -69,6 +72,9 @@ def _drive(client: Any, flow: Flow[Any]) -> Iterator[Any]:
                 request = flow.send(None)
                 continue
             target = _target(client, request)
+            if type(request) is CacheRead or type(request) is CacheStore:
+                request = flow.send(answer(target, request))
+                continue
             try:
                 reply = (execute if target is client else _sync_executor(target))(target, request)  # type: ignore[arg-type]
             except Exception as exc:
@@ -92,6 +98,9 @@ def run(client: Any, flow: Flow[T]) -> T:
                 request = flow.send(None)
                 continue
             target = _target(client, request)
+            if type(request) is CacheRead or type(request) is CacheStore:
+                request = flow.send(answer(target, request))
+                continue
             try:
                 reply = (execute if target is client else _sync_executor(target))(target, request)  # type: ignore[arg-type]
             except Exception as exc:
@@ -120,6 +129,9 @@ async def _adrive(client: Any, flow: Flow[Any], result: list[Any]) -> AsyncItera
                 request = flow.send(None)
                 continue
             target = _target(client, request)
+            if type(request) is CacheRead or type(request) is CacheStore:
+                request = flow.send(answer(target, request))
+                continue
             try:
                 send = execute if target is client else _async_executor(target)
                 reply = await send(target, request)  # type: ignore[arg-type]
@@ -143,6 +155,9 @@ async def arun(client: Any, flow: Flow[T]) -> T:
                 request = flow.send(None)  # a flow that emits items has them dropped here
                 continue
             target = _target(client, request)
+            if type(request) is CacheRead or type(request) is CacheStore:
+                request = flow.send(answer(target, request))
+                continue
             try:
                 reply = await (execute if target is client else _async_executor(target))(target, request)  # type: ignore[arg-type]
             except Exception as exc:

@@ -49,17 +49,22 @@ class Router(Protocol):
     def is_cluster(self, route: Any) -> bool:
         """Whether a route is a Redis Cluster, where one script reaches one slot only."""
 
+    def caching(self, route: Any, meta: ModelOptions) -> bool:
+        """Whether reads of a model on a route go through the client-side cache."""
+
 
 class Context:
-    """A flow's model (``meta``), its own route, and the router for any other."""
+    """A flow's model (``meta``), its own route, the router for any other, and whether
+    its reads go through the client-side cache (``cached``)."""
 
-    __slots__ = ("meta", "route", "router", "gens")
+    __slots__ = ("meta", "route", "router", "gens", "cached")
 
     def __init__(self, meta: ModelOptions, route: Any, router: Router) -> None:
         self.meta = meta
         self.route = route
         self.router = router
         self.gens = router.gens(route)
+        self.cached = router.caching(route, meta)
 
     @property
     def gen(self) -> int:

@@ -38,14 +38,14 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
 
     def build(gen: int) -> ScriptCall:
         gk = meta.keys.generation(gen)
-        number = KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas))
+        number = KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas, meta.keys.cache_flag))
         args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
         for field in meta.indexed:  # the sorted sets of each field, or 0
             spec = meta.specs[field.name]
             args += (number(gk.score_index(field.name)) if spec.numeric else 0,
                      number(gk.lex_index(field.name)) if spec.lex else 0)
         for pk, believed in items:
-            args.append(pk)
+            args += (pk, number(gk.stamp(pk)))
             args += delete_args(meta, gk, number, believed)
         return ScriptCall(scripts.DELETE, number.keys, args)
 

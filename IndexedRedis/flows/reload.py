@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import IndexedRedisError
 from ..fields.links import ForeignLink, ForeignLinks
-from ..state import mark_stored
+from ..state import is_shared, mark_stored
 from .context import Context, routed
 from .links import fetch_by_pk_flow
 from .read import get_flow
@@ -37,6 +38,11 @@ def reload_flow(ctx: Context, obj: IndexedRedisModel, cascade: bool = True) -> F
     meta = type(obj)._meta
     if obj._id is None:
         raise KeyError(f"{meta.name} object was never saved: nothing to reload")
+    if is_shared(obj):
+        raise IndexedRedisError(
+            f"{meta.name} pk {obj._id} came from the client cache (CLIENT_CACHE), which shares one read-only "
+            f"instance among all readers and keeps it current: read it again with {meta.name}.objects.get(pk) "
+            f"instead of reloading it")
     blob = (yield from get_flow(ctx, (obj._id,)))[0]
     if blob is None:
         raise KeyError(f"{meta.name} with pk {obj._id} no longer exists")
@@ -51,6 +57,8 @@ def _take_stored(obj: IndexedRedisModel, fresh: IndexedRedisModel) -> Changes:
     """``obj`` takes the values of ``fresh`` (its copy just read) where they differ;
     unchanged fields keep their values (and linked objects)."""
     changes = obj.diff(fresh)
+    if is_shared(obj):  # the client cache's: other readers hold it, and the cache keeps it current
+        return changes
     for name in changes:
         obj.__dict__[name] = fresh.__dict__[name]
     mark_stored(obj, obj._id, fresh._orig)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from ..scripts import Script
 
-__all__ = ["ScriptCall", "Command", "Transaction", "Emit", "Request", "Flow", "READ_COMMANDS"]
+__all__ = ["ScriptCall", "Command", "Transaction", "Emit", "CacheRead", "CacheStore", "CacheAnswer", "Request",
+           "Flow", "READ_COMMANDS"]
 
 T = TypeVar("T")
 
@@ -83,6 +84,50 @@ class Emit:
     items: Sequence[Any]
 
 
+@dataclass(slots=True)
+class CacheRead:
+    """Ask this process's client-side cache of ``meta``'s model on the route's server
+    (see ``IndexedRedis/cache``): the objects of ``pks``, or the result of ``query`` (a
+    hashable description of a compiled query).  The driver answers from memory, after
+    applying the invalidations the server has pushed, with a ``CacheAnswer``, or None
+    when the cache cannot be used now (tracking is down): then the flow reads from
+    Redis and stores nothing.  (Not frozen, as the other requests are: it is made
+    on the hot path of a cache hit, and a frozen dataclass costs more to make.)"""
+
+    meta: Any
+    gen: int
+    pks: Sequence[int] = ()
+    query: Any = None
+    route: Any = None
+
+
+@dataclass(slots=True)
+class CacheAnswer:
+    """``objects``: for pks, the cached instance of each (None where not cached); for a
+    query, the cached result (a tuple) or None.  ``token`` goes with the CacheStore
+    of what the flow then fetched."""
+
+    token: Any
+    objects: Any
+
+
+@dataclass(slots=True)
+class CacheStore:
+    """Keep what a read fetched at generation ``gen`` (verified live by that read):
+    ``objects``, (pk, instance) pairs; with ``query``, they are its result, which read
+    the keys ``deps``.  Refused, per key, where an invalidation arrived after the
+    read that gave ``token`` began.  The reply is None."""
+
+    meta: Any
+    gen: int
+    token: Any
+    objects: Sequence[Any] = ()
+    query: Any = None
+    deps: Sequence[bytes] = ()
+    route: Any = None
+
+
 Request = ScriptCall | Command | Transaction
-#: A flow yields one request, a list of them (one pipelined round trip), or an Emit.
-Flow = Generator["Request | list[Request] | Emit", Any, T]
+#: A flow yields one request, a list of them (one pipelined round trip), an Emit, or a
+#: request to the client-side cache (answered in memory).
+Flow = Generator["Request | list[Request] | Emit | CacheRead | CacheStore", Any, T]

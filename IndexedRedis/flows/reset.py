@@ -178,7 +178,7 @@ def reindex_flow(ctx: Context, query: Query,
     entries of any former layout.  A filtered query: the objects' entries are
     rewritten in place.
     """
-    objs = yield from page_flow(ctx, query)
+    objs = yield from page_flow(ctx, query, use_cache=False)  # instances of its own: they are rewritten
     if query.is_everything:
         yield from reset_flow(ctx, objs, thorough=True, progress=progress)
     else:

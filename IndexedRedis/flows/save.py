@@ -11,7 +11,7 @@ from .. import scripts
 from ..entries import ABSENT, index_group, insert_group, same_stored, stored_arg
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields.links import ForeignLink, ForeignLinks
-from ..state import assign_pk, forget_stored_record, mark_stored
+from ..state import assign_pk, forget_stored_record, is_shared, mark_stored, read_only_error
 from .common import (
     MAX_ATTEMPTS,
     MISSING,
@@ -57,6 +57,8 @@ class _PendingSave:
         else:
             self.changed = {name: value for name, value in self.record.items()
                             if name not in orig or not same_stored(orig[name], value)}
+            if self.changed and is_shared(obj):  # a value changed in place (a list, say)
+                raise read_only_error(obj, next(iter(self.changed)))
 
 
 def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
@@ -99,7 +101,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
             gk = gen_keys[meta] = meta.keys.generation(gen)
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
                            number(meta.keys.nextpk), number(meta.keys.schemas),
-                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob))
+                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, number(meta.keys.cache_flag)))
         objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
@@ -115,7 +117,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
                                       p.changed[field.name]) for field in to_index]
             objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
-                            b"F" if p.full else b"P", payload, groups))
+                            b"F" if p.full else b"P", payload, groups, 0 if p.pk is None else number(gk.stamp(p.pk))))
         return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
 
     if active:

@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "FREE_DONE", "RESERVE_PKS",
-           "REFRESH_LEASE", "REFRESH_RECORD"]
+           "REFRESH_LEASE", "REFRESH_RECORD", "CACHE_FLAG"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -50,3 +50,4 @@ RESERVE_PKS = Script("reserve_pks")
 FREE_DONE = Script("free_done")
 REFRESH_LEASE = Script("refresh_lease")
 REFRESH_RECORD = Script("refresh_record")
+CACHE_FLAG = Script("cache_flag")

@@ -2,11 +2,14 @@
 -- As in save.lua, the client declares the index keys it believes hold each object;
 -- the stored record decides, and a wrong belief makes the call write nothing.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4 schemas hash, 5.. index keys
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4 schemas hash, 5 cache flag,
+--   6.. index keys and stamps
 -- ARGV: 1 expected generation, 2 indexed field count F, 3..2+F field names, then F
 --   (score zset key number, lex zset key number) pairs (0: the field has none), then
---   per object: pk, then F groups of (kind, believed stored value, set key number, lex
---   flag, lex text); kinds as in save.lua ('a' absent comes with key number 0).
+--   per object: pk, its stamp's key number, then F groups of (kind, believed stored
+--   value, set key number, lex flag, lex text); kinds as in save.lua ('a' absent comes
+--   with key number 0).  While the cache flag exists, a deleted object's stamp is SET
+--   and DELeted (see save.lua).
 -- Reply: {1, deleted count} | {0, generation} | {2, object number, record}
 
 local gen = current_gen(KEYS[1])
@@ -28,8 +31,8 @@ local pos = 3 + 3 * nfields
 local o = 0
 while pos <= #ARGV do
   o = o + 1
-  local pk = ARGV[pos]
-  pos = pos + 1
+  local pk, stamp = ARGV[pos], tonumber(ARGV[pos + 1])
+  pos = pos + 2
   local stored = redis.call('HGET', objs_key, pk)
   if stored then
     local record = read_record(KEYS[4], stored)
@@ -42,12 +45,13 @@ while pos <= #ARGV do
       if ARGV[pos + 3] == '1' then lex[i] = ARGV[pos + 4] end
       pos = pos + 5
     end
-    doomed[#doomed + 1] = {pk, keys, lex}
+    doomed[#doomed + 1] = {pk, keys, lex, stamp}
   else
     pos = pos + 5 * nfields
   end
 end
 
+local stamping = #doomed > 0 and redis.call('EXISTS', KEYS[5]) == 1
 for _, d in ipairs(doomed) do
   local pk = d[1]
   local padded = string.format('%012d', tonumber(pk))
@@ -58,5 +62,9 @@ for _, d in ipairs(doomed) do
   end
   redis.call('ZREM', ids_key, pk)
   redis.call('HDEL', objs_key, pk)
+  if stamping then
+    redis.call('SET', KEYS[d[4]], '1')
+    redis.call('DEL', KEYS[d[4]])
+  end
 end
 return {1, #doomed}

@@ -8,8 +8,12 @@
 -- KEYS: every key, referenced by number from the request.
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
---     schemas hash #, schema tag, field names (msgpack array)}...
---   objects: {model number, pk ('' = new), mode, payload, index groups}...
+--     schemas hash #, schema tag, field names (msgpack array), cache flag #}...
+--   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #}...
+--     stamp #: the object's stamp key (0 for an object without a pk yet: no client
+--       can have cached it).  While the model's cache flag exists (some process keeps a
+--       client-side cache of it), the stamp is SET and DELeted, which tells those
+--       caches (tracking the model's key prefix) exactly which pk changed.
 --     mode 'F': payload is the whole record (see lib.lua);
 --     mode 'P': payload is {field, kind, stored value}... for the changed fields only;
 --       a stored record of another schema is refused (reply 2): the client sends it whole.
@@ -33,6 +37,8 @@ for m, model in ipairs(models) do
   if gen ~= model[1] then return {0, gen, m} end
 end
 for _, model in ipairs(models) do know_schema(model[7], model[8]) end
+local stamping = {}  -- per model: whether some client caches it (read here, never trusted from the client)
+for m, model in ipairs(models) do stamping[m] = redis.call('EXISTS', KEYS[model[9]]) == 1 end
 local positions = {}  -- per model: field name -> position in its records, once needed
 local function where_of(m)
   local where = positions[m]
@@ -105,6 +111,10 @@ for o, ob in ipairs(objects) do
     redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
   end
   redis.call('ZADD', KEYS[model[4]], pk, pk)
+  if ob[6] ~= 0 and stamping[ob[1]] then
+    redis.call('SET', KEYS[ob[6]], '1')
+    redis.call('DEL', KEYS[ob[6]])
+  end
   local padded  -- the sorted-set member, made when a zset needs it
   for _, ix in ipairs(ob[5]) do
     if type(ix) == 'number' then  -- a plain index of a new object
