@@ -223,7 +223,8 @@ def test_acknowledged_writes_lost_to_replication_lag_and_kept_by_wait(
         # Seen once per run in CI's second pass (redis-py 5.0.8, no hiredis, a busy machine): the
         # fast writer made no progress while the replica was paused, so there was no lag to lose.
         # Open question (see the closing note); the WAIT guarantee above is checked either way.
-        warnings.warn(f"only {behind} fast writes while the replica was paused: the loss was not measured")
+        warnings.warn(f"only {behind} fast writes while the replica was paused: the loss was not measured",
+                      stacklevel=1)
         return
     assert lost["fast"], "a master-only acknowledgement survived megabytes of replication lag"
 
