@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
-           "RESET_ABANDON", "FREE_DONE", "RESERVE_PKS",
+           "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS",
            "REFRESH_LEASE", "REFRESH_RECORD"]
 
 _here = files(__name__)
@@ -46,6 +46,7 @@ RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 RESET_SWITCH = Script("reset_switch")
 RESET_ABANDON = Script("reset_abandon")
+RESET_SWEEP = Script("reset_sweep")
 RESERVE_PKS = Script("reserve_pks")
 FREE_DONE = Script("free_done")
 REFRESH_LEASE = Script("refresh_lease")
