@@ -52,9 +52,12 @@ if TYPE_CHECKING:
 
 __all__ = ["check_flow", "CHECK_BATCH", "CHECK_BUDGET", "WALK_KEYS"]
 
-CHECK_BATCH = 500    # records checked per script call
-CHECK_BUDGET = 1000  # index entries walked per script call
-WALK_KEYS = 100      # index keys walked per script call (each a cursor of its own)
+CHECK_BATCH = 100    # records checked per script call
+CHECK_BUDGET = 300   # index entries walked per script call
+WALK_KEYS = 100      # index keys looked at per script call (each a cursor of its own)
+#: Index keys whose expected size the records pass remembers (a few dozen bytes each);
+#: keys beyond it are walked entry by entry instead of being compared by size.
+EXPECTED_KEYS = 2_000_000
 FIX_BATCH = 500      # fixes per repair script call
 FREE_KEYS = 200      # garbage keys dropped per script call
 MAX_RESTARTS = 5     # a reset replaced the data during the check: begin again
@@ -74,6 +77,7 @@ class _Walk:
     key: bytes
     mode: bytes            # b"v" value set, b"n" null set, b"z" score, b"x" lex, b"i" ids
     field: str
+    expected: int = -1     # how many entries the records imply (-1: not known)
     cursor: bytes = b"0"
     known: list[bytes] = dataclasses.field(default_factory=list)
     size: int | None = None
@@ -92,6 +96,7 @@ class _Fix:
     belief_field: str = ""
     belief_kind: bytes = b""
     belief_value: Any = b""
+    adds: bool = False     # adds an entry the records imply (one more in the key)
 
 
 def _pk_of(raw: bytes) -> int | None:
@@ -154,6 +159,12 @@ class _Checker:
         self.running: set[int] = set()
         self.abandoned: set[int] = set()
         self.dead: set[int] = set()
+        self.asked: set[int] = set()  # generations looked up in the staging zset since
+        # How many entries the records imply in each index key (by the key's hash, to
+        # keep it small): a key of that size holds nothing stale, since every implied
+        # entry was found there.  Keys not counted (beyond EXPECTED_KEYS) are walked.
+        self.expected: dict[int, int] = {}
+        self.counted_all = True
 
     # ---- the phases ------------------------------------------------------------------
 
@@ -174,7 +185,8 @@ class _Checker:
         if self.gk.objs not in state.wrong_types:
             yield from self._records(state.records)
         yield from self._keys()
-        yield from self._counters(state)
+        if self.keys.nextpk not in state.wrong_types:
+            yield from self._counters()
         if self.repair:
             for gen in sorted(self.dead):  # their keys are gone (SCAN found them all): forget them
                 gk = self.keys.generation(gen)
@@ -251,18 +263,42 @@ class _Checker:
     # ---- records -> indexes ------------------------------------------------------------
 
     def _records(self, total: int) -> Flow[None]:
-        cursor: Any = 0
+        """HSCAN the records a batch at a time; each batch's check goes in one round trip
+        with the next batch's HSCAN."""
+        cursor, found = yield Command(("HSCAN", self.gk.objs, 0, "COUNT", self.batch))
         done = 0
         while True:
-            cursor, found = yield Command(("HSCAN", self.gk.objs, cursor, "COUNT", self.batch))
             pairs = list(found.items()) if isinstance(found, dict) else list(zip(found[::2], found[1::2]))
-            if pairs:
-                yield from self._check_records(pairs)
+            check = self._check_request(pairs)
+            more = int(cursor) != 0
+            requests: list[Any] = ([check[0]] if check else []) + (
+                [Command(("HSCAN", self.gk.objs, cursor, "COUNT", self.batch))] if more else [])
+            replies = (yield requests) if requests else []
+            if check:
+                yield from self._judge_records(replies[0], check[1])
             done += len(pairs)
             if self.progress is not None:
                 self.progress("records", done, max(total, done))
-            if int(cursor) == 0:
+            if not more:
                 return
+            cursor, found = replies[-1]
+
+    def _expect(self, key: bytes, more: int = 1) -> None:
+        slot = hash(key)
+        count = self.expected.get(slot)
+        if count is not None:
+            self.expected[slot] = count + more
+        elif len(self.expected) < EXPECTED_KEYS:
+            self.expected[slot] = more
+        else:
+            self.counted_all = False
+
+    def _expected(self, key: bytes) -> int:
+        """How many entries the records imply in ``key`` (-1: not known)."""
+        count = self.expected.get(hash(key))
+        if count is not None:
+            return count
+        return 0 if self.counted_all else -1
 
     def _decode(self, pk: int, blob: bytes) -> dict[str, Any] | None:
         """A stored record as field name -> stored value, or None (reported) when it
@@ -287,7 +323,9 @@ class _Checker:
         self.report.schemas[tag] = self.report.schemas.get(tag, 0) + 1
         return dict(zip(names, values[:-1]))
 
-    def _check_records(self, pairs: list[tuple[bytes, bytes]]) -> Flow[None]:
+    def _check_request(self, pairs: list[tuple[bytes, bytes]]) -> tuple[ScriptCall, list[Any]] | None:
+        """The check_records.lua call for a batch of records, and what each record
+        implies (None when no record of the batch can be checked)."""
         meta, gk = self.meta, self.gk
         number = KeyNumbers((self.keys.gen, gk.objs))
         args: list[Any] = [self.gen]
@@ -324,12 +362,17 @@ class _Checker:
                     xkey = gk.lex_index(name)
                     checks.append(("X", xkey, number(xkey), lex_member(wire_bytes(stored), pk)))
             args += (raw_pk, blob, len(checks))
-            for what, _, key_number, value in checks:
+            for what, key, key_number, value in checks:
                 args += (what, key_number, value)
+                if what != "A":
+                    self._expect(key)
             checked.append((pk, raw_pk, blob, checks))
         if not checked:
-            return
-        reply = yield from script((meta,), ScriptCall(scripts.CHECK_RECORDS, number.keys, args))
+            return None
+        return ScriptCall(scripts.CHECK_RECORDS, number.keys, args), checked
+
+    def _judge_records(self, reply: Any, checked: list[Any]) -> Flow[None]:
+        """The findings (and, for a repair, the fixes) of a check_records.lua reply."""
         if reply[0] == STALE_GEN:
             raise _Moved
         failed = reply[1]
@@ -343,7 +386,9 @@ class _Checker:
             if seen == b"T":
                 self._wrong_type(key, "another type")
                 continue
-            fix = partial(_Fix, key=key, pk=raw_pk, belief=b"b", belief_value=blob)
+            if not seen:
+                self._expect(key, -1)  # not there: the key's size is one less than the records imply
+            fix = partial(_Fix, key=key, pk=raw_pk, belief=b"b", belief_value=blob, adds=not seen)
             if what == "I":
                 self.report.add("missing_id", key, pk, "" if not seen else f"scored {seen.decode()}")
                 fixes.append(fix("missing_id", b"ZADD", member=raw_pk, score=raw_pk))
@@ -371,9 +416,11 @@ class _Checker:
         while True:
             cursor, found = yield from scan_flow(self.ctx, cursor)
             self.report.keys_scanned += len(found)
+            infos = [self.keys.classify(key) for key in found]
+            yield from self._new_resets(infos)
             garbage: dict[tuple[str, int], list[bytes]] = {}
-            for key in found:
-                walk = self._judge(key, self.keys.classify(key), garbage)
+            for key, info in zip(found, infos):
+                walk = self._judge(key, info, garbage)
                 if walk is not None:
                     pending.append(walk)
             if self.repair:
@@ -386,6 +433,17 @@ class _Checker:
                 break
         while pending:
             pending = yield from self._walk(pending)
+
+    def _new_resets(self, infos: list[KeyInfo]) -> Flow[None]:
+        """Generations the bookkeeping did not know when the check began may be resets
+        begun since: those that are staging now are left alone."""
+        known = self.running | self.abandoned | self.dead | self.asked | {self.gen}
+        unknown = sorted({info.gen for info in infos if info.gen is not None and info.gen not in known})
+        if not unknown:
+            return
+        self.asked.update(unknown)
+        scores = yield Command(("ZMSCORE", self.keys.staging, *unknown))
+        self.running.update(gen for gen, score in zip(unknown, scores) if score is not None)
 
     def _judge(self, key: bytes, info: KeyInfo, garbage: dict[tuple[str, int], list[bytes]]) -> _Walk | None:
         """What a key found by SCAN is: a live index key to walk (returned), garbage
@@ -406,7 +464,7 @@ class _Checker:
         if info.kind == "objs":
             return None
         if info.kind == "ids":
-            return _Walk(key, b"i", "")
+            return _Walk(key, b"i", "", self._expected(key))
         assert info.field is not None
         spec = self.meta.specs.get(info.field)
         current = spec is not None and (info.kind in ("value", "null") or (info.kind == "score" and spec.numeric)
@@ -416,7 +474,7 @@ class _Checker:
             garbage.setdefault(("former_layout", self.gen), []).append(key)
             return None
         mode = {"value": b"v", "null": b"n", "score": b"z", "lex": b"x"}[info.kind]
-        return _Walk(key, mode, info.field)
+        return _Walk(key, mode, info.field, self._expected(key))
 
     def _walk(self, pending: list[_Walk]) -> Flow[list[_Walk]]:
         """One check_members.lua call over the first keys of ``pending``; returns the
@@ -427,7 +485,7 @@ class _Checker:
         args: list[Any] = [self.gen, self.budget]
         for walk in now:
             keys.append(walk.key)
-            args += (walk.mode, walk.field, walk.cursor, len(walk.known), *walk.known)
+            args += (walk.mode, walk.field, walk.cursor, walk.expected, len(walk.known), *walk.known)
         reply = yield from script((self.meta,), ScriptCall(scripts.CHECK_MEMBERS, keys, args))
         if reply[0] == STALE_GEN:
             raise _Moved
@@ -440,9 +498,11 @@ class _Checker:
             if status:
                 self._wrong_type(walk.key, status.decode())
                 continue
-            self.report.entries += int(seen)
             if walk.size is None:
                 walk.size = int(size)
+                if cursor == b"0" and not int(seen):
+                    seen = size  # its size was the expected one: it was not walked
+            self.report.entries += int(seen)
             for position in range(0, len(found), 3):
                 fix = self._judge_entry(walk, found[position], found[position + 1], found[position + 2])
                 if fix is not None:
@@ -499,8 +559,10 @@ class _Checker:
         return _Fix(kind, remove, key, member, pk=str(pk), belief=b"f", belief_field=walk.field,
                     belief_kind=belief_kind, belief_value=belief_value)
 
-    def _counters(self, state: ModelState) -> Flow[None]:
-        nextpk = self._counter(self.keys.nextpk, state.nextpk) if state.nextpk is not None else 0
+    def _counters(self) -> Flow[None]:
+        """The pk counter against the highest pk seen (read after the records: objects
+        saved meanwhile moved it on)."""
+        nextpk = self._counter(self.keys.nextpk, (yield Command(("GET", self.keys.nextpk))))
         if nextpk is not None and nextpk < self.max_pk:
             self.report.add("counter_behind", self.keys.nextpk,
                             detail=f"the pk counter is {nextpk}, but pk {self.max_pk} is stored")
@@ -529,6 +591,8 @@ class _Checker:
             for fix, applied in zip(part, reply[1]):
                 if applied == ord("1"):
                     self.report.repaired[fix.kind] += 1
+                    if fix.adds:
+                        self._expect(fix.key)
 
     def _free(self, garbage: dict[tuple[str, int], list[bytes]]) -> Flow[None]:
         """Drop garbage keys found by SCAN, a bounded batch per call (free_keys.lua

@@ -16,7 +16,7 @@ from .requests import Command, Flow, ScriptCall
 __all__ = ["ModelState", "model_state_flow", "scan_flow", "parse_info", "SCAN_COUNT"]
 
 #: Keys asked for per SCAN step (SCAN's COUNT: the work of one step is bounded by it).
-SCAN_COUNT = 1000
+SCAN_COUNT = 500
 
 
 def _text(raw: Any) -> str:

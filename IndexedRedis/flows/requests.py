@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 #: Commands that change nothing, so a driver may send them again after a failure.
 READ_COMMANDS = frozenset({"GET", "HMGET", "HGET", "HSCAN", "HLEN", "SMEMBERS", "SCARD", "ZCARD", "EXISTS",
-                           "INFO", "CONFIG", "PING", "WAIT", "SCAN", "TYPE", "TIME"})
+                           "INFO", "CONFIG", "PING", "WAIT", "SCAN", "TYPE", "TIME", "ZMSCORE"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@
 --
 -- KEYS: 1 generation pointer, 2 objs hash, 3 schemas hash, then the index keys
 -- ARGV: 1 expected generation, 2 budget, then per key (in KEYS order from 4): mode,
---   field, cursor ('0' to start), n, then n stored values known to belong in the key.
---   Modes: 'v' a value set, 'n' a null set, 'z' a score zset, 'x' a lex zset, 'i' the
---   ids zset.
+--   field, cursor ('0' to start), expected size, n, then n stored values known to belong
+--   in the key.  Modes: 'v' a value set, 'n' a null set, 'z' a score zset, 'x' a lex
+--   zset, 'i' the ids zset.  A key about to be started whose size is the expected one
+--   (-1: unknown) holds nothing stale (the client checked that every entry the records
+--   imply is there): it is not walked.
 -- Reply: {1, per key: {cursor ('0' done, or where to go on), entries seen, size, the
 --   key's type when it is not the mode's ('' else; 'later' when the budget ran out
 --   before the key), {member, code, value...}}} | {0, generation}
@@ -55,10 +57,11 @@ local results = {}
 local pos = 3
 for k = 4, #KEYS do
   local key = KEYS[k]
-  local mode, field, cursor, n = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], tonumber(ARGV[pos + 3])
+  local mode, field, cursor, expected = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], tonumber(ARGV[pos + 3])
+  local n = tonumber(ARGV[pos + 4])
   local known = {}
-  for i = 1, n do known[ARGV[pos + 3 + i]] = true end
-  pos = pos + 4 + n
+  for i = 1, n do known[ARGV[pos + 4 + i]] = true end
+  pos = pos + 5 + n
   local found = {}
   local function report(member, code, value)
     found[#found + 1] = member
@@ -76,7 +79,8 @@ for k = 4, #KEYS do
     status, cursor = kind, '0'
   else
     size = redis.call(want == 'set' and 'SCARD' or 'ZCARD', key)
-    repeat
+    if cursor == '0' and size == expected then cursor = 'skip' end
+    while cursor ~= 'skip' do
       scans = scans + 1
       local reply = redis.call(want == 'set' and 'SSCAN' or 'ZSCAN', key, cursor, 'COUNT', math.min(budget, 500))
       cursor = reply[1]
@@ -143,7 +147,9 @@ for k = 4, #KEYS do
           end
         end
       end
-    until cursor == '0' or budget <= 0 or scans >= MAX_SCANS
+      if cursor == '0' or budget <= 0 or scans >= MAX_SCANS then break end
+    end
+    if cursor == 'skip' then cursor = '0' end
   end
   results[#results + 1] = {cursor, seen, size, status, found}
 end
