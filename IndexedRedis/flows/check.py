@@ -528,10 +528,7 @@ class _Checker:
         if code in (b"a", b"u"):
             return None  # the record itself is reported by the records pass
         pk = int(member[-12:]) if mode in (b"z", b"x") and code != b"f" else _pk_of(member)
-        if mode == b"i":
-            kind = "missing_id" if code == b"s" else "stale_id"
-        else:
-            kind = "stale_entry"
+        kind = "stale_id" if mode == b"i" else "stale_entry"
         if code == b"f":
             self.report.add(kind, key, None, f"entry {member[:40]!r} names no pk")
             return _Fix(kind, b"ZREM", key, member)
@@ -540,9 +537,6 @@ class _Checker:
             self.report.add(kind, key, pk, "no record")
             return _Fix(kind, remove, key, member, pk=member if mode in (b"v", b"n", b"i") else str(pk),
                         belief=b"a")
-        if code == b"s":
-            self.report.add(kind, key, pk, "scored other than its pk")
-            return _Fix(kind, b"ZADD", key, member, member, pk=member, belief=b"e")
         if code == b"v" and mode == b"v":
             stored = _stored(b"v", value)
             try:

@@ -15,7 +15,8 @@
 -- Codes: 'm' no record has that pk; 'a' the record has no such field; 'u' the record
 --   cannot be read; 'v' / 'n' the record's value (when not known to belong here), a
 --   value / irNull; 'f' a member of no valid form; 'w' a lex member that is not the
---   record's (value: its text, or false); 's' an ids entry whose score is not its pk.
+--   record's (value: its text, or false).  (An ids entry's score is checked with its
+--   record, by check_records.lua.)
 
 local gen = current_gen(KEYS[1])
 if gen ~= ARGV[1] then return {0, gen} end
@@ -117,8 +118,6 @@ for k = 4, #KEYS do
               report(member, 'f')
             elseif redis.call('HEXISTS', objs, member) == 0 then
               report(member, 'm')
-            elseif tonumber(score) ~= pk then
-              report(member, 's')
             end
           elseif mode == 'z' then
             local pk = padded_pk(member)
