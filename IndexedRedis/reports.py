@@ -56,6 +56,9 @@ KINDS: dict[str, Kind] = {
                        "something else wrote it"),
     "bad_pointer": Kind("pointers", "a generation pointer or counter that is not a number", False,
                         "something else wrote it; the model cannot be read until it is fixed"),
+    "pointer_lost": Kind("pointers", "the generation pointer is gone (evicted?) while another generation holds "
+                         "data", False, "if that generation is the data you expect, SET the pointer to it; "
+                         "else reset the model (its keys are left alone until then)"),
     "counter_behind": Kind("pointers", "a counter behind what is stored (the next pk or generation it hands "
                            "out is taken)", True),
     "live_marked_dead": Kind("pointers", "the live generation listed as staging or dead (a reset or a free "

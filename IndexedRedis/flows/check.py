@@ -160,6 +160,8 @@ class _Checker:
         self.abandoned: set[int] = set()
         self.dead: set[int] = set()
         self.asked: set[int] = set()  # generations looked up in the staging zset since
+        self.lost: set[int] = set()   # generations that hold data while the pointer is gone
+        self.pointer_gone = False
         # How many entries the records imply in each index key (by the key's hash, to
         # keep it small): a key of that size holds nothing stale, since every implied
         # entry was found there.  Keys not counted (beyond EXPECTED_KEYS) are walked.
@@ -175,6 +177,9 @@ class _Checker:
             return
         self.gen = self.report.generation = state.gen
         self.gk = self.keys.generation(state.gen)
+        # A reset always sets the pointer: gone while resets happened (or with no live
+        # records), it was lost, and other generations may hold the data.
+        self.pointer_gone = state.pointer is None and (state.genseq is not None or not state.records)
         self._server(state)
         fixes = self._bookkeeping(state)
         if self.repair:
@@ -436,7 +441,8 @@ class _Checker:
 
     def _new_resets(self, infos: list[KeyInfo]) -> Flow[None]:
         """Generations the bookkeeping did not know when the check began may be resets
-        begun since: those that are staging now are left alone."""
+        begun since: those that are staging now are left alone (and so are those that
+        hold records while the pointer is gone)."""
         known = self.running | self.abandoned | self.dead | self.asked | {self.gen}
         unknown = sorted({info.gen for info in infos if info.gen is not None and info.gen not in known})
         if not unknown:
@@ -444,6 +450,14 @@ class _Checker:
         self.asked.update(unknown)
         scores = yield Command(("ZMSCORE", self.keys.staging, *unknown))
         self.running.update(gen for gen, score in zip(unknown, scores) if score is not None)
+        if self.pointer_gone:  # a generation with records may be the lost live one: left alone
+            others = [gen for gen, score in zip(unknown, scores) if score is None]
+            held = yield [Command(("EXISTS", self.keys.generation(gen).objs)) for gen in others]
+            for gen, exists in zip(others, held):
+                if int(exists):
+                    self.lost.add(gen)
+                    self.report.add("pointer_lost", self.keys.gen,
+                                    detail=f"the pointer is gone; generation {gen} holds records")
 
     def _judge(self, key: bytes, info: KeyInfo, garbage: dict[tuple[str, int], list[bytes]]) -> _Walk | None:
         """What a key found by SCAN is: a live index key to walk (returned), garbage
@@ -455,6 +469,8 @@ class _Checker:
         assert info.gen is not None
         if info.gen != self.gen:
             if info.gen in self.running:
+                return None
+            if info.gen in self.lost:
                 return None
             kind = ("abandoned_reset" if info.gen in self.abandoned else
                     "dead_generation" if info.gen in self.dead else "orphan_key")

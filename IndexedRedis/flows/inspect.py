@@ -44,7 +44,7 @@ class ModelState:
     """What check_state.lua read: raw where the checker must judge it."""
 
     gen: int
-    gen_raw: bytes                        # the pointer as stored (b"" when absent)
+    pointer: bytes | None                 # the generation pointer as stored (None: absent)
     wrong_types: dict[bytes, str]         # bookkeeping (or live objs/ids) keys of another type
     genseq: bytes | None
     nextpk: bytes | None
@@ -80,7 +80,7 @@ def model_state_flow(ctx: Context) -> Flow[ModelState | str]:
         wrong = {key: _text(kind) for key, kind in zip(fixed, types) if kind}
         info = {**parse_info(info_stats), **parse_info(info_memory)}
         return ModelState(
-            gen=ctx.gen, gen_raw=gen_raw or b"", wrong_types=wrong, genseq=genseq or None, nextpk=nextpk or None,
+            gen=ctx.gen, pointer=gen_raw, wrong_types=wrong, genseq=genseq or None, nextpk=nextpk or None,
             staging=[(g, float(score)) for g, score in _pairs(staging)], dead=list(dead),
             schemas=_pairs(schemas), last_reset={_text(k): _text(v) for k, v in _pairs(last_reset)},
             now_ms=int(now_ms), records=int(records), ids=int(ids), info=info)

@@ -5,7 +5,7 @@
 --   5 dead set, 6 schemas hash, 7 last reset hash, 8 objs hash, 9 ids zset (the last
 --   two of the generation the client believes is live)
 -- ARGV: 1 that generation
--- Reply: {1, {the 9 keys' types}, gen, genseq, nextpk, {staging gen, lease end...},
+-- Reply: {1, {the 9 keys' types}, the pointer (false when absent), genseq, nextpk, {staging gen, lease end...},
 --   {dead gens}, {schemas tag, names...}, {last reset field, value...}, server time ms,
 --   records, ids, INFO stats, INFO memory} | {0, generation} when another one is live
 --   | {2, type of the pointer} when the pointer is not a string
@@ -25,7 +25,7 @@ local function read(i, command, ...)
   return redis.call(command, KEYS[i], ...)
 end
 
-return {1, types, gen, read(2, 'GET') or false, read(3, 'GET') or false,
+return {1, types, redis.call('GET', KEYS[1]) or false, read(2, 'GET') or false, read(3, 'GET') or false,
         read(4, 'ZRANGE', 0, -1, 'WITHSCORES') or {}, read(5, 'SMEMBERS') or {}, read(6, 'HGETALL') or {},
         read(7, 'HGETALL') or {}, tostring(server_ms()), read(8, 'HLEN') or 0, read(9, 'ZCARD') or 0,
         redis.call('INFO', 'stats'), redis.call('INFO', 'memory')}
