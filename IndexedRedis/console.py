@@ -62,7 +62,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, str]:
         print(f"indexedredis {args.command}: {args.model} is a {type(model).__name__}, not an IndexedRedisModel "
               f"class", file=sys.stderr)
         raise SystemExit(2)
-    return model, server_label(model._get_client())
+    return model, server_label(model._get_client())  # type: ignore[attr-defined]
 
 
 def _named_server(model: Any, url: str | None) -> bool:
