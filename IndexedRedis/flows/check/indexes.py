@@ -54,6 +54,8 @@ def _belief_of(value: Any) -> tuple[bytes, Any]:
 
 
 def keys_flow(p: CheckPass) -> Flow[None]:
+    """SCAN the model's keys a step at a time, judge each, and walk the live index keys
+    (a call per WALK_KEYS of them); a repair drops each step's garbage as it goes."""
     cursor = 0
     pending: list[Walk] = []
     while True:
@@ -95,8 +97,7 @@ def _new_resets(p: CheckPass, infos: list[KeyInfo]) -> Flow[None]:
         for gen, exists in zip(others, held):
             if int(exists):
                 p.lost.add(gen)
-                p.report.add("pointer_lost", p.keys.gen,
-                                detail=f"the pointer is gone; generation {gen} holds records")
+                p.report.add("pointer_lost", p.keys.gen, detail=f"the pointer is gone; generation {gen} holds records")
 
 
 def _judge_key(p: CheckPass, key: bytes, info: KeyInfo, garbage: dict[tuple[str, int], list[bytes]]) -> Walk | None:
@@ -108,9 +109,7 @@ def _judge_key(p: CheckPass, key: bytes, info: KeyInfo, garbage: dict[tuple[str,
         return None
     assert info.gen is not None
     if info.gen != p.gen:
-        if info.gen in p.running:
-            return None
-        if info.gen in p.lost:
+        if info.gen in p.running or info.gen in p.lost:
             return None
         kind = ("abandoned_reset" if info.gen in p.abandoned else
                 "dead_generation" if info.gen in p.dead else "orphan_key")
