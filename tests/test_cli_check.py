@@ -59,7 +59,8 @@ def test_check_prints_a_table_and_exits_by_what_it_found(project: Path, redis_ur
     clean = run_cli(["check", "cli_check_models:Song", "--url", redis_url], project)
     assert clean.returncode == 0, clean.stderr
     assert "No drift, no garbage." in clean.stdout and "120" in clean.stdout
-    assert f"check Song on {redis_url}" in clean.stderr and "120/120" in clean.stderr  # the server, progress
+    where = redis_url.removeprefix("redis://127.0.0.1")  # host:port/db, as the commands name servers
+    assert f"check Song on 127.0.0.1{where}" in clean.stderr and "120/120" in clean.stderr  # server, progress
 
     _drift(redis_client)
     found = run_cli(["check", "cli_check_models:Song", "--url", redis_url], project)
@@ -88,8 +89,8 @@ def test_errors_are_clear_and_exit_2(project: Path, redis_url: str) -> None:
     assert done.returncode == 2 and "cannot import 'nosuchmodule'" in done.stderr
     dead = f"redis://127.0.0.1:{free_port()}/0"
     done = run_cli(["check", "cli_check_models:Song", "--url", dead], project)
-    assert done.returncode == 2 and "ConnectionError" in done.stderr and "Traceback" not in done.stderr
-    assert dead in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert dead.removeprefix("redis://") in done.stderr and "Song" in done.stderr
     done = run_cli(["stats", "cli_check_models:Song", "--url", "nope://x"], project)
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
