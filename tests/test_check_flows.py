@@ -12,7 +12,7 @@ from IndexedRedis import IndexedRedisModel, IRField, scripts
 from IndexedRedis.flows import common
 from IndexedRedis.flows.check import check_flow
 from IndexedRedis.flows.context import Context, GenerationCache
-from IndexedRedis.flows.inspect import SCAN_COUNT
+from IndexedRedis.flows.inspection import SCAN_COUNT
 from IndexedRedis.flows.requests import Command, ScriptCall
 from IndexedRedis.flows.stats import stats_flow
 from IndexedRedis.reports import CheckReport

@@ -18,7 +18,7 @@ from ..exceptions import IndexedRedisError
 from ..keys import KeyInfo
 from ..reports import IndexStats, KeyKindStats, StatsReport
 from .context import Context
-from .inspect import model_state_flow, scan_flow
+from .inspection import model_state_flow, scan_flow
 from .requests import Command, Flow, ScriptCall
 
 __all__ = ["stats_flow", "SAMPLE_KEYS", "MEMORY_KINDS"]

@@ -32,7 +32,7 @@ from ...entries import sorted_index_keys
 from ...exceptions import ConcurrencyError
 from ...reports import CheckReport
 from ..context import Context
-from ..inspect import model_state_flow
+from ..inspection import model_state_flow
 from ..requests import Flow, ScriptCall
 from ..reset import sweep_flow
 from .bookkeeping import bookkeeping, counters, server

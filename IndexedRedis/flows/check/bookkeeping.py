@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgpack
 
 from ...records import schema_tag
-from ..inspect import ModelState
+from ..inspection import ModelState
 from ..requests import Command, Flow
 from .state import CheckPass, Fix, apply, pk_of
 

@@ -14,7 +14,7 @@ from ... import scripts
 from ...fields import NULL_STORED
 from ...keys import GENERATION_KINDS, KeyInfo
 from ..common import STALE_GEN, script
-from ..inspect import scan_flow
+from ..inspection import scan_flow
 from ..requests import Command, Flow, ScriptCall
 from .state import CheckPass, Fix, Moved, apply, pk_of
 
