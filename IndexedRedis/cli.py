@@ -141,10 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_extra_commands(commands: Any) -> None:
-    """Commands that live in modules of their own (refresh jobs, the web app demo)."""
+    """Commands that live in modules of their own (check and stats, refresh jobs, the
+    web app demo)."""
+    from .console import add_check_commands
     from .examples.webapp.cli import add_webdemo_command
     from .refresh.cli import add_refresh_command
 
+    add_check_commands(commands)
     add_refresh_command(commands)
     add_webdemo_command(commands)
 

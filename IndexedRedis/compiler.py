@@ -3,7 +3,7 @@ call.  Pure: it names keys and builds arguments, and talks to no server."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
@@ -37,14 +37,23 @@ class Query:
 
     conditions: tuple[Condition, ...] = ()
     order: Order = PK_ORDER
+    #: The conditions as a set, so that narrowing a query many times over (thousands
+    #: of chained ``__ne`` filters) does not compare each new condition with every one.
+    distinct: frozenset[Condition] = field(default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.distinct) != len(self.conditions):
+            object.__setattr__(self, "distinct", frozenset(self.conditions))
 
     def narrowed(self, meta: ModelOptions, filters: dict[str, Any]) -> Query:
-        conditions = list(self.conditions)
+        added: list[Condition] = []
         for key, value in filters.items():
             condition = resolve_filter(meta, key, value)
-            if condition not in conditions:
-                conditions.append(condition)
-        return Query(tuple(conditions), self.order)
+            if condition not in self.distinct and condition not in added:
+                added.append(condition)
+        if not added:
+            return self
+        return replace(self, conditions=self.conditions + tuple(added), distinct=self.distinct.union(added))
 
     @property
     def is_everything(self) -> bool:

@@ -6,8 +6,11 @@ never reach a key name unescaped)::
 
     ir:{TAG}:gen            current generation number ("0" when absent)
     ir:{TAG}:genseq         counter that hands out new generation numbers (reset)
-    ir:{TAG}:staging        zset: generations being written by a reset -> heartbeat time
+    ir:{TAG}:staging        zset: generations being written by a reset -> when the reset's
+                            lease lapses (server time, ms since the epoch)
     ir:{TAG}:dead           set: generations whose keys are being freed
+    ir:{TAG}:lastreset      hash: the last reset that went live (generation, started and
+                            switched, server time ms, objects)
     ir:{TAG}:nextpk         primary key counter (shared by all generations)
     ir:{TAG}:schemas        hash: schema tag -> msgpack array of the field names whose
                             order records with that tag follow
@@ -46,8 +49,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import quote
 
-__all__ = ["ModelKeys", "GenerationKeys", "escape_key_name", "padded_pk", "lex_member", "lex_text", "model_prefix",
-           "GENERATION", "FLAG", "RECORDS", "DATA", "BOOKKEEPING"]
+__all__ = ["ModelKeys", "GenerationKeys", "KeyInfo", "GENERATION_KINDS", "escape_key_name", "glob_escape", "padded_pk",
+           "lex_member", "lex_text", "model_prefix", "GENERATION", "FLAG", "RECORDS", "DATA", "BOOKKEEPING"]
 
 #: What a change of one of a model's keys means to a client-side cache (``ModelKeys.change_kind``).
 GENERATION, FLAG, RECORDS, DATA, BOOKKEEPING = "generation", "flag", "records", "data", "bookkeeping"
@@ -111,6 +114,38 @@ def model_prefix(key: bytes) -> bytes | None:
     return key[:colon + 1] if colon > 0 else None
 
 
+def glob_escape(raw: bytes) -> bytes:
+    """``raw`` with the characters that are special in a Redis glob pattern escaped."""
+    out = bytearray()
+    for byte in raw:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What a key of a model is, read back from its name (``ModelKeys.classify``).
+
+    ``kind`` is one of the bookkeeping names (``gen``, ``genseq``, ``staging``, ``dead``,
+    ``nextpk``, ``schemas``, ``lastreset``, ``refresh_lease``, ``refresh_state``), a
+    generation's ``objs`` / ``ids``, an index (``value`` set, ``null`` set, ``score`` zset,
+    ``lex`` zset, with ``field`` and, for a value set, the index ``value``), or ``unknown``
+    (a name of no layout this version knows).
+    """
+
+    kind: str
+    gen: int | None = None
+    field: str | None = None
+    value: bytes | None = None
+
+
+_INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex"}
+#: The kinds of key that hold a generation's data (the rest is bookkeeping or unknown).
+GENERATION_KINDS = frozenset({"objs", "ids", "value", "null", "score", "lex"})
+
+
 def padded_pk(pk: int) -> bytes:
     """A pk as sorted-set members hold it: zero-padded, so ties sort by pk."""
     return b"%012d" % pk
@@ -148,6 +183,15 @@ class ModelKeys:
         self.refresh_lease = self.prefix + b"refresh:lease"
         self.refresh_state = self.prefix + b"refresh:state"
         self.cache_flag = self.prefix + b"cached"
+        self.lastreset = self.prefix + b"lastreset"
+        #: Every bookkeeping key, by its kind (``KeyInfo.kind``).
+        self.bookkeeping: dict[bytes, str] = {
+            self.gen: "gen", self.genseq: "genseq", self.staging: "staging", self.dead: "dead",
+            self.nextpk: "nextpk", self.schemas: "schemas", self.lastreset: "lastreset",
+            self.refresh_lease: "refresh_lease", self.refresh_state: "refresh_state",
+            self.cache_flag: "cache_flag"}
+        #: A SCAN MATCH pattern for every key of this model (and of no other model).
+        self.pattern = glob_escape(self.prefix) + b"*"
         self._generations: dict[int, GenerationKeys] = {}
 
     def change_kind(self, rest: bytes) -> str:
@@ -170,6 +214,34 @@ class ModelKeys:
                 self._generations.clear()
             keys = self._generations[gen] = GenerationKeys(self.prefix + b"g%d:" % gen)
         return keys
+
+    def classify(self, key: bytes) -> KeyInfo:
+        """What one of this model's keys is, by its name (``unknown`` for names this
+        layout does not produce, like keys written by something else)."""
+        kind = self.bookkeeping.get(key)
+        if kind is not None:
+            return KeyInfo(kind)
+        if not key.startswith(self.prefix):
+            return KeyInfo("unknown")
+        rest = key[len(self.prefix):]
+        head, sep, tail = rest.partition(b":")
+        number = head[1:]
+        if not sep or head[:1] != b"g" or not number.isdigit() or (number[:1] == b"0" and len(number) > 1):
+            return KeyInfo("unknown")
+        gen = int(number)
+        if tail in (b"objs", b"ids"):
+            return KeyInfo(tail.decode(), gen)
+        index_kind = _INDEX_KINDS.get(tail[:1])
+        if index_kind is None or tail[1:2] != b":":
+            return KeyInfo("unknown", gen)
+        name, sep, value = tail[2:].partition(b":")
+        try:
+            field = name.decode("utf-8")
+        except UnicodeDecodeError:
+            return KeyInfo("unknown", gen)
+        if not field.isidentifier() or (index_kind == "value") != bool(sep):
+            return KeyInfo("unknown", gen)
+        return KeyInfo(index_kind, gen, field, value if index_kind == "value" else None)
 
     def __repr__(self) -> str:
         group = "" if self.group is None else f", group={self.group!r}"

@@ -18,12 +18,15 @@ from .compiler import PK_ORDER, Query, resolve_order
 from .dispatch import cached_async, cached_sync, iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
 from .flows import delete, read, reset
+from .flows.check import CHECK_BATCH, Progress, check_flow
+from .flows.stats import stats_flow
 from .names import nearest
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
     from .flows.requests import Flow
     from .model import IndexedRedisModel
+    from .reports import CheckReport, StatsReport
 
 __all__ = ["Query", "QuerySet", "as_pk", "cacheStats"]
 
@@ -283,6 +286,56 @@ class QuerySet(Generic[M]):
     async def areindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """``reindex``, awaitable."""
         return await self._arun(reset.reindex_flow, self.query, progress)
+
+    def _whole(self, what: str) -> None:
+        if not self.query.is_everything:
+            raise InvalidQueryError(f"{self.model.__name__}.objects.{what}() covers the whole model; call it on "
+                                    f"{self.model.__name__}.objects, not on a filtered query set")
+
+    def check(self, progress: Progress | None = None, batchSize: int = CHECK_BATCH) -> CheckReport:
+        """Compare the stored records and indexes both ways, and look at the model's
+        bookkeeping (pointers, counters, reset leases, schema tags) and garbage (keys of
+        dead or abandoned generations, of former index layouts); changes nothing.
+
+        Runs in bounded steps (``batchSize`` records or 1000 index entries per script
+        call), so the server is never stalled.  Returns a ``CheckReport``: ``.ok``,
+        ``.found`` (counts by kind), ``.details``, ``.to_dict()``.  ``progress(phase,
+        done, total)`` is called after each step.
+        """
+        self._whole("check")
+        return self._run(check_flow, False, batchSize, progress=progress)
+
+    async def acheck(self, progress: Progress | None = None, batchSize: int = CHECK_BATCH) -> CheckReport:
+        """``check``, awaitable."""
+        self._whole("check")
+        return await self._arun(check_flow, False, batchSize, progress=progress)
+
+    def repair(self, progress: Progress | None = None, batchSize: int = CHECK_BATCH) -> CheckReport:
+        """``check``, fixing what can be fixed in place as it goes: missing index entries
+        are added, stale ones dropped, counters raised, garbage freed (including the
+        staging generations of resets whose lease lapsed).  Each batch of fixes is one
+        atomic script that skips any fix whose record changed since it was read, so
+        concurrent writes are never undone and a query never sees a half-made fix.
+        The report's ``repaired`` counts what was fixed, ``remaining`` what was not
+        (see ``reports.KINDS`` for what cannot be fixed in place, and what to do)."""
+        self._whole("repair")
+        return self._run(check_flow, True, batchSize, progress=progress)
+
+    async def arepair(self, progress: Progress | None = None, batchSize: int = CHECK_BATCH) -> CheckReport:
+        """``repair``, awaitable."""
+        self._whole("repair")
+        return await self._arun(check_flow, True, batchSize, progress=progress)
+
+    def stats(self, progress: Callable[[int], None] | None = None) -> StatsReport:
+        """The model's objects, memory by kind of key (MEMORY USAGE of a sample of each
+        kind), index cardinalities, generations, schemas and last reset."""
+        self._whole("stats")
+        return self._run(stats_flow, progress=progress)
+
+    async def astats(self, progress: Callable[[int], None] | None = None) -> StatsReport:
+        """``stats``, awaitable."""
+        self._whole("stats")
+        return await self._arun(stats_flow, progress=progress)
 
     def compat_convertHashedIndexes(self, fetchAll: bool = True) -> None:
         """Rebuild the indexes after ``hashIndex`` changed on a field: entries of both

@@ -285,6 +285,18 @@ def _writer_body(url: str, batch: str, size: int, barrier: Any) -> dict[str, Any
     return {"batch": batch, "pks": pks}
 
 
+def doomed_resetter(url: str, batch: str, size: int, lease_ms: int, pause: float) -> None:
+    """A reset under a lease of ``lease_ms`` that pauses ``pause`` s after each batch:
+    the parent kills it part way (SIGKILL), so it never returns."""
+    _use_url(url)
+    from IndexedRedis.dispatch import run_sync
+    from IndexedRedis.flows import reset
+
+    reset.RESET_LEASE_MS = lease_ms
+    objs = make_dataset(batch, size)
+    run_sync(ResetItem, lambda ctx: reset.reset_flow(ctx, objs, progress=lambda done, total: time.sleep(pause)))
+
+
 # ---- several processes claiming the same unique value ----------------------------------
 
 

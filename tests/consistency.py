@@ -154,7 +154,7 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
 def assert_no_garbage(client: redis.Redis, model: Any, *, idle: bool = True) -> None:
     """The model's only keys are its fixed keys plus keys of its current generation.
 
-    ``gen``, ``genseq``, ``nextpk`` and ``schemas`` may exist; so may ``staging`` and ``dead`` (Redis
+    ``gen``, ``genseq``, ``nextpk``, ``schemas`` and ``lastreset`` may exist; so may ``staging`` and ``dead`` (Redis
     drops them when empty), but with ``idle`` (the default: no reset is running) they
     must not, since a finished reset leaves nothing staging and nothing waiting to be
     freed.  Any key of another generation is garbage.
@@ -162,8 +162,7 @@ def assert_no_garbage(client: redis.Redis, model: Any, *, idle: bool = True) -> 
     keys = model._meta.keys
     gen = current_generation(client, model)
     live_prefix = keys.generation(gen).prefix
-    fixed = {keys.gen, keys.genseq, keys.nextpk, keys.schemas, keys.staging, keys.dead, keys.refresh_lease,
-             keys.refresh_state}
+    fixed = set(keys.bookkeeping)
     garbage = sorted(k for k in model_keys(client, model)
                      if k not in fixed and not k.startswith(live_prefix))
     assert not garbage, (

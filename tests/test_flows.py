@@ -193,9 +193,12 @@ def test_iterate_emits_batches_and_pages_by_pk_cursor() -> None:
 def test_a_failed_reset_abandons_its_generation_and_restores_new_objects() -> None:
     objs = [FSong(artist="a", title=str(i), track=i) for i in range(3)]
     flow = reset.reset_flow(ctx_for(FSong), objs, batch_size=2)
-    begin = start(flow)
-    assert begin.script is scripts.RESET_BEGIN
-    load = flow.send([common.OK, b"4", b"1"])
+    sweep = start(flow)
+    assert sweep.script is scripts.RESET_SWEEP
+    begin = flow.send([common.OK, 0, []])  # nothing was left by dead resets: nothing to free
+    assert begin.script is scripts.RESET_BEGIN and begin.args[-1] == common.RESET_LEASE_MS
+    load = flow.send([common.OK, b"4", b"1", b"1700000000000"])
+    assert load.args[:3] == [4, common.RESET_LEASE_MS, 2]  # each batch renews the lease
     assert load.script is scripts.RESET_LOAD and load.keys[1] == FSong._meta.keys.generation(4).objs
     abandon = flow.throw(ConnectionError("lost"))
     assert abandon.script is scripts.RESET_ABANDON and abandon.args == (4,)

@@ -38,7 +38,7 @@ from IndexedRedis.model import toggleDeprecatedMessages
 from IndexedRedis.results import IRQueryableList
 
 EXTERNAL_DB = 5
-BOOKKEEPING = {b"gen", b"genseq", b"nextpk", b"schemas", b"staging", b"dead"}
+BOOKKEEPING = {b"gen", b"genseq", b"nextpk", b"schemas", b"staging", b"dead", b"lastreset"}
 
 
 # ---- models (module level, so their instances pickle) -------------------------------------

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - fields.py is being finished concurrent
     IRBase64Field = None  # type: ignore[assignment,misc]
 
 EXTERNAL_DB = 7
-BOOKKEEPING = {b"gen", b"genseq", b"nextpk", b"schemas", b"staging", b"dead"}
+BOOKKEEPING = {b"gen", b"genseq", b"nextpk", b"schemas", b"staging", b"dead", b"lastreset"}
 
 
 def prefix_of(key_name: str) -> bytes:

@@ -23,7 +23,7 @@ from consistency import (
     stored_records,
 )
 
-from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError
+from IndexedRedis import ConcurrencyError, FieldValueError, IndexedRedisError, scripts
 from IndexedRedis.connection import SYNC_ROUTER
 from IndexedRedis.drivers.sync import execute
 from IndexedRedis.flows import common as operations
@@ -43,7 +43,7 @@ def _content(objs):
 
 def _fixed_keys():
     keys = ResetItem._meta.keys
-    return {keys.gen, keys.genseq, keys.nextpk, keys.schemas}
+    return {keys.gen, keys.genseq, keys.nextpk, keys.schemas, keys.lastreset}
 
 
 # ---- semantics --------------------------------------------------------------------------
@@ -293,24 +293,27 @@ def _start_reset_by_hand(objs, batches_done, batch_size=100):
     client = ResetItem._get_client()
     ctx = Context(ResetItem._meta, client, SYNC_ROUTER)
     flow = reset_flow(ctx, objs, batch_size=batch_size)
-    request = next(flow)                       # RESET_BEGIN
-    gen = None
-    for _ in range(1 + batches_done):
-        reply = execute(client, request)
-        if gen is None:
-            gen = int(reply[1])
-        request = flow.send(reply)
+    request = next(flow)                       # RESET_SWEEP
+    while request.script is not scripts.RESET_BEGIN:
+        request = flow.send(execute(client, request))
+    reply = execute(client, request)
+    gen = int(reply[1])
+    request = flow.send(reply)
+    for _ in range(batches_done):
+        request = flow.send(execute(client, request))
     return flow, request, client, gen
 
 
-def test_crashed_reset_leaves_live_data_alone_and_is_freed_later(redis_client, monkeypatch):
+def test_crashed_reset_leaves_live_data_alone_and_is_freed_once_its_lease_lapsed(redis_client, monkeypatch):
     ResetItem.reset(make_dataset("live", 400))
     live_gen = current_generation(redis_client, ResetItem)
     live_prefix = ResetItem._meta.keys.generation(live_gen).prefix
     live_before = {k: v for k, v in db_snapshot(redis_client).items() if k.startswith(live_prefix)}
     live_content = _content(ResetItem.objects.all())
 
+    monkeypatch.setattr(reset_module, "RESET_LEASE_MS", 1500)
     flow, _, _, crashed_gen = _start_reset_by_hand(make_dataset("crashed", 1000), batches_done=3)
+    died = time.monotonic()
     flow.close()   # the writer dies: no abandon, no switch, no clean-up
     del flow
 
@@ -328,9 +331,10 @@ def test_crashed_reset_leaves_live_data_alone_and_is_freed_later(redis_client, m
     with pytest.raises(AssertionError):
         assert_no_garbage(redis_client, ResetItem)
 
-    # a normal reset soon after must not take the staging generation away: for all it
-    # knows, its writer is only slow
+    # a normal reset soon after must not take the staging generation away: its lease
+    # holds, and for all it knows its writer is only slow
     ResetItem.reset(make_dataset("second", 50))
+    assert time.monotonic() - died < 1.5, "too slow to test the lease"
     assert redis_client.hlen(crashed.objs) == 300
     assert redis_client.zscore(keys.staging, crashed_gen) is not None
     # the only keys outside the live generation are the staging generation's
@@ -340,8 +344,8 @@ def test_crashed_reset_leaves_live_data_alone_and_is_freed_later(redis_client, m
     assert outside and all(k.startswith(crashed.prefix) for k in outside), outside
     assert not redis_client.exists(keys.dead)
 
-    # once the generation counts as silent for too long, the next reset frees it
-    monkeypatch.setattr(reset_module, "STALE_RESET_SECONDS", 0)
+    # once its lease lapsed, the next reset frees it
+    time.sleep(max(0.0, died + 1.6 - time.monotonic()))
     ResetItem.reset(make_dataset("third", 60))
     assert _content(ResetItem.objects.all()) == _content(make_dataset("third", 60))
     assert not [k for k in model_keys(redis_client, ResetItem) if k.startswith(crashed.prefix)]
@@ -351,12 +355,14 @@ def test_crashed_reset_leaves_live_data_alone_and_is_freed_later(redis_client, m
 
 def test_reset_abandoned_while_still_running_is_refused(redis_client, monkeypatch):
     ResetItem.reset(make_dataset("live", 200))
+    monkeypatch.setattr(reset_module, "RESET_LEASE_MS", 200)
     flow, request, client, slow_gen = _start_reset_by_hand(make_dataset("slow", 500), batches_done=2)
+    monkeypatch.setattr(reset_module, "RESET_LEASE_MS", 10_000)
 
-    # meanwhile another reset finishes and declares the silent one dead
-    monkeypatch.setattr(reset_module, "STALE_RESET_SECONDS", 0)
+    # the slow writer stops writing for longer than its lease; meanwhile another reset
+    # finishes and frees the silent one
+    time.sleep(0.3)
     ResetItem.reset(make_dataset("winner", 80))
-    monkeypatch.setattr(reset_module, "STALE_RESET_SECONDS", 600)
     assert not redis_client.exists(ResetItem._meta.keys.generation(slow_gen).objs)
 
     # the slow writer carries on: its next batch is refused and it gives up

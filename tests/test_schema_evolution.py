@@ -550,7 +550,8 @@ def test_v2_reset_after_v1_data_leaves_no_garbage(redis_client: redis.Redis) -> 
     assert ItemV2.reset([]) == []
     assert_no_garbage(redis_client, ItemV2)
     assert model_keys(redis_client, ItemV2) <= {ItemV2._meta.keys.gen, ItemV2._meta.keys.genseq,
-                                                ItemV2._meta.keys.nextpk, ItemV2._meta.keys.schemas}
+                                                ItemV2._meta.keys.nextpk, ItemV2._meta.keys.schemas,
+                                                ItemV2._meta.keys.lastreset}
 
 
 def test_v2_reindex_rewrites_v1_records(redis_client: redis.Redis) -> None:

@@ -165,6 +165,8 @@ def _request_keys(request: Request) -> Sequence[Any]:
         return request.keys  # type: ignore[union-attr]
     if kind is Transaction:
         return [key for command in request.commands for key in _command_keys(command)]  # type: ignore[union-attr]
+    if request.key is not None:  # type: ignore[union-attr]
+        return (request.key,)  # type: ignore[union-attr]
     return _command_keys(request.args)  # type: ignore[union-attr]
 
 

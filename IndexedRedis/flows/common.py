@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..options import ModelOptions
 
 __all__ = ["STALE_GEN", "OK", "STALE_VALUES", "MISSING", "UNIQUE_CLASH", "MAX_ATTEMPTS", "RESET_BATCH",
-           "FREE_BATCH", "SAVE_BATCH", "STALE_RESET_SECONDS", "script", "call_current", "KeyNumbers"]
+           "FREE_BATCH", "SAVE_BATCH", "RESET_LEASE_MS", "script", "call_current", "KeyNumbers"]
 
 # Script reply statuses (the first item of a reply; scripts/lib.lua has the same).
 STALE_GEN, OK, STALE_VALUES, MISSING, UNIQUE_CLASH = 0, 1, 2, 3, 4
@@ -27,7 +27,10 @@ MAX_ATTEMPTS = 200         # retries of one operation racing other writers or re
 RESET_BATCH = 100          # objects per reset script call: bounds how long one call runs
 FREE_BATCH = 200           # records read per HSCAN step when freeing a dead generation
 SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk paths
-STALE_RESET_SECONDS = 600  # a staging generation silent this long was left by a dead reset
+#: How long a reset's lease lasts (ms); every batch it writes renews it.  A staging
+#: generation whose lease lapsed was left by a reset that died (or stalled that long),
+#: and the next reset or repair frees it.
+RESET_LEASE_MS = 10_000
 
 
 def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:

@@ -27,8 +27,8 @@ __all__ = ["ScriptCall", "Command", "Transaction", "Emit", "CacheRead", "CacheSt
 T = TypeVar("T")
 
 #: Commands that change nothing, so a driver may send them again after a failure.
-READ_COMMANDS = frozenset({"GET", "HMGET", "HGET", "HSCAN", "SMEMBERS", "SCARD", "ZCARD", "EXISTS",
-                           "INFO", "CONFIG", "PING", "WAIT"})
+READ_COMMANDS = frozenset({"GET", "HMGET", "HGET", "HSCAN", "HLEN", "SMEMBERS", "SCARD", "ZCARD", "EXISTS",
+                           "INFO", "CONFIG", "PING", "WAIT", "SCAN", "TYPE", "TIME", "ZMSCORE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +56,16 @@ class ScriptCall:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One plain command."""
+    """One plain command.
+
+    ``key`` names the key whose Redis Cluster slot the command belongs to when its
+    arguments name none of the model's keys first (``SCAN ... MATCH`` of a model's
+    keys: a cluster node scans only its own keys, so it must go to the model's node).
+    """
 
     args: tuple[Any, ...]
     route: Any = None
+    key: bytes | None = None
 
     @property
     def readonly(self) -> bool:

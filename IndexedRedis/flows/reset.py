@@ -12,7 +12,7 @@ from ..entries import current_index_keys, every_index_key, load_groups, sorted_i
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields import NULL_STORED
 from ..state import assign_pk, mark_stored
-from .common import FREE_BATCH, OK, RESET_BATCH, STALE_RESET_SECONDS, KeyNumbers, script
+from .common import FREE_BATCH, OK, RESET_BATCH, RESET_LEASE_MS, KeyNumbers, script
 from .context import Context
 from .read import page_flow
 from .requests import Command, Flow, ScriptCall
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..model import IndexedRedisModel
     from ..options import ModelOptions
 
-__all__ = ["reset_flow", "reset_objects_flow", "free_dead_flow", "reindex_flow"]
+__all__ = ["reset_flow", "reset_objects_flow", "sweep_flow", "free_dead_flow", "reindex_flow"]
 
 
 def _check_unique(meta: ModelOptions, objs: Sequence[IndexedRedisModel], records: list[dict[str, Any]]) -> None:
@@ -63,11 +63,17 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
     records = [meta.storage_of(obj) for obj in objs]  # all validation before any write
     _check_unique(meta, objs, records)
 
+    # What killed resets left (their leases lapsed) is freed first, so that memory is
+    # given back before this reset needs its own.
+    dead = yield from sweep_flow(ctx)
+    if dead:
+        yield from free_dead_flow(ctx, thorough, dead)
+    lease = RESET_LEASE_MS
     begin = ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
                        (len(objs) - len(given), max(given, default=0), meta.codec.schema_tag,
-                        meta.codec.schema_blob))
+                        meta.codec.schema_blob, lease))
     reply = yield from script((meta,), begin)
-    gen, fresh = int(reply[1]), int(reply[2])
+    gen, fresh, started_ms = int(reply[1]), int(reply[2]), int(reply[3])
     pks = []
     for obj in objs:
         if obj._id is None:
@@ -77,32 +83,37 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
             pks.append(obj._id)
     gk = keys.generation(gen)
     new_objs = [obj for obj in objs if obj._id is None]
-    if meta.foreign_fields and new_objs:
-        # Objects of the dataset may link to each other: give the new ones their pks
-        # first, so that the records name them.
+    # Objects of the dataset may link to each other: the new ones get their pks first,
+    # so that the records name them (rebuilt a batch at a time, so that the lease is
+    # renewed all along).
+    relink = bool(meta.foreign_fields and new_objs)
+    if relink:
         for obj, pk in zip(objs, pks, strict=True):
             assign_pk(obj, pk)
-        records = [meta.storage_of(obj) for obj in objs]
     try:
         for start in range(0, len(objs), batch_size):
             stop = start + batch_size
+            if relink:
+                records[start:stop] = [meta.storage_of(obj) for obj in objs[start:stop]]
             number = KeyNumbers((keys.staging, gk.objs, gk.ids))
             batch_pks, batch_records = pks[start:stop], records[start:stop]
-            args: list[Any] = [gen, len(batch_pks)]
+            args: list[Any] = [gen, lease, len(batch_pks)]
             for pk, record in zip(batch_pks, batch_records):
                 args += (pk, meta.codec.pack(record))
             args += load_groups(meta, gk, number, batch_pks, batch_records)
             reply = yield from script((meta,), ScriptCall(scripts.RESET_LOAD, number.keys, args))
             if reply[0] != OK:
                 raise ConcurrencyError(
-                    f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
-                    f"{STALE_RESET_SECONDS}s while another reset finished)")
+                    f"{meta.name}.reset: this reset was abandoned: its lease lapsed (no batch was written "
+                    f"for {lease / 1000:g}s) and another reset or a repair freed what it had written")
             if progress is not None:
                 progress(min(stop, len(objs)), len(objs))
-        reply = yield from script((meta,), ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
-                                                      (gen, STALE_RESET_SECONDS)))
+        reply = yield from script((meta,), ScriptCall(
+            scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead, keys.lastreset),
+            (gen, started_ms, len(objs))))
         if reply[0] != OK:
-            raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
+            raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished (its lease "
+                                   f"lapsed and another reset or a repair freed its generation)")
     except Exception:
         for obj in new_objs:
             assign_pk(obj, None)
@@ -137,9 +148,17 @@ def reset_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], thorough
     return (yield from reset_flow(ctx, objs, thorough=thorough, progress=progress))[0]
 
 
-def free_dead_flow(ctx: Context, thorough: bool = False) -> Flow[int]:
-    """Free every generation in the dead set, a bounded batch per command; returns how
-    many records were freed.
+def sweep_flow(ctx: Context) -> Flow[list[int]]:
+    """Hand the staging generations whose lease lapsed to the dead set; returns the
+    generations waiting there to be freed."""
+    keys = ctx.meta.keys
+    reply = yield ScriptCall(scripts.RESET_SWEEP, (keys.staging, keys.dead, keys.gen), ())
+    return sorted(int(g) for g in reply[2])
+
+
+def free_dead_flow(ctx: Context, thorough: bool = False, dead: Sequence[int] | None = None) -> Flow[int]:
+    """Free every generation in the dead set (or those of ``dead``, read from it just
+    before), a bounded batch per command; returns how many records were freed.
 
     Only generations that were never, or are no longer, live enter the dead set (the
     scripts that add them check the pointer), so nothing here can touch live data.
@@ -149,9 +168,10 @@ def free_dead_flow(ctx: Context, thorough: bool = False) -> Flow[int]:
     ``hashIndex`` or a field's type changed.
     """
     meta, keys = ctx.meta, ctx.meta.keys
-    dead = yield Command(("SMEMBERS", keys.dead))
+    if dead is None:
+        dead = sorted(int(g) for g in (yield Command(("SMEMBERS", keys.dead))))
     freed = 0
-    for raw_gen in sorted(int(g) for g in dead):
+    for raw_gen in dead:
         gk = keys.generation(raw_gen)
         cursor: Any = 0
         while True:

@@ -19,10 +19,10 @@ from .. import scripts
 from ..entries import load_groups
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..state import assign_pk, mark_stored
-from .common import OK, RESET_BATCH, STALE_RESET_SECONDS, UNIQUE_CLASH, KeyNumbers, script
+from .common import OK, RESET_BATCH, RESET_LEASE_MS, UNIQUE_CLASH, KeyNumbers, script
 from .context import Context
 from .requests import Flow, ScriptCall
-from .reset import free_dead_flow
+from .reset import free_dead_flow, sweep_flow
 from .save import cascade_targets, save_together_flow
 
 if TYPE_CHECKING:
@@ -104,17 +104,24 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
     query, a lost connection) abandons the new generation the same way, and is raised.
     """
     meta, keys = ctx.meta, ctx.meta.keys
-    begin = ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
-                       (0, 0, meta.codec.schema_tag, meta.codec.schema_blob))
-    reply = yield from script((meta,), begin)
-    gen = int(reply[1])
-    gk = keys.generation(gen)
+    dead = yield from sweep_flow(ctx)  # what killed resets left is freed first
+    if dead:
+        yield from free_dead_flow(ctx, dead=dead)
     source: Iterator[IndexedRedisModel] = iter(objs)
+    # The first batch is taken before the reset begins: a source may take long to give
+    # its first rows (a SQL query), and the lease is renewed only by written batches.
+    batch: list[IndexedRedisModel] = list(islice(source, batch_size))
+    lease = RESET_LEASE_MS
+    begin = ScriptCall(scripts.RESET_BEGIN, (keys.genseq, keys.staging, keys.nextpk, keys.schemas),
+                       (0, 0, meta.codec.schema_tag, meta.codec.schema_blob, lease))
+    reply = yield from script((meta,), begin)
+    gen, started_ms = int(reply[1]), int(reply[3])
+    gk = keys.generation(gen)
     count, next_pk, reserved_end = 0, 0, 0
-    batch: list[IndexedRedisModel] = []
     try:
         while True:
-            batch = list(islice(source, batch_size))
+            if count:
+                batch = list(islice(source, batch_size))
             if not batch:
                 break
             pks: list[int] = []
@@ -128,7 +135,7 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
                 next_pk += take
             records = yield from _batch_records(ctx, batch, pks, count)
             number = KeyNumbers((keys.staging, gk.objs, gk.ids))
-            args: list[Any] = [gen, len(pks)]
+            args: list[Any] = [gen, lease, len(pks)]
             for pk, record in zip(pks, records):
                 packed = meta.codec.pack(record)
                 if on_record is not None:
@@ -140,8 +147,8 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
                 raise _unique_clash(meta, gk, number.keys[int(reply[1]) - 1])
             if reply[0] != OK:
                 raise ConcurrencyError(
-                    f"{meta.name}.reset: this reset was abandoned (it was silent for more than "
-                    f"{STALE_RESET_SECONDS}s while another reset finished)")
+                    f"{meta.name}.reset: this reset was abandoned: its lease lapsed (no batch was written "
+                    f"for {lease / 1000:g}s) and another reset or a repair freed what it had written")
             for obj, record, pk in zip(batch, records, pks):
                 mark_stored(obj, pk, record)
             count += len(batch)
@@ -152,8 +159,8 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
                 yield from between_batches(count)
         switch = True if before_switch is None else (yield from before_switch(count))
         if switch:
-            reply = yield from script((meta,), ScriptCall(scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead),
-                                                          (gen, STALE_RESET_SECONDS)))
+            reply = yield from script((meta,), ScriptCall(
+                scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead, keys.lastreset), (gen, started_ms, count)))
             if reply[0] != OK:
                 raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
     except Exception:

@@ -13,8 +13,8 @@ from importlib.resources import files
 from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
-           "RESET_ABANDON", "FREE_DONE", "RESERVE_PKS",
-           "REFRESH_LEASE", "REFRESH_RECORD", "CACHE_FLAG"]
+           "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
+           "CHECK_STATE", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE", "CACHE_FLAG"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -46,8 +46,16 @@ RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 RESET_SWITCH = Script("reset_switch")
 RESET_ABANDON = Script("reset_abandon")
+RESET_SWEEP = Script("reset_sweep")
 RESERVE_PKS = Script("reserve_pks")
 FREE_DONE = Script("free_done")
 REFRESH_LEASE = Script("refresh_lease")
 REFRESH_RECORD = Script("refresh_record")
 CACHE_FLAG = Script("cache_flag")
+CHECK_STATE = Script("check_state", readonly=True)
+CHECK_RECORDS = Script("check_records", readonly=True)
+CHECK_MEMBERS = Script("check_members", readonly=True)
+REPAIR = Script("repair")
+FREE_KEYS = Script("free_keys")
+MEMORY_USAGE = Script("memory_usage", readonly=True)
+

@@ -7,6 +7,25 @@ local function current_gen(gen_key)
   return redis.call('GET', gen_key) or '0'
 end
 
+-- The server's clock in milliseconds since the epoch (reset leases are measured by it,
+-- so clients' clocks never matter).
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Hand the staging generations whose reset's lease lapsed (its owner died, or stopped
+-- writing for longer than its lease) to the dead set; at most 100 per call.
+local function sweep_lapsed(staging_key, dead_key, gen_key)
+  local lapsed = redis.call('ZRANGEBYSCORE', staging_key, '-inf', '(' .. server_ms(), 'LIMIT', 0, 100)
+  local live = current_gen(gen_key)
+  for _, g in ipairs(lapsed) do
+    redis.call('ZREM', staging_key, g)
+    if g ~= live then redis.call('SADD', dead_key, g) end
+  end
+  return #lapsed
+end
+
 -- Lua's unpack() cannot spread more than a few thousand values into one call.
 local CHUNK = 4000
 

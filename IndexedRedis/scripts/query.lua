@@ -112,12 +112,76 @@ local function size_of(c)
   return redis.call('ZLEXCOUNT', c.key, c.min, c.max)
 end
 
+-- The members of any of many sets (SUNION of at most CHUNK keys at a time: Lua's
+-- unpack() cannot spread more).
+local function union_members(keys)
+  if #keys == 0 then return {} end
+  if #keys <= CHUNK then return redis.call('SUNION', unpack(keys)) end
+  local seen, out = {}, {}
+  for i = 1, #keys, CHUNK do
+    for _, m in ipairs(redis.call('SUNION', unpack(keys, i, math.min(i + CHUNK - 1, #keys)))) do
+      if not seen[m] then
+        seen[m] = true
+        out[#out + 1] = m
+      end
+    end
+  end
+  return out
+end
+
+-- Whether pks are in any of the sets `keys`: a function of a list of pks that returns
+-- a flag per position.  With many sets, and fewer members in all than lookups to make,
+-- the members are read once into a table instead of asking every set about every pk.
+local function membership(keys)
+  local total
+  local found
+  return function(pks)
+    local flags = {}
+    if found == nil and #keys > 8 then
+      if total == nil then
+        total = 0
+        for _, key in ipairs(keys) do total = total + redis.call('SCARD', key) end
+      end
+      if total < #keys * #pks then
+        found = {}
+        for _, m in ipairs(union_members(keys)) do found[m] = true end
+      end
+    end
+    if found then
+      for i = 1, #pks do flags[i] = found[pks[i]] or false end
+      return flags
+    end
+    for _, key in ipairs(keys) do
+      local answers = chunked_call('SMISMEMBER', key, pks)
+      for i = 1, #pks do if answers[i] == 1 then flags[i] = true end end
+    end
+    return flags
+  end
+end
+
+local negative_keys = {}
+for i, c in ipairs(negatives) do negative_keys[i] = c.key end
+local in_negatives = membership(negative_keys)
+
+-- Every pk, in pk order, but those of the negative conditions' sets.
+local function all_but_negatives()
+  local keys = {ids_key}
+  local n = math.min(#negatives, CHUNK - 1)
+  for i = 1, n do keys[#keys + 1] = negative_keys[i] end
+  local rest = redis.call('ZDIFF', #keys, unpack(keys))
+  if #negatives <= n then return rest end
+  local more = {}
+  for i = n + 1, #negative_keys do more[#more + 1] = negative_keys[i] end
+  local excluded = {}
+  for _, m in ipairs(union_members(more)) do excluded[m] = true end
+  local out = {}
+  for _, pk in ipairs(rest) do if not excluded[pk] then out[#out + 1] = pk end end
+  return out
+end
+
 local function members_of(c)
   if c.t == 'S' then return redis.call('SMEMBERS', c.key) end
-  if c.t == 'U' then
-    if #c.keys == 0 then return {} end
-    return redis.call('SUNION', unpack(c.keys))
-  end
+  if c.t == 'U' then return union_members(c.keys) end
   local raw
   if c.t == 'Z' then
     raw = redis.call('ZRANGEBYSCORE', c.key, c.min, c.max)
@@ -193,11 +257,8 @@ local function keep(pks, skip)
         local flags = chunked_call('SMISMEMBER', c.key, pks)
         for i = 1, #pks do if flags[i] == 0 then ok[i] = false end end
       elseif c.t == 'U' then
-        local any = {}
-        for _, key in ipairs(c.keys) do
-          local flags = chunked_call('SMISMEMBER', key, pks)
-          for i = 1, #pks do if flags[i] == 1 then any[i] = true end end
-        end
+        c.any = c.any or membership(c.keys)
+        local any = c.any(pks)
         for i = 1, #pks do if not any[i] then ok[i] = false end end
       elseif c.t == 'Z' then
         if not paddeds then
@@ -212,9 +273,9 @@ local function keep(pks, skip)
       end
     end
   end
-  for _, c in ipairs(negatives) do
-    local flags = chunked_call('SMISMEMBER', c.key, pks)
-    for i = 1, #pks do if flags[i] == 1 then ok[i] = false end end
+  if #negatives > 0 then
+    local excluded = in_negatives(pks)
+    for i = 1, #pks do if excluded[i] then ok[i] = false end end
   end
   local kept = {}
   for i = 1, #pks do if ok[i] then kept[#kept + 1] = pks[i] end end
@@ -233,9 +294,7 @@ if op == 'count' then
   if #negatives == 0 and #positives == 1 then return {1, driver_size} end
   if #positives == 0 then
     if #negatives == 0 then return {1, redis.call('ZCARD', ids_key)} end
-    local keys = {ids_key}
-    for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
-    return {1, #redis.call('ZDIFF', #keys, unpack(keys))}
+    return {1, #all_but_negatives()}
   end
   return {1, #keep(members_of(driver), driver)}
 end
@@ -274,9 +333,7 @@ if op == 'random' then
   if driver then
     all = keep(members_of(driver), driver)
   else
-    local keys = {ids_key}
-    for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
-    all = redis.call('ZDIFF', #keys, unpack(keys))
+    all = all_but_negatives()
   end
   if #all == 0 then return {1, '', {}} end
   return records_reply({all[(rnd % #all) + 1]})
@@ -295,9 +352,7 @@ if order_kind == 'pk' then
       ordered = cut
     end
   elseif not driver and limit < 0 and after == '' then
-    local keys = {ids_key}
-    for _, c in ipairs(negatives) do keys[#keys + 1] = c.key end
-    ordered = redis.call('ZDIFF', #keys, unpack(keys))
+    ordered = all_but_negatives()
     if desc then
       local reversed = {}
       for i = #ordered, 1, -1 do reversed[#reversed + 1] = ordered[i] end

@@ -1,18 +1,20 @@
--- Write one bounded batch of a reset into its private, not yet visible, generation.
+-- Write one bounded batch of a reset into its private, not yet visible, generation,
+-- and renew the reset's lease.
 -- Members are grouped by index key, so each key takes one command per batch.
 -- KEYS: 1 staging zset, 2 objs hash, 3 ids zset, 4.. index keys
--- ARGV: 1 generation, 2 object count n, then n (pk, record) pairs, then groups:
---   'S' (set), key number, m, then m pks | 'U' (set of a UNIQUE_FIELDS value), the same,
---   but refused unless it holds one pk and the key is still empty (an earlier batch of
---   this reset took no such value) | 'Z' (sorted set), key number, m, then m/2
+-- ARGV: 1 generation, 2 lease ms, 3 object count n, then n (pk, record) pairs, then
+--   groups: 'S' (set), key number, m, then m pks | 'U' (set of a UNIQUE_FIELDS value),
+--   the same, but refused unless it holds one pk and the key is still empty (an earlier
+--   batch of this reset took no such value) | 'Z' (sorted set), key number, m, then m/2
 --   (score, member) pairs.
--- Reply: {1} | {0} when the generation was abandoned (it is no longer staging)
+-- Reply: {1} | {0} when the generation was abandoned (it is no longer staging: its lease
+--   lapsed and another reset or a repair freed it)
 --   | {4, key number} when a unique value appears twice; nothing of the batch is written.
 
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {0} end
 
-local n = tonumber(ARGV[2])
-local last = 2 + 2 * n
+local n = tonumber(ARGV[3])
+local last = 3 + 2 * n
 
 local pos = last + 1
 while pos <= #ARGV do  -- checks before the first write
@@ -21,9 +23,9 @@ while pos <= #ARGV do  -- checks before the first write
   pos = pos + 3 + m
 end
 
-redis.call('ZADD', KEYS[1], 'XX', redis.call('TIME')[1], ARGV[1])  -- heartbeat
+redis.call('ZADD', KEYS[1], 'XX', server_ms() + tonumber(ARGV[2]), ARGV[1])
 local records, ids = {}, {}
-for p = 3, last, 2 do
+for p = 4, last, 2 do
   records[#records + 1] = ARGV[p]
   records[#records + 1] = ARGV[p + 1]
   ids[#ids + 1] = ARGV[p]
@@ -35,7 +37,10 @@ chunked_write('ZADD', KEYS[3], ids)
 pos = last + 1
 while pos <= #ARGV do
   local kind, key, m = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
-  redis.call(kind == 'Z' and 'ZADD' or 'SADD', key, unpack(ARGV, pos + 3, pos + 2 + m))
+  local cmd = kind == 'Z' and 'ZADD' or 'SADD'
+  for i = pos + 3, pos + 2 + m, CHUNK do
+    redis.call(cmd, key, unpack(ARGV, i, math.min(i + CHUNK - 1, pos + 2 + m)))
+  end
   pos = pos + 3 + m
 end
 return {1}
