@@ -36,6 +36,9 @@ class Router:
     def is_cluster(self, route: Any) -> bool:
         return False
 
+    def caching(self, route: Any, meta: Any) -> bool:
+        return False
+
 
 class CSong(IndexedRedisModel):
     FIELDS = ["artist", IRField("track", valueType=int)]
