@@ -20,6 +20,8 @@ from typing import Any
 import msgpack
 import redis
 
+from IndexedRedis.keys import glob_escape
+
 __all__ = [
     "assert_indexes_consistent",
     "assert_no_garbage",
@@ -31,18 +33,8 @@ __all__ = [
 ]
 
 
-def _glob_escape(raw: bytes) -> bytes:
-    """Escape the characters that are special in a Redis glob pattern."""
-    out = bytearray()
-    for byte in raw:
-        if byte in b"*?[]\\":
-            out += b"\\"
-        out.append(byte)
-    return bytes(out)
-
-
 def _scan(client: redis.Redis, prefix: bytes) -> set[bytes]:
-    return set(client.scan_iter(match=_glob_escape(prefix) + b"*", count=1000))
+    return set(client.scan_iter(match=glob_escape(prefix) + b"*", count=1000))
 
 
 def current_generation(client: redis.Redis, model: Any) -> int:
