@@ -98,7 +98,12 @@ def test_repair_during_writes_never_undoes_one(redis_client: redis.Redis) -> Non
     redis_client.sadd(gk.index("color", b"c2"), *pks[:30])
     redis_client.zrem(gk.ids, *pks[30:40])
     report = _run_with_writers(lambda: slow_check(True))
-    assert report.repaired and sum(report.remaining.values()) == 0, report.remaining
+    assert report.repaired
+    # A fix whose belief a concurrent write made wrong is skipped, not forced (it could undo
+    # that write); what such a skip leaves, if anything, the next pass mends.
+    if sum(report.remaining.values()):
+        again = slow_check(True)
+        assert sum(again.remaining.values()) == 0, again.remaining
     assert Busy.objects.check().ok
     assert_indexes_consistent(redis_client, Busy)
 
