@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidQueryError
+from .expiry import expected
 from .fields import irNull
 from .lookups import Condition, resolve_filter
 
@@ -124,4 +125,6 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
         else:
             args += (b"L", number(gk.lex_index(field)), condition[2], condition[3], field,
                      condition[4], condition[5])
+    if meta.ttl_ms is not None:
+        args[0] = expected(meta, gk, gen, number)
     return keys, args

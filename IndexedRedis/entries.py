@@ -100,7 +100,7 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
                 records: Sequence[dict[str, Any]]) -> list[Any]:
     """reset_load.lua's index arguments for a batch of new records: per index key, its
     kind ('S' set, 'U' the set of a unique value, 'Z' sorted set), number, and members
-    (with scores for 'Z')."""
+    (with scores for 'Z'); then a TTL model's expiry zset ('E')."""
     members: dict[int, list[Any]] = {}
     unique: set[int] = set()
     scored: dict[int, list[Any]] = {}
@@ -126,6 +126,8 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     for groups in (scored, lexed):
         for key_number, items in groups.items():
             args += (b"Z", key_number, len(items), *items)
+    if meta.ttl_ms:  # a TTL model's default lifetime: 'E' (ms from now, pk) pairs
+        args += (b"E", number(gk.exp), 2 * len(pks), *(item for pk in pks for item in (meta.ttl_ms, pk)))
     return args
 
 
@@ -160,7 +162,9 @@ def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, An
 def sorted_index_keys(meta: ModelOptions, gk: GenerationKeys, thorough: bool) -> list[bytes]:
     """The sorted sets of a generation: the current layout's, or (``thorough``) every
     field's of both kinds."""
-    if thorough:
-        return [key for name in sorted(meta.field_names) for key in (gk.score_index(name), gk.lex_index(name))]
+    if thorough:  # the expiry zset too (the model may have had a TTL)
+        return [gk.exp] + [key for name in sorted(meta.field_names)
+                           for key in (gk.score_index(name), gk.lex_index(name))]
     keys = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
+    keys += [gk.exp] if meta.ttl_ms is not None else []
     return keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]

@@ -27,6 +27,8 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
     ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
+    ir:{TAG}:g<N>:exp                       zset (TTL models only): pk -> when the object expires
+                                            (server time, ms since the epoch); see expiry.py
     ir:{TAG}:g<N>:t:<pk>                    an object's stamp: never left behind (a write SETs and
                                             DELs it), so that client-side caches tracking the
                                             model's prefix learn which pk changed
@@ -95,6 +97,12 @@ class GenerationKeys:
         return self.prefix + b"x:" + field_name.encode("utf-8")
 
     @cached_property
+    def exp(self) -> bytes:
+        """Sorted set of the pks of a TTL model's objects that expire, scored by when
+        (server time, ms since the epoch)."""
+        return self.prefix + b"exp"
+
+    @cached_property
     def stamp_prefix(self) -> bytes:
         return self.prefix + b"t:"
 
@@ -130,7 +138,7 @@ class KeyInfo:
 
     ``kind`` is one of the bookkeeping names (``gen``, ``genseq``, ``staging``, ``dead``,
     ``nextpk``, ``schemas``, ``lastreset``, ``refresh_lease``, ``refresh_state``), a
-    generation's ``objs`` / ``ids``, an index (``value`` set, ``null`` set, ``score`` zset,
+    generation's ``objs`` / ``ids`` / ``exp`` (expiry zset), an index (``value`` set, ``null`` set, ``score`` zset,
     ``lex`` zset, with ``field`` and, for a value set, the index ``value``), or ``unknown``
     (a name of no layout this version knows).
     """
@@ -143,7 +151,7 @@ class KeyInfo:
 
 _INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex"}
 #: The kinds of key that hold a generation's data (the rest is bookkeeping or unknown).
-GENERATION_KINDS = frozenset({"objs", "ids", "value", "null", "score", "lex"})
+GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "lex"})
 
 
 def padded_pk(pk: int) -> bytes:
@@ -229,7 +237,7 @@ class ModelKeys:
         if not sep or head[:1] != b"g" or not number.isdigit() or (number[:1] == b"0" and len(number) > 1):
             return KeyInfo("unknown")
         gen = int(number)
-        if tail in (b"objs", b"ids"):
+        if tail in (b"objs", b"ids", b"exp"):
             return KeyInfo(tail.decode(), gen)
         index_kind = _INDEX_KINDS.get(tail[:1])
         if index_kind is None or tail[1:2] != b":":

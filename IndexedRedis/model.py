@@ -203,6 +203,7 @@ def _read_model(cls: Any, name: str) -> ModelOptions | None:
                         wait=getattr(cls, "WAIT_REPLICAS", 0),
                         wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
                         client_cache=getattr(cls, "CLIENT_CACHE", None),
+                        ttl=getattr(cls, "TTL", None),
                         base=IndexedRedisModel)
 
 
@@ -248,6 +249,8 @@ class IndexedRedisModel(metaclass=ModelBase):
     WAIT_REPLICAS: ClassVar[int] = 0
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     CLIENT_CACHE: ClassVar[bool | int | dict[str, int] | None] = None
+    #: Expiry (see expiry.py): seconds (every save renews it), True (per save only), None.
+    TTL: ClassVar[float | bool | None] = None
     _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
     _meta: ClassVar[ModelOptions]
     #: The InvalidModelException of a broken model whose error the 6.x switch deferred
@@ -541,19 +544,21 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     # ---- storage ---------------------------------------------------------------------
 
-    def save(self, cascadeSave: bool = True) -> int:
+    def save(self, cascadeSave: bool = True, ttl: float | None = None) -> int:
         """Insert or update this object in one atomic step; returns its primary key.
 
         Only fields changed since the object was fetched or last saved are written.
         With ``cascadeSave``, linked objects held in memory that are new or changed are
         saved in the same atomic step; without it, a link to an unsaved object is
-        stored as no link.
+        stored as no link.  On a model with ``TTL``, ``ttl`` (seconds; 0: never) is when
+        the object expires, from now; None: the model's ``TTL`` (see README, Expiry).
         """
-        return PrimaryKey(run_sync(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave))[0])
+        return PrimaryKey(run_sync(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave, ttl))[0])
 
-    async def asave(self, cascadeSave: bool = True) -> int:
+    async def asave(self, cascadeSave: bool = True, ttl: float | None = None) -> int:
         """``save``, awaitable."""
-        return PrimaryKey((await run_async(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave)))[0])
+        return PrimaryKey((await run_async(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave,
+                                                                                    ttl)))[0])
 
     def delete(self) -> bool:
         """Delete this object; returns whether it was stored.  It keeps its values."""
@@ -703,20 +708,21 @@ class ModelSaver:
         self.model = model
 
     def save(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
-             cascadeSave: bool = True) -> int | list[int]:
-        """Save one object, or a list of objects in ONE atomic step; returns the pk(s)."""
+             cascadeSave: bool = True, ttl: float | None = None) -> int | list[int]:
+        """Save one object, or a list of objects in ONE atomic step; returns the pk(s).
+        ``ttl``: as for ``obj.save``, for every object given."""
         if isinstance(obj, IndexedRedisModel):
-            return obj.save(cascadeSave=cascadeSave)
+            return obj.save(cascadeSave=cascadeSave, ttl=ttl)
         objs = list(obj)
-        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave))
+        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ttl))
 
     async def asave(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
-                    cascadeSave: bool = True) -> int | list[int]:
+                    cascadeSave: bool = True, ttl: float | None = None) -> int | list[int]:
         """``save``, awaitable."""
         if isinstance(obj, IndexedRedisModel):
-            return await obj.asave(cascadeSave=cascadeSave)
+            return await obj.asave(cascadeSave=cascadeSave, ttl=ttl)
         objs = list(obj)
-        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave))
+        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ttl))
 
     def saveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True) -> list[int]:
         """Save many objects, 1000 per atomic script call (with what they link to)."""

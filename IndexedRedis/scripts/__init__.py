@@ -14,7 +14,8 @@ from typing import Any
 
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
-           "CHECK_STATE", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE", "CACHE_FLAG"]
+           "CHECK_STATE", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE", "CACHE_FLAG",
+           "EXPIRED", "EXPIRY_ORPHANS"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -58,4 +59,6 @@ CHECK_MEMBERS = Script("check_members", readonly=True)
 REPAIR = Script("repair")
 FREE_KEYS = Script("free_keys")
 MEMORY_USAGE = Script("memory_usage", readonly=True)
+EXPIRED = Script("expired", readonly=True)
+EXPIRY_ORPHANS = Script("expiry_orphans", readonly=True)
 

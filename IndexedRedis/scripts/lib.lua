@@ -103,3 +103,18 @@ local function read_record(schemas_key, stored)
   end
   return record, values, tostring(values[n])
 end
+
+-- Expiry (TTL models, see expiry.py): the expected generation a script is sent may name
+-- the model's expiry zset, '<gen>+<key #>' (keep it up to date, filter by it) or
+-- '<gen>!<key #>' (a sweep).  Returns the generation, the zset's key (nil: the model
+-- has no TTL) and whether the call is a sweep.
+local function expected_gen(arg)
+  local g, mode, n = string.match(arg, '^(%d+)([+!])(%d+)$')
+  if not g then return arg, nil, false end
+  return g, KEYS[tonumber(n)], mode == '!'
+end
+
+-- Whether an expiry score (a ZSCORE / ZMSCORE reply item) is at or before `now`.
+local function is_expired(score, now)
+  return score and tonumber(score) <= now or false
+end

@@ -8,8 +8,10 @@
 -- KEYS: every key, referenced by number from the request.
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
---     schemas hash #, schema tag, field names (msgpack array), cache flag #}...
---   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #}...
+--     schemas hash #, schema tag, field names (msgpack array), cache flag #,
+--     expiry zset # (TTL models only, see expiry.py)}...
+--   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #,
+--     expiry (TTL models only: ms from now, 0 none, -1 keep the stored one)}...
 --     stamp #: the object's stamp key (0 for an object without a pk yet: no client
 --       can have cached it).  While the model's cache flag exists (some process keeps a
 --       client-side cache of it), the stamp is SET and DELeted, which tells those
@@ -25,7 +27,10 @@
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old set # is 0).  Sorted-set members
 --   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
--- Reply: {1, pk...} | {0, generation, model number} | {2, object number, record}
+-- An object that expired but was not swept yet is absent to a partial save (reply 3)
+-- and re-created by a whole one (written over its record, beliefs as for an update).
+-- Reply: {1, pk... (then, with a TTL model, 1 if expired objects wait for a sweep, else
+--   0)} | {0, generation, model number} | {2, object number, record}
 --   | {3, object number} (a partial update found no record)
 --   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written).
 
@@ -37,6 +42,15 @@ for m, model in ipairs(models) do
   if gen ~= model[1] then return {0, gen, m} end
 end
 for _, model in ipairs(models) do know_schema(model[7], model[8]) end
+-- Expiry (TTL models: model[10] is the expiry zset's key #, ob[7] the object's expiry,
+-- see expiry.py): read the server's clock once.
+local now
+for _, model in ipairs(models) do if (model[10] or 0) ~= 0 then now = server_ms() break end end
+local revived = {}  -- objects whose stored record had expired (not swept yet)
+local function expired_pk(m, pk)
+  local exp = models[m][10] or 0
+  return exp ~= 0 and is_expired(redis.call('ZSCORE', KEYS[exp], pk), now)
+end
 local stamping = {}  -- per model: whether some client caches it (read here, never trusted from the client)
 for m, model in ipairs(models) do stamping[m] = redis.call('EXISTS', KEYS[model[9]]) == 1 end
 local positions = {}  -- per model: field name -> position in its records, once needed
@@ -57,6 +71,12 @@ for o, ob in ipairs(objects) do
   if pk ~= '' then
     local model = models[ob[1]]
     local stored = redis.call('HGET', KEYS[model[3]], pk)
+    if stored and expired_pk(ob[1], pk) then
+      -- expired: a partial save finds no record; a whole one re-creates the object
+      -- (over the stored record, so its index entries stay exact)
+      if ob[3] == 'P' then return {3, o} end
+      revived[o] = true
+    end
     if stored then
       local record, values, tag = read_record(KEYS[model[6]], stored)
       if ob[3] == 'P' and tag ~= model[7] then return {2, o, stored} end
@@ -81,6 +101,12 @@ for o, ob in ipairs(objects) do
       if claims[ix[5]] and claims[ix[5]] ~= o then return {4, o, ix[1]} end
       claims[ix[5]] = o
       local n = redis.call('SCARD', key)
+      if n > 0 and now and (models[ob[1]][10] or 0) ~= 0 then
+        n = 0  -- expired holders (not swept yet) hold nothing
+        for _, holder in ipairs(redis.call('SMEMBERS', key)) do
+          if holder ~= ob[2] and not expired_pk(ob[1], holder) then n = 2 end
+        end
+      end
       if n > 1 or (n == 1 and (ob[2] == '' or redis.call('SISMEMBER', key, ob[2]) == 0)) then
         return {4, o, ix[1]}
       end
@@ -111,6 +137,14 @@ for o, ob in ipairs(objects) do
     redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
   end
   redis.call('ZADD', KEYS[model[4]], pk, pk)
+  if (model[10] or 0) ~= 0 then
+    local ttl = ob[7]
+    if ttl > 0 then
+      redis.call('ZADD', KEYS[model[10]], now + ttl, pk)
+    elseif ttl == 0 or revived[o] then
+      redis.call('ZREM', KEYS[model[10]], pk)
+    end
+  end
   if ob[6] ~= 0 and stamping[ob[1]] then
     redis.call('SET', KEYS[ob[6]], '1')
     redis.call('DEL', KEYS[ob[6]])
@@ -139,5 +173,12 @@ for o, ob in ipairs(objects) do
     end
   end
   pks[o + 1] = pk
+end
+if now then  -- a TTL model's reply ends with whether expired objects wait for a sweep
+  local waiting = 0
+  for _, model in ipairs(models) do
+    if (model[10] or 0) ~= 0 and redis.call('ZCOUNT', KEYS[model[10]], '-inf', now) > 0 then waiting = 1 end
+  end
+  pks[#pks + 1] = waiting
 end
 return pks
