@@ -29,7 +29,7 @@ _SAMPLES = 5           # elements MEMORY USAGE samples in a big key (its default
 _LARGEST = 3           # biggest value sets shown per field
 
 #: The kinds of key stats reports memory for, in the order shown.
-MEMORY_KINDS = ("records", "ids", "value sets", "null sets", "score indexes", "lex indexes", "bookkeeping",
+MEMORY_KINDS = ("records", "ids", "expiry", "value sets", "null sets", "score indexes", "lex indexes", "bookkeeping",
                 "former layouts", "other generations", "unknown")
 
 
@@ -164,6 +164,8 @@ def _kind(meta: Any, gen: int, info: KeyInfo) -> str:
         return "records"
     if info.kind == "ids":
         return "ids"
+    if info.kind == "exp":
+        return "expiry"
     spec = meta.specs.get(info.field)
     if spec is None or (info.kind == "score" and not spec.numeric) or (info.kind == "lex" and not spec.lex):
         return "former layouts"
