@@ -68,9 +68,10 @@ def save_ttl_ms(meta: ModelOptions, ttl: Any) -> int:
     return max(1, round(ttl * 1000))
 
 
-def expected(meta: ModelOptions, gk: GenerationKeys, gen: int, number: Any, sweep: bool = False) -> bytes:
+def expected(meta: ModelOptions, gk: GenerationKeys, gen: int, number: Any, sweep: bool = False) -> int | bytes:
     """The expected generation a script is sent, naming the expiry zset (numbered by
-    ``number``, a ``KeyNumbers`` or any key -> number function) for a TTL model."""
+    ``number``, a ``KeyNumbers`` or any key -> number function) for a TTL model; just
+    ``gen`` for the others."""
     if meta.ttl_ms is None:
-        return b"%d" % gen
+        return gen
     return b"%d%s%d" % (gen, b"!" if sweep else b"+", number(gk.exp))

@@ -131,7 +131,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel],
             else:
                 groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
                                       p.changed[field.name]) for field in to_index]
-            item = (model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
+            item: tuple[Any, ...] = (model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
                     b"F" if p.full else b"P", payload, groups, 0 if p.pk is None else number(gk.stamp(p.pk)))
             if meta.ttl_ms is not None:
                 item += (expiry_of(meta, p.obj),)
