@@ -3,7 +3,7 @@ arguments the write scripts take to add, move or drop them.  Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .fields import NULL_STORED, digest, wire_bytes
@@ -97,10 +97,11 @@ def delete_args(meta: ModelOptions, gk: GenerationKeys, number: Number,
 
 
 def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Sequence[int],
-                records: Sequence[dict[str, Any]]) -> list[Any]:
+                records: Sequence[dict[str, Any]], ttls: Mapping[int, int] | None = None) -> list[Any]:
     """reset_load.lua's index arguments for a batch of new records: per index key, its
     kind ('S' set, 'U' the set of a unique value, 'Z' sorted set), number, and members
-    (with scores for 'Z'); then a TTL model's expiry zset ('E')."""
+    (with scores for 'Z'); then a TTL model's expiry zset ('E': ``ttls`` in ms by pk,
+    0 for none, the model's default for a pk it lacks)."""
     members: dict[int, list[Any]] = {}
     unique: set[int] = set()
     scored: dict[int, list[Any]] = {}
@@ -126,8 +127,14 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     for groups in (scored, lexed):
         for key_number, items in groups.items():
             args += (b"Z", key_number, len(items), *items)
-    if meta.ttl_ms:  # a TTL model's default lifetime: 'E' (ms from now, pk) pairs
-        args += (b"E", number(gk.exp), 2 * len(pks), *(item for pk in pks for item in (meta.ttl_ms, pk)))
+    if meta.ttl_ms is not None:  # a TTL model: 'E' (ms from now, pk) pairs, by ``ttls`` or the default
+        pairs: list[Any] = []
+        for pk in pks:
+            ms = meta.ttl_ms if ttls is None else ttls.get(pk, meta.ttl_ms)
+            if ms > 0:
+                pairs += (ms, pk)
+        if pairs:
+            args += (b"E", number(gk.exp), len(pairs), *pairs)
     return args
 
 

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import scripts
-from ..expiry import SWEEP_BATCH
+from ..expiry import NO_EXPIRY, SWEEP_BATCH
 from .common import call_current
 from .context import Context
 from .delete import delete_flow
-from .requests import Flow, ScriptCall
+from .requests import Flow, ScriptCall, Transaction
 from .schemas import records_flow
 
-__all__ = ["sweep_expired_flow", "expired_batch_flow", "alive_records"]
+__all__ = ["sweep_expired_flow", "expired_batch_flow", "alive_records", "remaining_flow"]
 
 
 def expired_batch_flow(ctx: Context, limit: int) -> Flow[tuple[list[int], list[Any], int]]:
@@ -70,3 +70,18 @@ def alive_records(records: Sequence[Any], scores: Sequence[Any], time: Any) -> l
     now = int(seconds) * 1000 + int(micros) // 1000
     return [None if score is not None and float(score) <= now else record
             for record, score in zip(records, scores, strict=True)]
+
+
+def remaining_flow(ctx: Context, pks: Sequence[int], chunk: int = 1000) -> Flow[dict[int, int]]:
+    """How long each of these objects (of the live generation ``ctx.gen``) has left,
+    in ms (NO_EXPIRY for none; at least 1 for one that expired meanwhile), read with
+    the server's clock, ``chunk`` pks per MULTI/EXEC."""
+    exp = ctx.meta.keys.generation(ctx.gen).exp
+    left: dict[int, int] = {}
+    for start in range(0, len(pks), chunk):
+        part = list(pks[start:start + chunk])
+        scores, (seconds, micros) = yield Transaction((("ZMSCORE", exp, *part), ("TIME",)))
+        now = int(seconds) * 1000 + int(micros) // 1000
+        for pk, score in zip(part, scores, strict=True):
+            left[pk] = NO_EXPIRY if score is None else max(1, int(float(score)) - now)
+    return left

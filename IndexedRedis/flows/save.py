@@ -10,7 +10,7 @@ import msgpack
 from .. import scripts
 from ..entries import ABSENT, index_group, insert_group, same_stored, stored_arg
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
-from ..expiry import save_ttl_ms
+from ..expiry import KEEP, save_ttl_ms
 from ..fields.links import ForeignLink, ForeignLinks
 from ..state import assign_pk, forget_stored_record, is_shared, mark_stored, read_only_error
 from .common import (
@@ -283,4 +283,9 @@ def reindex_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flo
     """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""
     for obj in objs:
         forget_stored_record(obj)  # a whole-record save re-derives every index entry
-    yield from save_batches_flow(ctx, objs, cascade=False)
+    if ctx.meta.ttl_ms is None:
+        yield from save_batches_flow(ctx, objs, cascade=False)
+        return
+    for start in range(0, len(objs), SAVE_BATCH):  # a TTL model's objects keep their expiry
+        batch = objs[start:start + SAVE_BATCH]
+        yield from save_flow(ctx, batch, {id(obj): KEEP for obj in batch})
