@@ -12,6 +12,8 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -384,3 +386,20 @@ def test_a_sweeper_killed_mid_sweep_leaves_consistent_data(redis_url: str, redis
     assert Session.objects.count() == 0
     assert Session.objects.sweepExpired() == left
     assert redis_client.hlen(gk.objs) == 0 and not redis_client.exists(gk.exp)
+
+
+def test_cli_check_reports_expired_objects(redis_url: str) -> None:
+    Session.saver.save([session(1), session(2)], ttl=EXPIRED)
+    time.sleep(0.05)
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["COLUMNS"] = "200"
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = subprocess.run([sys.executable, "-m", "IndexedRedis", "check", "_ttl_models:Session", "--url", redis_url],
+                          cwd=here, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 waiting for a sweep" in done.stdout
+    repaired = subprocess.run([sys.executable, "-m", "IndexedRedis", "check", "_ttl_models:Session", "--url",
+                               redis_url, "--repair"], cwd=here, env=env, capture_output=True, text=True, timeout=120)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "2 swept" in repaired.stdout
+    assert Session.objects.check().expired_pending == 0
