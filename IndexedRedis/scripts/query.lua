@@ -50,11 +50,21 @@ if exp_key then
   pending = redis.call('ZCOUNT', exp_key, '-inf', now)
 end
 
--- These pks but the expired ones.
+-- These pks but the expired ones: by the expiry of each (ZMSCORE), or, once the
+-- expired ones are no more than the pks asked about, by a table of them read once.
+local expired_set
 local function alive(pks)
   if pending == 0 or #pks == 0 then return pks end
-  local scores = chunked_call('ZMSCORE', exp_key, pks)
   local out = {}
+  if expired_set == nil and pending <= #pks then
+    expired_set = {}
+    for _, pk in ipairs(redis.call('ZRANGEBYSCORE', exp_key, '-inf', now)) do expired_set[pk] = true end
+  end
+  if expired_set then
+    for i = 1, #pks do if not expired_set[pks[i]] then out[#out + 1] = pks[i] end end
+    return out
+  end
+  local scores = chunked_call('ZMSCORE', exp_key, pks)
   for i = 1, #pks do if not is_expired(scores[i], now) then out[#out + 1] = pks[i] end end
   return out
 end
