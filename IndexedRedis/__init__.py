@@ -20,6 +20,7 @@ from .embedded import EmbeddedRedis
 from .eviction import getEvictionPolicyCheck, setEvictionPolicyCheck
 from .exceptions import (
     ConcurrencyError,
+    ConflictError,
     CorruptRecordError,
     CrossSlotError,
     EvictionPolicyError,
@@ -58,6 +59,7 @@ from .fields import (
     irNull,
     setDefaultIREncoding,
 )
+from .expressions import F
 from .foreign import IRForeignLinkFieldBase
 from .model import (
     IndexedRedisModel,
@@ -134,6 +136,8 @@ __all__ = [
     "UnknownFieldError",
     "UniqueConstraintError",
     "ConcurrencyError",
+    "ConflictError",
+    "F",
     "CrossSlotError",
     "LinkNotFetchedError",
     "NotReplicatedError",
