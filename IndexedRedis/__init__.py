@@ -40,6 +40,7 @@ from .exceptions import (
     UniqueConstraintError,
     UnknownFieldError,
 )
+from .expressions import F
 from .fields import (
     IRBase64Field,
     IRBytesField,
@@ -59,7 +60,6 @@ from .fields import (
     irNull,
     setDefaultIREncoding,
 )
-from .expressions import F
 from .foreign import IRForeignLinkFieldBase
 from .model import (
     IndexedRedisModel,

@@ -13,7 +13,8 @@ from .keys import GenerationKeys, lex_member, lex_text, padded_pk
 if TYPE_CHECKING:
     from .options import ModelOptions
 
-__all__ = ["ABSENT", "ABSENT_RECORD", "record_digest", "stored_arg", "score_arg", "lex_arg", "same_stored", "index_group", "delete_args",
+__all__ = ["ABSENT", "ABSENT_RECORD", "record_digest", "stored_arg", "score_arg", "lex_arg", "same_stored",
+           "index_group", "delete_args",
            "load_groups", "current_index_keys", "every_index_key", "sorted_index_keys"]
 
 #: A field the believed stored record does not have (the object is new to the script).

@@ -310,3 +310,9 @@ def test_expression_repr_and_truth() -> None:
         bool(F("n") + 1)
     with pytest.raises(TypeError):
         F("")
+
+
+def test_an_f_expression_assigned_to_an_object_points_at_update() -> None:
+    obj = Item(n=1)
+    with pytest.raises(FieldValueError, match=r"Item\.n: an F expression .*Item\.objects\.filter\(\.\.\.\)\.update"):
+        obj.n = F("n") + 1

@@ -145,7 +145,8 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
                 raise ConflictError(
                     f"{culprit.meta.name} pk {culprit.pk}: {_conflict_cause(culprit)} (save with "
                     f"ifUnchanged=True), so nothing was saved. Read it again (obj.reload(), or "
-                    f"{culprit.meta.name}.objects.get({culprit.pk})) and redo the change", culprit.meta.name, culprit.pk)
+                    f"{culprit.meta.name}.objects.get({culprit.pk})) and redo the change",
+                    culprit.meta.name, culprit.pk)
             if status == UNIQUE_CLASH:
                 name = _text(reply[2])
                 value = culprit.obj.__dict__.get(name)
