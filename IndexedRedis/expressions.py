@@ -30,6 +30,18 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv}
 
 
+def _operators(op: str) -> tuple[Callable[[Expression, Any], Expression], Callable[[Expression, Any], Expression]]:
+    """The method of an operator, and of its reflected form (``1 + F('n')``)."""
+
+    def forward(self: Expression, other: Any) -> Expression:
+        return self._combine(op, other)
+
+    def reflected(self: Expression, other: Any) -> Expression:
+        return self._combine(op, other, True)
+
+    return forward, reflected
+
+
 class Expression:
     """Arithmetic over stored field values (see the module's docstring)."""
 
@@ -49,35 +61,11 @@ class Expression:
             raise ZeroDivisionError(f"{self!r} {op} {operand!r} divides by zero")
         return _Op(op, operand, self) if swapped else _Op(op, self, operand)
 
-    def __add__(self, other: Any) -> Expression:
-        return self._combine("+", other)
-
-    def __radd__(self, other: Any) -> Expression:
-        return self._combine("+", other, True)
-
-    def __sub__(self, other: Any) -> Expression:
-        return self._combine("-", other)
-
-    def __rsub__(self, other: Any) -> Expression:
-        return self._combine("-", other, True)
-
-    def __mul__(self, other: Any) -> Expression:
-        return self._combine("*", other)
-
-    def __rmul__(self, other: Any) -> Expression:
-        return self._combine("*", other, True)
-
-    def __truediv__(self, other: Any) -> Expression:
-        return self._combine("/", other)
-
-    def __rtruediv__(self, other: Any) -> Expression:
-        return self._combine("/", other, True)
-
-    def __floordiv__(self, other: Any) -> Expression:
-        return self._combine("//", other)
-
-    def __rfloordiv__(self, other: Any) -> Expression:
-        return self._combine("//", other, True)
+    __add__, __radd__ = _operators("+")
+    __sub__, __rsub__ = _operators("-")
+    __mul__, __rmul__ = _operators("*")
+    __truediv__, __rtruediv__ = _operators("/")
+    __floordiv__, __rfloordiv__ = _operators("//")
 
     def __neg__(self) -> Expression:
         return _Op("*", _Number(-1), self)

@@ -7,10 +7,10 @@ it; ``ifUnchanged`` refuses instead."""
 from __future__ import annotations
 
 import asyncio
-import warnings
 
 import pytest
 import redis
+from _versions import model_versions
 from consistency import assert_indexes_consistent, db_snapshot
 
 import IndexedRedis
@@ -135,19 +135,9 @@ def test_async_save_if_unchanged() -> None:
 
 
 def test_records_of_another_schema_are_compared_by_field_name() -> None:
-    class Short(IndexedRedisModel):
-        FIELDS = ["title", IRField("version", valueType=int)]
-        INDEXED_FIELDS = ["title", "version"]
-        KEY_NAME = "Optimistic:Evolving"
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IndexedRedis.SharedKeysWarning)
-
-        class Long(IndexedRedisModel):
-            FIELDS = ["body", "title", IRField("version", valueType=int)]
-            INDEXED_FIELDS = ["title", "version"]
-            KEY_NAME = "Optimistic:Evolving"
-
+    Short, Long = model_versions("Optimistic:Evolving", ["title", "version"],
+                                 ["title", IRField("version", valueType=int)],
+                                 ["body", "title", IRField("version", valueType=int)])
     pk = Short(title="s", version=1).save()
     obj = Long.objects.get(pk)
     obj.version = 2

@@ -6,12 +6,12 @@ cache, asyncio."""
 from __future__ import annotations
 
 import asyncio
-import warnings
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
+from _versions import model_versions
 from consistency import assert_indexes_consistent, db_snapshot
 
 import IndexedRedis
@@ -180,9 +180,12 @@ def test_unique_values_shifted_in_one_step(redis_client: redis.Redis) -> None:
     consistent(redis_client, Badge)
 
 
-def _between_read_and_write(monkeypatch: pytest.MonkeyPatch, change: Any) -> list[int]:
-    """Run ``change`` (a write through another connection) once, right after the
-    update's first read of the matching records."""
+def _between_read_and_write(monkeypatch: pytest.MonkeyPatch, redis_url: str,
+                            edits: dict[int, dict[str, Any] | None]) -> list[int]:
+    """Right after the update's first read of the matching records, another writer (Item
+    through another connection) sets the fields ``edits`` gives per pk (None: deletes
+    the object).  Returns how many objects each read of the update found."""
+    writer = Item.connectAlt({"url": redis_url})
     reads = []
     original = update_module._matching
 
@@ -190,29 +193,24 @@ def _between_read_and_write(monkeypatch: pytest.MonkeyPatch, change: Any) -> lis
         found = yield from original(*args)
         reads.append(len(found))
         if len(reads) == 1:
-            change()
+            for pk, values in edits.items():
+                obj = writer.objects.get(pk)
+                if values is None:
+                    obj.delete()
+                    continue
+                for name, value in values.items():
+                    setattr(obj, name, value)
+                obj.save()
         return found
 
     monkeypatch.setattr(update_module, "_matching", matching)
     return reads
 
 
-def other_writer(redis_url: str) -> Any:
-    """Item through another connection: a second writer in the middle of an update."""
-    return Item.connectAlt({"url": redis_url})
-
-
 def test_a_value_changed_meanwhile_is_read_again(redis_client: redis.Redis, redis_url: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     a1, b2, a3, b4 = items()
-    writer = other_writer(redis_url)
-
-    def change() -> None:
-        obj = writer.objects.get(a1)
-        obj.n = 50
-        obj.save()
-
-    reads = _between_read_and_write(monkeypatch, change)
+    reads = _between_read_and_write(monkeypatch, redis_url, {a1: {"n": 50}})
     assert Item.objects.filter(kind="a").update(n=F("n") + 1) == 2
     assert reads == [2, 2]  # refused, read again, done
     assert values("n") == {a1: 51, b2: 2, a3: 4, b4: 4}  # not 2: the other write is not lost
@@ -222,15 +220,7 @@ def test_a_value_changed_meanwhile_is_read_again(redis_client: redis.Redis, redi
 def test_an_object_that_stopped_matching_is_left_alone(redis_client: redis.Redis, redis_url: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     a1, b2, a3, b4 = items()
-    writer = other_writer(redis_url)
-
-    def change() -> None:
-        obj = writer.objects.get(a1)
-        obj.kind = "b"
-        obj.save()
-        writer.objects.get(a3).delete()
-
-    reads = _between_read_and_write(monkeypatch, change)
+    reads = _between_read_and_write(monkeypatch, redis_url, {a1: {"kind": "b"}, a3: None})
     assert Item.objects.filter(kind="a").update(note="seen") == 0
     assert reads == [2, 0]
     assert values("note") == {a1: "one", b2: "", b4: ""}
@@ -240,14 +230,7 @@ def test_an_object_that_stopped_matching_is_left_alone(redis_client: redis.Redis
 def test_a_changed_field_the_update_does_not_read_does_not_conflict(
         redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     a1, *_ = items()
-    writer = other_writer(redis_url)
-
-    def change() -> None:
-        obj = writer.objects.get(a1)
-        obj.note = "by the other writer"
-        obj.save()
-
-    reads = _between_read_and_write(monkeypatch, change)
+    reads = _between_read_and_write(monkeypatch, redis_url, {a1: {"note": "by the other writer"}})
     assert Item.objects.filter(kind="a").update(hits=F("hits") + 1) == 2
     assert reads == [2]
     found = Item.objects.get(a1)
@@ -255,19 +238,8 @@ def test_a_changed_field_the_update_does_not_read_does_not_conflict(
 
 
 def test_records_of_another_schema_are_rewritten_whole(redis_client: redis.Redis) -> None:
-    class Old(IndexedRedisModel):
-        FIELDS = ["kind", IRField("n", valueType=int)]
-        INDEXED_FIELDS = ["kind", "n"]
-        KEY_NAME = "Update:Evolving"
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IndexedRedis.SharedKeysWarning)
-
-        class New(IndexedRedisModel):
-            FIELDS = ["kind", "extra", IRField("n", valueType=int)]
-            INDEXED_FIELDS = ["kind", "n"]
-            KEY_NAME = "Update:Evolving"
-
+    Old, New = model_versions("Update:Evolving", ["kind", "n"], ["kind", IRField("n", valueType=int)],
+                              ["kind", "extra", IRField("n", valueType=int)])
     pks = Old.saver.save([Old(kind="a", n=1), Old(kind="a", n=2)])
     assert New.objects.filter(kind="a").update(n=F("n") + 1, extra="e") == 2
     assert [(o.n, o.extra) for o in New.objects.all()] == [(2, "e"), (3, "e")]
