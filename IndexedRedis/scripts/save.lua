@@ -61,11 +61,12 @@ for o, ob in ipairs(objects) do
   if pk ~= '' then
     local model = models[ob[1]]
     local stored = redis.call('HGET', KEYS[model[3]], pk)
-    local expected = ob[7]
+    local expected = ob[7] or ''  -- ifUnchanged: what must be stored ('' no check)
     if expected ~= '' and not stored and expected ~= 'absent' then return {5, o} end
     if stored then
       local record, values, tag = read_record(KEYS[model[6]], stored)
-      if expected ~= '' and (expected == 'absent' or record_digest(record, schema_names(nil, model[7])) ~= expected) then
+      if expected ~= '' and (expected == 'absent'
+                             or record_digest(record, schema_names(nil, model[7])) ~= expected) then
         return {5, o}
       end
       if ob[3] == 'P' and tag ~= model[7] then return {2, o, stored} end
