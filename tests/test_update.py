@@ -288,3 +288,18 @@ def test_an_f_expression_assigned_to_an_object_points_at_update() -> None:
     obj = Item(n=1)
     with pytest.raises(FieldValueError, match=r"Item\.n: an F expression .*Item\.objects\.filter\(\.\.\.\)\.update"):
         obj.n = F("n") + 1
+
+
+def test_conflicts_in_batches_read_only_their_page_again(redis_client: redis.Redis, redis_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(update_module, "UPDATE_BATCH", 3)
+    pks = Item.reset([Item(kind="k", label=f"l{i}", n=i, hits=0) for i in range(10)])
+    reads = _between_read_and_write(monkeypatch, redis_url, {pks[1]: {"kind": "gone"}, pks[7]: {"n": 70}})
+    assert Item.objects.filter(kind="k").update(n=F("n") + 100, hits=F("n")) == 9
+    # the whole match once, then one page for each batch that met a changed object
+    assert reads == [10, 9, 3]  # batches 0 2 3 | 4 5 6 | 7 8 9: the page of the last from 7 on
+    expected = {pk: (i + 100, i) for i, pk in enumerate(pks)}
+    expected[pks[1]] = (1, 0)
+    expected[pks[7]] = (170, 70)
+    assert {o._id: (o.n, o.hits) for o in Item.objects.all()} == expected
+    consistent(redis_client)

@@ -7,8 +7,9 @@ so a value a field refuses raises with nothing written); then one update.lua cal
 batch writes them.  The script checks each record still holds, in the fields the
 query and the expressions read and the fields changed, what was read (a digest of
 them), so every new value is exactly what the server's data gives: a record changed
-meanwhile makes the call write nothing, and the query is read again (the object may
-no longer match) before the batch is sent again.  Objects deleted meanwhile are left
+meanwhile makes the call write nothing, and the batch's part of the query is read
+again (the object may no longer match; one page of the query by pk cursor) before
+the batch is sent again.  Objects deleted meanwhile are left
 out of the count.
 """
 
@@ -152,14 +153,35 @@ def _call(plan: UpdatePlan, gen: int, batch: Sequence[_Target]) -> ScriptCall:
     return ScriptCall(scripts.UPDATE, number.keys, (_packer.pack(request),))
 
 
-def _matching(ctx: Context, plan: UpdatePlan, query: Query) -> Flow[list[_Target]]:
-    """The objects the query matches now, in pk order, with their new values."""
-    packed_pks, blobs = yield from query_flow(ctx, "records", query, order=PK_ORDER)
+def _matching(ctx: Context, plan: UpdatePlan, query: Query, after: int | None = None,
+              limit: int = -1) -> Flow[list[_Target]]:
+    """The objects the query matches now (those after pk ``after``, at most ``limit``),
+    in pk order, with their new values."""
+    packed_pks, blobs = yield from query_flow(ctx, "records", query, order=PK_ORDER, limit=limit, after=after)
     if not packed_pks:
         return []
     records = yield from records_flow(ctx.meta, blobs)
     found = sorted(zip(msgpack.unpackb(packed_pks), records, strict=True), key=lambda item: item[0])
     return [_Target(plan, int(pk), record) for pk, record in found]
+
+
+def _refreshed(ctx: Context, plan: UpdatePlan, query: Query, batch: Sequence[_Target]) -> Flow[list[_Target]]:
+    """The objects of a batch that still match the query, read again: pages of the
+    query from the batch's first pk on (by pk cursor), until its last pk is passed, so
+    a conflict costs a page of the query, not the whole of it."""
+    wanted = {t.pk: t for t in batch}
+    after, last = batch[0].pk - 1, batch[-1].pk
+    size = max(len(batch), 100)
+    found: list[_Target] = []
+    while True:
+        page = yield from _matching(ctx, plan, query, after, size)
+        for t in page:
+            if t.pk in wanted:
+                t.full = wanted[t.pk].full
+                found.append(t)
+        if len(page) < size or page[-1].pk >= last:
+            return found
+        after = page[-1].pk
 
 
 def update_flow(ctx: Context, query: Query, assignments: Mapping[str, Any]) -> Flow[int]:
@@ -196,12 +218,8 @@ def update_flow(ctx: Context, query: Query, assignments: Mapping[str, Any]) -> F
                 continue
         elif status == STALE_GEN:
             ctx.gen = int(reply[1])
-        # Read the query again: a changed object may have stopped matching.
-        left = {t.pk for t in pending}
-        full = {t.pk for t in pending if t.full}
-        pending = [t for t in (yield from _matching(ctx, plan, query)) if t.pk in left]
-        for t in pending:
-            t.full = t.pk in full
+        # Read the batch's part of the query again: a changed object may have stopped matching.
+        pending = (yield from _refreshed(ctx, plan, query, batch)) + pending[len(batch):]
     return updated
 
 
