@@ -22,6 +22,7 @@ from IndexedRedis import (
     InvalidQueryError,
     IRField,
     IRFixedPointField,
+    IRForeignLinkField,
     UniqueConstraintError,
     UnknownFieldError,
     irNull,
@@ -303,3 +304,25 @@ def test_conflicts_in_batches_read_only_their_page_again(redis_client: redis.Red
     expected[pks[7]] = (170, 70)
     assert {o._id: (o.n, o.hits) for o in Item.objects.all()} == expected
     consistent(redis_client)
+
+
+def test_links_are_set_by_pk_and_an_unsaved_linked_object_is_refused(redis_client: redis.Redis) -> None:
+    class Owner(IndexedRedisModel):
+        FIELDS = ["name"]
+        KEY_NAME = "Update:Owner"
+
+    class Pet(IndexedRedisModel):
+        FIELDS = ["name", IRForeignLinkField("owner", Owner)]
+        INDEXED_FIELDS = ["owner"]
+        KEY_NAME = "Update:Pet"
+
+    first, second = Owner(name="first"), Owner(name="second")
+    Owner.saver.save([first, second])
+    Pet.saver.save([Pet(name="p1", owner=first), Pet(name="p2", owner=first)])
+    assert Pet.objects.filter(owner=first._id).update(owner=second) == 2
+    assert [p.owner.name for p in Pet.objects.all()] == ["second", "second"]
+    before = db_snapshot(redis_client)
+    with pytest.raises(FieldValueError, match=r"Pet\.owner: .*not saved yet"):
+        Pet.objects.update(owner=Owner(name="new"))
+    assert db_snapshot(redis_client) == before
+    consistent(redis_client, Pet)

@@ -23,9 +23,10 @@ import msgpack
 from .. import scripts
 from ..compiler import PK_ORDER, Query
 from ..entries import ABSENT, index_group, record_digest, stored_arg
-from ..exceptions import ConcurrencyError, InvalidQueryError, UniqueConstraintError
+from ..exceptions import ConcurrencyError, FieldValueError, InvalidQueryError, UniqueConstraintError
 from ..expressions import Expression, check_expression
 from ..fields import NULL_STORED, irNull
+from ..fields.links import ForeignLink, ForeignLinks
 from .common import MAX_ATTEMPTS, OK, STALE_GEN, STALE_VALUES, UNIQUE_CLASH, KeyNumbers, script
 from .context import Context
 from .read import query_flow
@@ -58,7 +59,12 @@ class UpdatePlan:
                 check_expression(meta, name, value)
                 self.expressions[name] = value
             else:
-                self.constants[name] = field.toStorage(meta.to_python(field, value))
+                value = meta.to_python(field, value)
+                if isinstance(value, (ForeignLink, ForeignLinks)) and any(o._id is None for o in value.objects()):
+                    raise FieldValueError(
+                        f"{meta.name}.{name}: update() stores links by pk, and a linked object given is not saved "
+                        f"yet; save it first")
+                self.constants[name] = field.toStorage(value)
         read: set[str] = set(assignments)
         for expr in self.expressions.values():
             read |= expr.fields()
