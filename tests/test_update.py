@@ -326,3 +326,14 @@ def test_links_are_set_by_pk_and_an_unsaved_linked_object_is_refused(redis_clien
         Pet.objects.update(owner=Owner(name="new"))
     assert db_snapshot(redis_client) == before
     consistent(redis_client, Pet)
+
+
+def test_a_unique_expression_larger_than_one_batch_is_refused(redis_client: redis.Redis,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(update_module, "UPDATE_BATCH", 2)
+    Badge.saver.save([Badge(owner="o", number=i, code=f"c{i}") for i in range(3)])
+    before = db_snapshot(redis_client)
+    with pytest.raises(InvalidQueryError, match=r"unique field 'number' .* at most 2 objects, and 3 match"):
+        Badge.objects.update(number=F("number") + 10)
+    assert db_snapshot(redis_client) == before
+    assert Badge.objects.update(owner="p") == 3  # other fields are updated batch by batch
