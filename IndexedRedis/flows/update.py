@@ -9,8 +9,7 @@ query and the expressions read and the fields changed, what was read (a digest o
 them), so every new value is exactly what the server's data gives: a record changed
 meanwhile makes the call write nothing, and the batch's part of the query is read
 again (the object may no longer match; one page of the query by pk cursor) before
-the batch is sent again.  Objects deleted meanwhile are left
-out of the count.
+the batch is sent again.  Objects deleted meanwhile are left out of the count.
 """
 
 from __future__ import annotations
