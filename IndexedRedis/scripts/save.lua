@@ -10,8 +10,11 @@
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
 --     schemas hash #, schema tag, field names (msgpack array), cache flag #,
 --     expiry zset # (TTL models only, see expiry.py)}...
---   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #,
+--   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #, expected,
 --     expiry (TTL models only: ms from now, 0 none, -1 keep the stored one)}...
+--     expected: '' (no check), or what the stored record must be for anything to be
+--       written (ifUnchanged): 'absent', or the record_digest (lib.lua) of the writing
+--       model's fields; otherwise the reply is {5, object number}.
 --     stamp #: the object's stamp key (0 for an object without a pk yet: no client
 --       can have cached it).  While the model's cache flag exists (some process keeps a
 --       client-side cache of it), the stamp is SET and DELeted, which tells those
@@ -28,11 +31,13 @@
 --   false), 'a' absent from the record (then the old set # is 0).  Sorted-set members
 --   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
 -- An object that expired but was not swept yet is absent to a partial save (reply 3)
--- and re-created by a whole one (written over its record, beliefs as for an update).
+-- and to ifUnchanged (reply 5), and re-created by a whole save (written over its
+-- record, beliefs as for an update).
 -- Reply: {1, pk... (then, with a TTL model, 1 if expired objects wait for a sweep, else
 --   0)} | {0, generation, model number} | {2, object number, record}
 --   | {3, object number} (a partial update found no record)
---   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written).
+--   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written)
+--   | {5, object number} (an ifUnchanged object's stored record changed or is gone).
 
 local request = cmsgpack.unpack(ARGV[1])
 local models, objects = request[1], request[2]
@@ -42,7 +47,7 @@ for m, model in ipairs(models) do
   if gen ~= model[1] then return {0, gen, m} end
 end
 for _, model in ipairs(models) do know_schema(model[7], model[8]) end
--- Expiry (TTL models: model[10] is the expiry zset's key #, ob[7] the object's expiry,
+-- Expiry (TTL models: model[10] is the expiry zset's key #, ob[8] the object's expiry,
 -- see expiry.py): read the server's clock once.
 local now
 for _, model in ipairs(models) do if (model[10] or 0) ~= 0 then now = server_ms() break end end
@@ -71,14 +76,22 @@ for o, ob in ipairs(objects) do
   if pk ~= '' then
     local model = models[ob[1]]
     local stored = redis.call('HGET', KEYS[model[3]], pk)
-    if stored and expired_pk(ob[1], pk) then
-      -- expired: a partial save finds no record; a whole one re-creates the object
-      -- (over the stored record, so its index entries stay exact)
+    local expected = ob[7] or ''  -- ifUnchanged: what must be stored ('' no check)
+    if stored and now and expired_pk(ob[1], pk) then
+      -- expired, not swept yet: absent to a partial save and to ifUnchanged; a whole
+      -- save re-creates the object over the stored record (its index entries stay exact)
       if ob[3] == 'P' then return {3, o} end
+      if expected ~= '' and expected ~= 'absent' then return {5, o} end
+      expected = ''
       revived[o] = true
     end
+    if expected ~= '' and not stored and expected ~= 'absent' then return {5, o} end
     if stored then
       local record, values, tag = read_record(KEYS[model[6]], stored)
+      if expected ~= '' and (expected == 'absent'
+                             or record_digest(record, schema_names(nil, model[7])) ~= expected) then
+        return {5, o}
+      end
       if ob[3] == 'P' and tag ~= model[7] then return {2, o, stored} end
       for _, ix in ipairs(ob[5]) do
         if not matches(record[ix[1]], ix[2], ix[3]) then return {2, o, stored} end
@@ -92,27 +105,10 @@ for o, ob in ipairs(objects) do
   end
 end
 
--- Unique values: the value's set may hold no other object, in Redis or in this call.
-local claims = {}
-for o, ob in ipairs(objects) do
-  for _, ix in ipairs(ob[5]) do
-    if type(ix) == 'table' and ix[6] == 1 then  -- sent only for values that are not irNull
-      local key = KEYS[ix[5]]
-      if claims[ix[5]] and claims[ix[5]] ~= o then return {4, o, ix[1]} end
-      claims[ix[5]] = o
-      local n = redis.call('SCARD', key)
-      if n > 0 and now and (models[ob[1]][10] or 0) ~= 0 then
-        n = 0  -- expired holders (not swept yet) hold nothing
-        for _, holder in ipairs(redis.call('SMEMBERS', key)) do
-          if holder ~= ob[2] and not expired_pk(ob[1], holder) then n = 2 end
-        end
-      end
-      if n > 1 or (n == 1 and (ob[2] == '' or redis.call('SISMEMBER', key, ob[2]) == 0)) then
-        return {4, o, ix[1]}
-      end
-    end
-  end
-end
+local clash, field = unique_clash(objects, nil, now and function(o, member)
+  return expired_pk(objects[o][1], member)
+end)
+if clash then return {4, clash, field} end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
 
@@ -129,47 +125,15 @@ for o, ob in ipairs(objects) do
       redis.call('SET', counter, pk)
     end
   end
-  if ob[3] == 'F' then
-    redis.call('HSET', objs_key, pk, ob[4])
-  else
-    local values, where = existing[o], where_of(ob[1])
-    for _, p in ipairs(ob[4]) do values[where[p[1]]] = stored_value(p[2], p[3]) end
-    redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
-  end
-  redis.call('ZADD', KEYS[model[4]], pk, pk)
+  write_record(objs_key, KEYS[model[4]], pk, ob[3], ob[4], existing[o], ob[3] == 'P' and where_of(ob[1]))
+  if ob[6] ~= 0 and stamping[ob[1]] then touch_stamp(KEYS[ob[6]]) end
+  write_entries(pk, ob[5])
   if (model[10] or 0) ~= 0 then
-    local ttl = ob[7]
+    local ttl = ob[8]
     if ttl > 0 then
       redis.call('ZADD', KEYS[model[10]], now + ttl, pk)
     elseif ttl == 0 or revived[o] then
       redis.call('ZREM', KEYS[model[10]], pk)
-    end
-  end
-  if ob[6] ~= 0 and stamping[ob[1]] then
-    redis.call('SET', KEYS[ob[6]], '1')
-    redis.call('DEL', KEYS[ob[6]])
-  end
-  local padded  -- the sorted-set member, made when a zset needs it
-  for _, ix in ipairs(ob[5]) do
-    if type(ix) == 'number' then  -- a plain index of a new object
-      redis.call('SADD', KEYS[ix], pk)
-    else
-      if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
-      if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
-      redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
-      if ix[7] ~= 0 then
-        if ix[8] == '' then
-          redis.call('ZREM', KEYS[ix[7]], padded)
-        else
-          redis.call('ZADD', KEYS[ix[7]], ix[8], padded)
-        end
-      end
-      if ix[9] ~= 0 then
-        if ix[10] == 1 and not (ix[12] == 1 and ix[11] == ix[13]) then
-          redis.call('ZREM', KEYS[ix[9]], ix[11] .. padded)
-        end
-        if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. padded) end
-      end
     end
   end
   pks[o + 1] = pk
