@@ -403,3 +403,21 @@ def test_cli_check_reports_expired_objects(redis_url: str) -> None:
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "2 swept" in repaired.stdout
     assert Session.objects.check().expired_pending == 0
+
+
+def test_if_unchanged_and_update_see_expired_objects_as_gone(redis_client: redis.Redis) -> None:
+    from IndexedRedis import ConflictError, F
+
+    kept = session(2)
+    kept.save(ttl=ALIVE)
+    obj = session(1)
+    obj.save(ttl=EXPIRED)
+    time.sleep(0.05)
+    obj.note = "late"
+    with pytest.raises(ConflictError):
+        obj.save(ifUnchanged=True)  # as if another writer had deleted it
+    assert Session.objects.update(n=F("n") + 10) == 1  # the expired object is not matched
+    assert Session.objects.get(kept._id).n == 12
+    Session.objects.sweepExpired()
+    assert Session.objects.check().ok
+    assert_indexes_consistent(redis_client, Session)
