@@ -421,3 +421,15 @@ def test_if_unchanged_and_update_see_expired_objects_as_gone(redis_client: redis
     Session.objects.sweepExpired()
     assert Session.objects.check().ok
     assert_indexes_consistent(redis_client, Session)
+
+
+def test_update_frees_unique_values_of_expired_objects(redis_client: redis.Redis) -> None:
+    kept = session(2)
+    kept.save(ttl=ALIVE)
+    Session(user="x", n=1, token="taken", note="").save(ttl=EXPIRED)
+    time.sleep(0.05)
+    assert Session.objects.filter(user="u").update(token="taken") == 1  # the expired holder holds nothing
+    Session.objects.sweepExpired()
+    assert [o._id for o in Session.objects.filter(token="taken")] == [kept._id]
+    assert Session.objects.check().ok
+    assert_indexes_consistent(redis_client, Session)
