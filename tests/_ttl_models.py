@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from IndexedRedis import IndexedRedisModel, IRField
+from IndexedRedis import IndexedRedisModel, IRField, IRForeignLinkField
 
 
 class Session(IndexedRedisModel):
@@ -30,3 +30,11 @@ class Plain(IndexedRedisModel):
     FIELDS = ["kind", IRField("n", valueType=int)]
     INDEXED_FIELDS = ["kind", "n"]
     KEY_NAME = "TtlPlain"
+
+
+class Visit(IndexedRedisModel):
+    """Links to a Session (a TTL model): an expired session reads as no object."""
+
+    FIELDS = ["page", IRForeignLinkField("session", Session)]
+    INDEXED_FIELDS = ["page"]
+    KEY_NAME = "TtlVisits"

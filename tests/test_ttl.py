@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import redis
-from _ttl_models import Cached, Plain, Session
+from _ttl_models import Cached, Plain, Session, Visit
 from consistency import assert_indexes_consistent, model_keys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -433,3 +433,18 @@ def test_update_frees_unique_values_of_expired_objects(redis_client: redis.Redis
     assert [o._id for o in Session.objects.filter(token="taken")] == [kept._id]
     assert Session.objects.check().ok
     assert_indexes_consistent(redis_client, Session)
+
+
+def test_links_to_expired_objects_and_streamed_resets(redis_client: redis.Redis) -> None:
+    gone, kept = session(1), session(2)
+    kept.save(ttl=ALIVE)
+    gone.save(ttl=EXPIRED)
+    Visit(page="a", session=gone).save()
+    Visit(page="b", session=kept).save()
+    time.sleep(0.05)
+    visits = {v.page: v for v in Visit.objects.all(cascadeFetch=True)}
+    assert visits["b"].session._id == kept._id
+    assert not isinstance(visits["a"].session, Session)  # expired: not fetched (as a deleted one)
+    Cached.reset(Cached(kind="s", n=i) for i in range(7))  # streamed: the default TTL too
+    assert redis_client.zcard(live_gk(redis_client, Cached).exp) == 7
+    assert Cached.objects.check().ok
