@@ -11,7 +11,7 @@ from __future__ import annotations
 import random as _random
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .cache import registry as cache_registry
 from .compiler import PK_ORDER, Query, resolve_order
@@ -186,6 +186,12 @@ class QuerySet(Generic[M]):
     def aiterate(self, batchSize: int = 1000, cascadeFetch: bool = False) -> AsyncIterator[M]:
         """``iterate``, for ``async for``."""
         return iterate_async(self.model, lambda ctx: read.iterate_flow(ctx, self.query, batchSize, cascadeFetch))
+
+    @overload
+    def __getitem__(self, index: int) -> M: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> IRQueryableList[M]: ...
 
     def __getitem__(self, index: int | slice) -> Any:
         """``qs[5]`` is the sixth object in order; ``qs[20:40]`` fetches that page only."""
