@@ -42,6 +42,8 @@ from .names import nearest
 from .options import ModelOptions, checked_meta
 from .query import QuerySet, as_pk
 from .state import SHARED, read_only_error
+from .display import describe
+from .jsonvalues import json_value
 from .typed import Field, TypedRules, dataclass_transform, read_declaration
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
@@ -401,15 +403,24 @@ class IndexedRedisModel(metaclass=ModelBase):
         return field.toStorage(meta.to_python(field, self.__dict__.get(name, field.getDefaultValue())))
 
     def asDict(self, includeMeta: bool = False, forStorage: bool = False,
-               strKeys: bool = False) -> dict[str, Any]:
+               strKeys: bool = False, forJSON: bool = False) -> dict[str, Any]:
         """A plain dict of field name -> value (with ``_id`` when ``includeMeta``).
 
         Foreign links appear as the linked pk (a list of pks for multi-links).
         ``forStorage`` gives the stored forms instead.  Keys are always plain ``str``
-        (``strKeys`` is accepted for 6.x compatibility).
+        (``strKeys`` is accepted for 6.x compatibility).  ``forJSON`` gives values that
+        ``json.dumps`` takes: irNull -> None, datetimes -> ISO 8601, bytes -> base64,
+        Decimal -> its text (see jsonvalues.py).
         """
         meta = type(self)._meta
         state = self.__dict__
+        if forJSON:
+            if forStorage:
+                raise ValueError(f"{meta.name}.asDict: forJSON and forStorage cannot be combined")
+            result = {name: json_value(state[name]) for name in meta.field_names}
+            if includeMeta:
+                result["_id"] = self._id
+            return result
         if forStorage:
             result: dict[str, Any] = dict(meta.storage_of(self))
         else:
@@ -530,13 +541,12 @@ class IndexedRedisModel(metaclass=ModelBase):
         return hash((type(self).__qualname__, self._id))
 
     def __repr__(self) -> str:
-        meta = type(self)._meta
-        values = ", ".join(f"{name}={self.__dict__.get(name)!r}" for name in meta.field_names)
-        return f"<{meta.name} _id={self._id!r} {values}>"
+        """``<Song _id=3 artist='Pink Floyd' title='Time' ...>`` (see display.py)."""
+        return describe(self)
 
     def __str__(self) -> str:
-        changes = " (Unsaved Changes)" if self._id is not None and self.hasUnsavedChanges() else ""
-        return f"<{type(self).__name__} obj _id={self._id!r}{changes} at {hex(id(self))}>"
+        """``repr``, saying ``(unsaved changes)`` for a stored object changed since read."""
+        return describe(self, changes=True)
 
     # ---- copying and pickling --------------------------------------------------------
 
