@@ -69,6 +69,7 @@ from .model import (
 )
 from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
+from .typed import Field
 
 __version__ = "7.0.0.dev0"
 
@@ -84,6 +85,7 @@ getIndexedRedisEncoding = getDefaultIREncoding
 
 __all__ = [
     "IndexedRedisModel",
+    "Field",
     "isIndexedRedisModel",
     "QuerySet",
     "IRQueryableList",

@@ -29,6 +29,7 @@ from .connection import (
     sync_client_of,
 )
 from .dispatch import run_async, run_sync
+from .display import describe
 from .drivers.runner import run
 from .entries import same_stored
 from .exceptions import InvalidModelException, SharedKeysWarning, UnknownFieldError
@@ -38,12 +39,11 @@ from .flows import delete, links, reload, reset, reset_stream, save
 from .flows.common import RESET_BATCH
 from .flows.context import Context
 from .foreign import resolve
+from .jsonvalues import json_value
 from .names import nearest
 from .options import ModelOptions, checked_meta
 from .query import QuerySet, as_pk
 from .state import SHARED, read_only_error
-from .display import describe
-from .jsonvalues import json_value
 from .typed import Field, TypedRules, dataclass_transform, read_declaration
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]

@@ -390,8 +390,6 @@ def _given_field(where: str, field_name: str, spec: FieldSpec) -> IRField:
             raise InvalidModelException(f"{where}: {exc}") from None
         if field.getDefaultValue() != field.defaultValue:
             raise InvalidModelException(f"{where}: {type(field).__name__} cannot take default {spec.default!r}")
-    elif field.defaultValue is not irNull and type(field) is not IRClassicField:
-        raise InvalidModelException(
-            f"{where}: {field!r} has a defaultValue; give it as Field(..., default={field.defaultValue!r}) so that "
-            f"type checkers know the constructor may leave it out")
+    # Without default=, the field is required by the constructor (as type checkers see it);
+    # its own defaultValue still stands for records stored without it.
     return field

@@ -7,8 +7,7 @@ the text.  Checked, never run.
 
 from __future__ import annotations
 
-from IndexedRedis import IndexedRedisModel
-from IndexedRedis.typed import Field
+from IndexedRedis import Field, IndexedRedisModel
 
 
 class Person(IndexedRedisModel):

@@ -10,8 +10,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from IndexedRedis import IndexedRedisModel, IRCompressedField, IRField, IRQueryableList, QuerySet
-from IndexedRedis.typed import Field
+from IndexedRedis import Field, IndexedRedisModel, IRCompressedField, IRField, IRQueryableList, QuerySet
 
 
 class Song(IndexedRedisModel):
