@@ -417,10 +417,10 @@ class IndexedRedisModel(metaclass=ModelBase):
         if forJSON:
             if forStorage:
                 raise ValueError(f"{meta.name}.asDict: forJSON and forStorage cannot be combined")
-            result = {name: json_value(state[name]) for name in meta.field_names}
+            safe = {name: json_value(state[name]) for name in meta.field_names}
             if includeMeta:
-                result["_id"] = self._id
-            return result
+                safe["_id"] = self._id
+            return safe
         if forStorage:
             result: dict[str, Any] = dict(meta.storage_of(self))
         else:
