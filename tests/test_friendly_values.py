@@ -98,7 +98,7 @@ CASES: dict[str, tuple[st.SearchStrategy[Any], Any]] = {
     "classic": (st.text(max_size=20), lambda v: v),
     "text": (nullable(st.text(max_size=20)), lambda v: v),
     "integer": (nullable(st.integers(-(2 ** 70), 2 ** 70)), lambda v: v),
-    "number": (nullable(st.floats()), as_float),
+    "number": (nullable(st.floats() | st.sampled_from([math.nan, math.inf, -math.inf])), as_float),
     "flag": (nullable(st.booleans()), lambda v: v),
     "binary": (nullable(st.binary(max_size=40)), lambda v: None if v is None else b64(v)),
     "when": (nullable(st.datetimes(min_value=dt.datetime(1000, 1, 1), timezones=TIMEZONES)),
