@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy as _copy
 import datetime as _dt
 import inspect
+import os
 import sys
 import types
 import typing
@@ -212,9 +213,7 @@ def read_declaration(cls: Any, name: str, base: type) -> Declaration | None:
     merged: dict[str, tuple[Any, str, FieldSpec]] = {}
     for klass in reversed(cls.__mro__):
         merged.update(vars(klass).get(OWN, {}))
-    module = sys.modules.get(cls.__module__)
-    globalns = dict(vars(module)) if module is not None else {}
-    localns = {k: v for k, v in namespace.items() if not isinstance(v, FieldSpec)}
+    globalns, localns = _scopes(cls)
     fields: list[IRField] = []
     indexed: list[str] = []
     unique: list[str] = []
@@ -235,6 +234,33 @@ def read_declaration(cls: Any, name: str, base: type) -> Declaration | None:
             not_null.add(field_name)
     rules = TypedRules(name, tuple(required), frozenset(not_null), texts)
     return Declaration(fields, indexed, unique, rules, abstract=getattr(cls, "KEY_NAME", None) is None)
+
+
+def _scopes(cls: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The names a class's annotations may use: those of the code running its class
+    statement (a module, or a function defining a model locally, or ``exec``), else of its
+    module, then the class's own."""
+    globalns: dict[str, Any] = {}
+    localns: dict[str, Any] = {}
+    frame = sys._getframe(1)
+    for _ in range(_FRAMES_SEARCHED):
+        if frame is None:
+            break
+        if frame.f_globals.get("__name__") == cls.__module__ and not frame.f_code.co_filename.startswith(_HERE):
+            globalns = frame.f_globals
+            if frame.f_locals is not frame.f_globals:
+                localns.update(frame.f_locals)
+            break
+        frame = frame.f_back
+    if not globalns:
+        module = sys.modules.get(cls.__module__)
+        globalns = dict(vars(module)) if module is not None else {}
+    localns.update((k, v) for k, v in vars(cls).items() if not isinstance(v, FieldSpec))
+    return globalns, localns
+
+
+_FRAMES_SEARCHED = 12
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _own_specs(cls: Any, name: str, base: type) -> dict[str, tuple[Any, str, FieldSpec, bool]]:

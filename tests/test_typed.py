@@ -328,6 +328,18 @@ def test_the_6x_switch_defers_a_wrong_typed_model_to_first_use() -> None:
         Bad.objects.count()
 
 
+def test_annotations_may_use_names_local_to_the_defining_function() -> None:
+    Count = int  # noqa: N806 - a local alias, as a type
+
+    class Local(IndexedRedisModel):
+        KEY_NAME = "test_typed:Local"
+        n: Count = Field(index=True, default=1)
+        m: Count | None = Field(default=None)
+
+    assert Local._meta.fields[0].valueType is int and Local._meta.specs["n"].numeric
+    assert Local().m is irNull
+
+
 def test_irnull_in_an_annotation_means_nullable_too() -> None:
     class WithIrNull(IndexedRedisModel):
         KEY_NAME = "test_typed:IrNull"
