@@ -242,7 +242,7 @@ def _scopes(cls: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     module, then the class's own."""
     globalns: dict[str, Any] = {}
     localns: dict[str, Any] = {}
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     for _ in range(_FRAMES_SEARCHED):
         if frame is None:
             break

@@ -203,7 +203,8 @@ def test_str_says_when_a_stored_object_has_unsaved_changes() -> None:
     obj = Song(artist="a", target=target)
     assert "(unsaved changes)" not in str(obj)  # new: _id=None says it
     pk = obj.save()
-    assert str(obj) == f"<Song _id={pk} artist='a' title='' length=irNull cover=irNull when=irNull target=->{target._id}>"
+    assert str(obj) == (f"<Song _id={pk} artist='a' title='' length=irNull cover=irNull when=irNull "
+                        f"target=->{target._id}>")
     obj.title = "changed"
     assert str(obj).startswith(f"<Song _id={pk} (unsaved changes) artist='a' title='changed'")
     assert "(unsaved changes)" not in repr(obj)
