@@ -326,33 +326,36 @@ class IndexedRedisModel(metaclass=ModelBase):
                 f"{meta.name}() got {name!r}, which is not one of its fields "
                 f"({', '.join(meta.field_names)}).{nearest(name, meta.field_names)}")
 
+    def _checked_setattr(self, name: str, value: Any) -> None:
+        meta = type(self)._meta
+        field = meta.fields_by_name.get(name) if meta is not None else None
+        if field is not None:
+            if SHARED in self.__dict__:
+                raise read_only_error(self, name)
+            if value is None or value is irNull:
+                rules = type(self)._typed_rules
+                if rules is not None and name in rules.not_null:
+                    raise rules.null_error(meta.name, name, value)
+            value = meta.to_python(field, value)
+        object.__setattr__(self, name, value)
+
+    def _link_pk_getattr(self, name: str) -> Any:
+        # Only reached for missing attributes: ``<link field>__id`` gives the linked pk(s).
+        if name.endswith("__id") and not name.startswith("__"):
+            meta = type(self)._meta
+            field = meta.fields_by_name.get(name[:-4]) if meta is not None else None
+            if field is not None and field in meta.foreign_fields:
+                value = self.__dict__.get(field.name, irNull)
+                if value is irNull:
+                    return irNull
+                return value.pks() if isinstance(value, ForeignLinks) else value.current_pk()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # Hidden from type checkers: with them, any attribute name would pass (``p.nmae``);
     # without them, typed models' attributes are checked (FIELDS-style ones are unknown).
     if not TYPE_CHECKING:
-        def __setattr__(self, name: str, value: Any) -> None:
-            meta = type(self)._meta
-            field = meta.fields_by_name.get(name) if meta is not None else None
-            if field is not None:
-                if SHARED in self.__dict__:
-                    raise read_only_error(self, name)
-                if value is None or value is irNull:
-                    rules = type(self)._typed_rules
-                    if rules is not None and name in rules.not_null:
-                        raise rules.null_error(meta.name, name, value)
-                value = meta.to_python(field, value)
-            object.__setattr__(self, name, value)
-
-        def __getattr__(self, name: str) -> Any:
-            # Only reached for missing attributes: ``<link field>__id`` gives the linked pk(s).
-            if name.endswith("__id") and not name.startswith("__"):
-                meta = type(self)._meta
-                field = meta.fields_by_name.get(name[:-4]) if meta is not None else None
-                if field is not None and field in meta.foreign_fields:
-                    value = self.__dict__.get(field.name, irNull)
-                    if value is irNull:
-                        return irNull
-                    return value.pks() if isinstance(value, ForeignLinks) else value.current_pk()
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        __setattr__ = _checked_setattr
+        __getattr__ = _link_pk_getattr
 
     # ---- connection ----------------------------------------------------------------
 
