@@ -20,8 +20,11 @@ finite ``float``                       itself; nan and +-inf become ``None``
 a link field                           the linked pk (``None`` for no link), a
                                        list of pks for a multi-link, as
                                        ``asDict()`` gives them
-anything else                          ``str(value)``
+any other object                       ``str(value)``
 =====================================  =========================================
+
+The rules go by the value's type, whatever the field: a pickle field holding a list of
+bytes gives a list of base64 texts.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import IndexedRedis.fields as fields_module
 from IndexedRedis import (
     IndexedRedisModel,
     IRBase64Field,
@@ -31,8 +32,10 @@ from IndexedRedis import (
     IRFixedPointField,
     IRForeignLinkField,
     IRForeignMultiLinkField,
+    IRPickleField,
     IRRawField,
     IRUnicodeField,
+    allowPickleFields,
     irNull,
 )
 
@@ -42,9 +45,12 @@ class Target(IndexedRedisModel):
     FIELDS = ["name"]
 
 
+_was_allowed = fields_module._pickle_allowed
+allowPickleFields(True)  # only for defining Every (it has a pickle field); restored right below
+
+
 class Every(IndexedRedisModel):
-    """One field of every type (pickle fields aside: they need the pickle switch, and
-    give ``str(value)``)."""
+    """One field of every type."""
 
     KEY_NAME = "test_friendly:Every"
     FIELDS = [
@@ -67,8 +73,13 @@ class Every(IndexedRedisModel):
         IRFieldChain("chain", [IRField(valueType=int), IRBase64Field()]),
         IRForeignLinkField("link", Target),
         IRForeignMultiLinkField("links", Target),
+        IRField("asis", valueType=None),
+        IRPickleField("pickled"),
     ]
     INDEXED_FIELDS = ["text", "integer", "when"]
+
+
+fields_module._pickle_allowed = _was_allowed
 
 
 def b64(data: bytes) -> str:
@@ -91,6 +102,17 @@ def nullable(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 def as_float(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
+
+
+def picked(value: Any) -> Any:
+    """A pickle field's value converts by its own type, as the table says."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return b64(value)
+    if isinstance(value, (list, tuple)):
+        return [picked(item) for item in value]
+    return value  # int, str
 
 
 #: field -> (strategy of values to assign, the JSON value documented for an assigned value)
@@ -116,6 +138,10 @@ CASES: dict[str, tuple[st.SearchStrategy[Any], Any]] = {
     "chain": (nullable(st.integers(-1000, 1000)), lambda v: v),
     "link": (nullable(st.integers(1, 10 ** 6)), lambda v: v),
     "links": (st.lists(st.integers(1, 10 ** 6), max_size=4), lambda v: v or None),
+    "asis": (nullable(st.binary(max_size=40)), lambda v: None if v is None else b64(v)),
+    "pickled": (nullable(st.recursive(st.integers() | st.text(max_size=5) | st.binary(max_size=5),
+                                      lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner),
+                                      max_leaves=6)), lambda v: picked(v)),
 }
 assert set(CASES) == set(Every.FIELDS), "a case per field type"
 
