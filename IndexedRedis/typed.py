@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from .exceptions import FieldValueError, InvalidModelException
-from .fields import IRClassicField, IRField, IRNullType, irNull
+from .fields import IRClassicField, IRField, IRForeignLinkField, IRForeignMultiLinkField, IRNullType, irNull
 from .names import nearest
 
 if sys.version_info >= (3, 11):
@@ -73,6 +73,8 @@ SUPPORTED: dict[type, str] = {
     dict: "IRField(valueType=dict): JSON, not indexable",
     list: "IRField(valueType=list): JSON, not indexable",
 }
+#: Besides, a model class (``Artist``) means ``IRForeignLinkField``, ``list[Artist]``
+#: ``IRForeignMultiLinkField``.
 
 
 class FieldSpec:
@@ -221,7 +223,7 @@ def read_declaration(cls: Any, name: str, base: type) -> Declaration | None:
     not_null: set[str] = set()
     texts: dict[str, str] = {}
     for field_name, (annotation, text, spec) in merged.items():
-        field, nullable = _field_for(name, field_name, annotation, text, spec, globalns, localns)
+        field, nullable = _field_for(name, field_name, annotation, text, spec, globalns, localns, base)
         fields.append(field)
         texts[field_name] = text
         if spec.index or spec.unique:
@@ -341,7 +343,7 @@ def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
 
 
 def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: FieldSpec,
-               globalns: dict[str, Any], localns: dict[str, Any]) -> tuple[IRField, bool]:
+               globalns: dict[str, Any], localns: dict[str, Any], base: type) -> tuple[IRField, bool]:
     """The IRField of one typed field, and whether it admits None."""
     where = f"Model {model}: field {field_name!r}"
     try:
@@ -369,6 +371,9 @@ def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: Fi
             f"Field(IRField(...))")
     value_type = members[0]
     origin = typing.get_origin(value_type)
+    link = _link_field(where, field_name, value_type, origin, spec, base)
+    if link is not None:
+        return link, nullable
     if origin in (dict, list):
         value_type = origin
     if value_type not in SUPPORTED:
@@ -384,6 +389,25 @@ def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: Fi
         return IRField(field_name, valueType=value_type, defaultValue=default, hashIndex=spec.hashIndex), nullable
     except (TypeError, ValueError) as exc:
         raise InvalidModelException(f"{where}: {exc}") from None
+
+
+def _link_field(where: str, field_name: str, value_type: Any, origin: Any, spec: FieldSpec,
+                base: type) -> IRField | None:
+    """A link field for an annotation naming a model (``Artist``) or a list of one
+    (``list[Artist]``); None for other annotations."""
+    args = typing.get_args(value_type)
+    if isinstance(value_type, type) and issubclass(value_type, base):
+        kind: type[IRField] = IRForeignLinkField
+        target = value_type
+    elif origin is list and len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], base):
+        kind, target = IRForeignMultiLinkField, args[0]
+    else:
+        return None
+    if spec.has_default and spec.default not in (None, irNull, []):
+        raise InvalidModelException(f"{where}: a link's default can only be no link (None)")
+    if spec.hashIndex:
+        raise InvalidModelException(f"{where}: a link field has no hashIndex")
+    return kind(field_name, target)
 
 
 def _type_names() -> list[str]:

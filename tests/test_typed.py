@@ -23,6 +23,8 @@ from IndexedRedis import (
     IRCompressedField,
     IRField,
     IRFixedPointField,
+    IRForeignLinkField,
+    IRForeignMultiLinkField,
     IRNullType,
     IRRawField,
     SharedKeysWarning,
@@ -326,6 +328,43 @@ def test_the_6x_switch_defers_a_wrong_typed_model_to_first_use() -> None:
         Bad.validateModel()
     with pytest.raises(InvalidModelException, match="complex maps to no field"):
         Bad.objects.count()
+
+
+class TArtist(IndexedRedisModel):
+    KEY_NAME = "test_typed:Artist"
+    name: str = Field(index=True)
+
+
+class TAlbum(IndexedRedisModel):
+    KEY_NAME = "test_typed:Album"
+    title: str = Field()
+    artist: TArtist | None = Field(index=True, default=None)
+    guests: list[TArtist] = Field(default=[])
+    producer: TArtist = Field()
+
+
+def test_model_annotations_are_links() -> None:
+    artist, guests, producer = TAlbum._meta.fields[1:]
+    assert type(artist) is IRForeignLinkField and artist.foreignModel is TArtist
+    assert type(guests) is IRForeignMultiLinkField and guests.foreignModel is TArtist
+    assert type(producer) is IRForeignLinkField and TAlbum._meta.indexed_names == ("artist",)
+    queen, may = TArtist(name="Queen"), TArtist(name="May")
+    may.save()
+    album = TAlbum(title="A Night at the Opera", artist=queen, guests=[may], producer=may._id)
+    pk = album.save()  # saves queen too (cascadeSave)
+    assert queen._id is not None
+    fetched = TAlbum.objects.filter(artist=queen).first()
+    assert fetched is not None and fetched._id == pk
+    assert fetched.artist.name == "Queen" and [g.name for g in fetched.guests] == ["May"]
+    assert fetched.producer._id == may._id
+    assert fetched.asDict(forJSON=True) == {"title": "A Night at the Opera", "artist": queen._id,
+                                           "guests": [may._id], "producer": may._id}
+    with pytest.raises(FieldValueError, match="TAlbum.producer"):
+        fetched.producer = None
+    with pytest.raises(FieldValueError, match="producer"):
+        TAlbum(title="x")
+    with pytest.raises(InvalidModelException, match="a link's default can only be no link"):
+        _define({"a": Field(default=5)}, {"a": "TArtist | None"})
 
 
 def test_annotations_may_use_names_local_to_the_defining_function() -> None:

@@ -23,6 +23,13 @@ class Song(IndexedRedisModel):
     when: datetime.datetime = Field(index=True, default=datetime.datetime(2000, 1, 1))
 
 
+class Album(IndexedRedisModel):
+    KEY_NAME = "TypingAlbums"
+    title: str = Field()
+    songs: list[Song] = Field(default=[])
+    best: Song | None = Field(default=None)
+
+
 class LiveSong(Song):
     KEY_NAME = "TypingLiveSongs"
     venue: str = Field(default="")
@@ -70,6 +77,12 @@ found = Song.objects.first()
 if found is not None:
     print(found.artist.upper(), found.track + 1)
 first_of_all: Song = Song.objects.all()[0]
+
+album = Album(title="Meddle", songs=[song], best=song)
+assert_type(album.best, Song | None)
+assert_type(album.songs, list[Song])
+if album.best is not None:
+    assert_type(album.best.artist, str)
 
 live = LiveSong(artist="Queen", price=2.0, venue="Wembley")
 assert_type(live.venue, str)
