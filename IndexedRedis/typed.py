@@ -191,8 +191,8 @@ def read_declaration(cls: Any, name: str, base: type) -> Declaration | None:
                 f"Model {name} declares fields both in FIELDS and as typed attributes ({', '.join(explicit)}); "
                 f"use one style: typed attributes (name: type = Field(...)) or FIELDS")
         return None  # annotations beside FIELDS only inform type checkers
-    if not own:
-        return None
+    if not own and not any(OWN in vars(klass) for klass in cls.__mro__[1:]):
+        return None  # not typed, and not derived from a typed class
     fields_style = [k for k in cls.__mro__[1:] if k is not base and "FIELDS" in vars(k)
                     and getattr(k, "_typed_rules", None) is None]
     if fields_style:
@@ -213,8 +213,11 @@ def read_declaration(cls: Any, name: str, base: type) -> Declaration | None:
         if field_name in namespace:
             type.__delattr__(cls, field_name)  # the value is the field's; instances hold their own
     merged: dict[str, tuple[Any, str, FieldSpec]] = {}
+    declared_on: dict[str, dict[str, tuple[Any, str, FieldSpec]]] = {}
     for klass in reversed(cls.__mro__):
-        merged.update(vars(klass).get(OWN, {}))
+        specs = vars(klass).get(OWN, {})
+        merged.update(specs)
+        declared_on.update((field_name, specs) for field_name in specs)
     globalns, localns = _scopes(cls)
     fields: list[IRField] = []
     indexed: list[str] = []
@@ -223,7 +226,9 @@ def read_declaration(cls: Any, name: str, base: type) -> Declaration | None:
     not_null: set[str] = set()
     texts: dict[str, str] = {}
     for field_name, (annotation, text, spec) in merged.items():
-        field, nullable = _field_for(name, field_name, annotation, text, spec, globalns, localns, base)
+        field, nullable, resolved = _field_for(name, field_name, annotation, text, spec, globalns, localns, base)
+        if resolved is not None:  # kept for the classes derived later (from elsewhere)
+            declared_on[field_name][field_name] = (resolved, text, spec)
         fields.append(field)
         texts[field_name] = text
         if spec.index or spec.unique:
@@ -343,8 +348,9 @@ def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
 
 
 def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: FieldSpec,
-               globalns: dict[str, Any], localns: dict[str, Any], base: type) -> tuple[IRField, bool]:
-    """The IRField of one typed field, and whether it admits None."""
+               globalns: dict[str, Any], localns: dict[str, Any], base: type) -> tuple[IRField, bool, Any]:
+    """The IRField of one typed field, whether it admits None, and the evaluated
+    annotation (None if it could not be evaluated: the field was given)."""
     where = f"Model {model}: field {field_name!r}"
     try:
         resolved = _resolve(model, field_name, annotation, text, globalns, localns)
@@ -352,6 +358,7 @@ def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: Fi
         if spec.field is None:
             raise
         # The field is given: only whether None is admitted is read from the text.
+        resolved = None
         members: list[Any] = []
         nullable = any(word in text for word in ("None", "Optional", "IRNullType"))
     else:
@@ -363,7 +370,7 @@ def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: Fi
         if spec.hashIndex:
             raise InvalidModelException(f"{where}: give hashIndex to the field itself ({spec.field!r}), "
                                         f"not to Field()")
-        return _given_field(where, field_name, spec), nullable
+        return _given_field(where, field_name, spec), nullable, resolved
     if len(members) != 1:
         raise InvalidModelException(
             f"{where}: its annotation {text!r} names {'no' if not members else 'more than one'} value type; "
@@ -373,7 +380,7 @@ def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: Fi
     origin = typing.get_origin(value_type)
     link = _link_field(where, field_name, value_type, origin, spec, base)
     if link is not None:
-        return link, nullable
+        return link, nullable, resolved
     if origin in (dict, list):
         value_type = origin
     if value_type not in SUPPORTED:
@@ -383,10 +390,11 @@ def _field_for(model: str, field_name: str, annotation: Any, text: str, spec: Fi
             f"{', '.join(_type_names())} (or 'X | None'), or give the field: Field(IRField(...)), for example "
             f"Field(IRFixedPointField(decimalPlaces=2)).{nearest(shown, _type_names())}")
     default = spec.default if spec.has_default else irNull
-    if value_type is str and not nullable and default in (irNull, "") and type(default) is not bytes:
-        return IRClassicField(field_name, hashIndex=spec.hashIndex), nullable
+    if value_type is str and not nullable and (default is irNull or (type(default) is str and default == "")):
+        return IRClassicField(field_name, hashIndex=spec.hashIndex), nullable, resolved
     try:
-        return IRField(field_name, valueType=value_type, defaultValue=default, hashIndex=spec.hashIndex), nullable
+        field = IRField(field_name, valueType=value_type, defaultValue=default, hashIndex=spec.hashIndex)
+        return field, nullable, resolved
     except (TypeError, ValueError) as exc:
         raise InvalidModelException(f"{where}: {exc}") from None
 

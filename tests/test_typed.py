@@ -377,6 +377,26 @@ def test_annotations_may_use_names_local_to_the_defining_function() -> None:
 
     assert Local._meta.fields[0].valueType is int and Local._meta.specs["n"].numeric
     assert Local().m is irNull
+    Alt = Local.connectAlt({"db": 0})  # derived elsewhere: the annotations were evaluated already
+    assert Alt._meta.fields[0].valueType is int and Alt().n == 1
+
+
+def test_a_model_extending_a_typed_base_without_fields_of_its_own() -> None:
+    class Base(IndexedRedisModel):
+        name: str = Field(index=True)
+
+    class Concrete(Base):
+        KEY_NAME = "test_typed:Concrete"
+
+    class Again(Concrete):
+        KEY_NAME = "test_typed:Again"
+
+    assert list(Concrete.FIELDS) == ["name"] and Concrete._meta.indexed_names == ("name",)
+    assert Again._meta.fields[0] is not Concrete._meta.fields[0]
+    pk = Again(name="n").save()
+    assert Again.objects.filter(name="n").getPrimaryKeys() == [pk] and Concrete.objects.count() == 0
+    with pytest.raises(FieldValueError, match="name"):
+        Again()
 
 
 def test_irnull_in_an_annotation_means_nullable_too() -> None:
