@@ -24,6 +24,8 @@ from .names import nearest
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from 3.11; only read by type checkers here
+
     from .flows.requests import Flow
     from .model import IndexedRedisModel
     from .reports import CheckReport, StatsReport
@@ -44,16 +46,16 @@ class QuerySet(Generic[M]):
 
     # ---- building ------------------------------------------------------------------
 
-    def filter(self, **filters: Any) -> QuerySet[M]:
+    def filter(self, **filters: Any) -> Self:
         """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)."""
         return type(self)(self.model, self.query.narrowed(self.model._meta, filters))
 
-    def filterInline(self, **filters: Any) -> QuerySet[M]:
+    def filterInline(self, **filters: Any) -> Self:
         """Narrow this query set in place and return it."""
         self.query = self.query.narrowed(self.model._meta, filters)
         return self
 
-    def orderBy(self, field: str) -> QuerySet[M]:
+    def orderBy(self, field: str) -> Self:
         """A new query set ordered by ``field`` (``'-field'``: descending), on the server.
 
         The field must be an indexed number field, or a text field in LEX_INDEXED_FIELDS;
