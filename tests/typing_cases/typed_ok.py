@@ -104,3 +104,14 @@ async def async_reads() -> None:
     async for each in Song.objects.aiterate():
         assert_type(each, Song)
     await song.asave()
+
+
+class SongQuerySet(QuerySet[Song]):
+    """A query set subclass keeps its type through filter / orderBy (they return Self)."""
+
+    def loud(self) -> SongQuerySet:
+        return self.filter(track__gte=10)
+
+
+assert_type(SongQuerySet(Song).filter(artist="x").orderBy("track"), SongQuerySet)
+assert_type(SongQuerySet(Song).loud().first(), Song | None)
