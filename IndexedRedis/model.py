@@ -278,7 +278,7 @@ class IndexedRedisModel(metaclass=ModelBase):
     WAIT_REPLICAS: ClassVar[int] = 0
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     CLIENT_CACHE: ClassVar[bool | int | dict[str, int] | None] = None
-    _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
+    _connection: Any = None  # a redis.Redis, redis.asyncio.Redis or cluster client (class or instance)
     _meta: ClassVar[ModelOptions]
     #: The InvalidModelException of a broken model whose error the 6.x switch deferred
     #: to first use (see ``compat``); None otherwise.

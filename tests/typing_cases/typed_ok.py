@@ -60,6 +60,7 @@ assert_type(song.price, float | None)
 assert_type(song.when, datetime.datetime)
 song.track = 4
 song.price = None
+song._connection = None  # a per-instance client (README: "_connection")
 pk: int = song.save()
 as_json: dict[str, Any] = song.asDict(forJSON=True)
 
