@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Optional
 import pytest
 import redis
 from consistency import assert_indexes_consistent, db_snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from IndexedRedis import (
     Field,
@@ -407,3 +409,66 @@ def test_irnull_in_an_annotation_means_nullable_too() -> None:
     obj = WithIrNull()
     obj.n = None
     assert obj.n is irNull
+
+
+# ---- the mapping, against a plain-Python reading of the README's table -------------------------
+
+KINDS: dict[str, tuple[Any, st.SearchStrategy[Any]]] = {
+    # annotation text -> (valueType, defaults it may be given)
+    "str": (str, st.text(max_size=3)),
+    "int": (int, st.integers(-5, 5)),
+    "float": (float, st.floats(-5, 5)),
+    "bool": (bool, st.booleans()),
+    "bytes": (bytes, st.binary(max_size=3)),
+    "dt.datetime": (dt.datetime, st.datetimes(min_value=dt.datetime(2000, 1, 1))),
+    "dict[str, Any]": (dict, st.just({"k": 1})),
+    "list": (list, st.just([1])),
+}
+SAMPLE = {"str": "s", "int": 1, "float": 1.5, "bool": True, "bytes": b"b", "dt.datetime": WHEN,
+          "dict[str, Any]": {"a": 1}, "list": [1]}
+INDEXABLE = {"str", "int", "float", "bool", "bytes", "dt.datetime"}
+MISSING_DEFAULT = object()
+
+
+@st.composite
+def declarations(draw: st.DrawFn) -> list[tuple[str, str, bool, bool, Any]]:
+    """(name, annotation text, nullable, indexed, default or MISSING_DEFAULT) per field."""
+    found = []
+    for i in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(sorted(KINDS)))
+        nullable = draw(st.booleans())
+        options = [MISSING_DEFAULT, *([None] if nullable else [])]
+        default = draw(st.sampled_from(options) | KINDS[kind][1])
+        found.append((f"f{i}", kind, nullable, kind in INDEXABLE and draw(st.booleans()), default))
+    return found
+
+
+def expected_field(name: str, kind: str, nullable: bool, default: Any) -> IRField:
+    value_type = KINDS[kind][0]
+    given = irNull if default is MISSING_DEFAULT or default is None else default
+    if value_type is str and not nullable and given in (irNull, ""):
+        return IRClassicField(name)
+    return IRField(name, valueType=value_type, defaultValue=given)
+
+
+@settings(max_examples=80, deadline=None)
+@given(fields=declarations())
+def test_typed_declarations_give_the_fields_the_table_names(fields: list[tuple[str, str, bool, bool, Any]]) -> None:
+    annotations = {name: f"{kind} | None" if nullable else kind for name, kind, nullable, _, _ in fields}
+    body = {name: Field(index=indexed) if default is MISSING_DEFAULT else Field(index=indexed, default=default)
+            for name, _, _, indexed, default in fields}
+    model = _define(body, annotations)
+    expected = [expected_field(name, kind, nullable, default) for name, kind, nullable, _, default in fields]
+    assert [repr(f) for f in model._meta.fields] == [repr(f) for f in expected]
+    assert [type(f) for f in model._meta.fields] == [type(f) for f in expected]
+    assert model._meta.indexed_names == tuple(name for name, _, _, indexed, _ in fields if indexed)
+    rules = model._typed_rules
+    assert rules.required == tuple(name for name, *_, default in fields if default is MISSING_DEFAULT)
+    assert rules.not_null == {name for name, _, nullable, _, _ in fields if not nullable}
+    values = {name: None for name, _, nullable, _, _ in fields if nullable}
+    values.update({name: SAMPLE[kind] for name, kind, nullable, _, default in fields
+                   if not nullable and default is MISSING_DEFAULT})
+    obj = model(**values)
+    for name, _, nullable, _, default in fields:
+        if nullable and default is MISSING_DEFAULT:
+            assert getattr(obj, name) is irNull
