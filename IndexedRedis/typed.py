@@ -149,11 +149,11 @@ class TypedRules:
             raise FieldValueError(
                 f"{model}() missing required field{'s' if len(missing) > 1 else ''} {listed}: a typed field "
                 f"without Field(default=...) must be given")
+        # None is refused; irNull passes: it is how a fetched record without a value (one
+        # stored before the field was added) reaches a model's own __init__.
         for name in self.not_null:
-            if name in given:
-                value = given[name]
-                if value is None or value is irNull:
-                    raise self.null_error(model, name, value)
+            if name in given and given[name] is None:
+                raise self.null_error(model, name, None)
 
     def null_error(self, model: str, name: str, value: Any) -> FieldValueError:
         return FieldValueError(

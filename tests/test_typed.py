@@ -176,10 +176,35 @@ def test_none_is_refused_where_the_annotation_has_no_none() -> None:
             assert getattr(obj, name) == before
     with pytest.raises(FieldValueError, match="TSong.track"):
         song(track=None)
+    assert song(track=irNull).track is irNull  # irNull given on purpose (as fetches of old records do)
     obj.price = None
     obj.rating = None
     obj.extra = None
     assert obj.price is irNull and obj.rating is irNull and obj.extra is irNull
+
+
+def test_a_custom_init_gets_old_records_without_a_new_field(redis_client: redis.Redis) -> None:
+    class Before(IndexedRedisModel):
+        KEY_NAME = "test_typed:Evolving"
+        name: str = Field()
+
+    pk = Before(name="old").save()
+
+    class After(IndexedRedisModel):  # a field added since, and an __init__ of its own
+        KEY_NAME = "test_typed:Evolving"
+        name: str = Field()
+        size: int = Field()
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**values)
+
+    found = After.objects.get(pk)
+    assert found is not None and found.name == "old" and found.size is irNull
+    with pytest.raises(FieldValueError, match="After.size"):
+        found.size = None
+    found.size = 3
+    found.save()
+    assert After.objects.filter().first().size == 3  # type: ignore[union-attr]
 
 
 def test_values_are_converted_and_checked_as_the_fields_do() -> None:
