@@ -16,7 +16,7 @@ as if those fields had been listed in ``FIELDS`` (with ``INDEXED_FIELDS`` and
 ``UNIQUE_FIELDS`` from ``index=`` / ``unique=``).  Besides, a typed model keeps its
 annotations' promises at run time (:class:`TypedRules`): a field without ``default=``
 must be given to the constructor, and a field whose annotation does not admit ``None``
-refuses ``None`` / ``irNull``.
+refuses ``None`` (and ``irNull`` when assigned).
 
 ``IndexedRedisModel`` is marked with PEP 681's ``dataclass_transform`` (:data:`dataclass_transform`
 below), so type checkers and IDEs know a typed model's attributes, their types and its
@@ -128,7 +128,9 @@ def Field(field: Any = None, *, index: bool = False, unique: bool = False, hashI
 @dataclass(frozen=True)
 class TypedRules:
     """A typed model's run-time promises: the fields its constructor needs, and those
-    that refuse ``None`` / ``irNull`` (with their annotations, for messages)."""
+    that refuse ``None`` (with their annotations, for messages).  The model's
+    ``__init__`` calls ``check_init``; its ``__setattr__`` refuses ``None`` and ``irNull``
+    for ``not_null`` fields."""
 
     model: str
     required: tuple[str, ...]
