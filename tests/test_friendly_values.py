@@ -21,23 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import IndexedRedis.fields as fields_module
-from IndexedRedis import (
-    IndexedRedisModel,
-    IRBase64Field,
-    IRBytesField,
-    IRClassicField,
-    IRCompressedField,
-    IRField,
-    IRFieldChain,
-    IRFixedPointField,
-    IRForeignLinkField,
-    IRForeignMultiLinkField,
-    IRPickleField,
-    IRRawField,
-    IRUnicodeField,
-    allowPickleFields,
-    irNull,
-)
+from IndexedRedis import IndexedRedisModel, IRField, IRForeignLinkField, allowPickleFields, irNull
+from IndexedRedis import fields as F  # noqa: N812 - the field types, one of each below
 
 
 class Target(IndexedRedisModel):
@@ -54,7 +39,7 @@ class Every(IndexedRedisModel):
 
     KEY_NAME = "test_friendly:Every"
     FIELDS = [
-        IRClassicField("classic"),
+        F.IRClassicField("classic"),
         IRField("text"),
         IRField("integer", valueType=int),
         IRField("number", valueType=float),
@@ -64,17 +49,17 @@ class Every(IndexedRedisModel):
         IRField("mapping", valueType=dict),
         IRField("items", valueType=list),
         IRField("decimal", valueType=Decimal),
-        IRFixedPointField("fixed", decimalPlaces=2),
-        IRUnicodeField("unicode", encoding="utf-16"),
-        IRBytesField("rawbytes"),
-        IRBase64Field("b64"),
-        IRCompressedField("packed", compressMode="bz2"),
-        IRRawField("raw"),
-        IRFieldChain("chain", [IRField(valueType=int), IRBase64Field()]),
+        F.IRFixedPointField("fixed", decimalPlaces=2),
+        F.IRUnicodeField("unicode", encoding="utf-16"),
+        F.IRBytesField("rawbytes"),
+        F.IRBase64Field("b64"),
+        F.IRCompressedField("packed", compressMode="bz2"),
+        F.IRRawField("raw"),
+        F.IRFieldChain("chain", [IRField(valueType=int), F.IRBase64Field()]),
         IRForeignLinkField("link", Target),
-        IRForeignMultiLinkField("links", Target),
+        F.IRForeignMultiLinkField("links", Target),
         IRField("asis", valueType=None),
-        IRPickleField("pickled"),
+        F.IRPickleField("pickled"),
     ]
     INDEXED_FIELDS = ["text", "integer", "when"]
 
