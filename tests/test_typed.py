@@ -207,6 +207,18 @@ def test_a_custom_init_gets_old_records_without_a_new_field(redis_client: redis.
     assert After.objects.filter().first().size == 3  # type: ignore[union-attr]
 
 
+def test_update_keeps_the_no_none_rule(redis_client: redis.Redis) -> None:
+    song(track=2).save()
+    before = db_snapshot(redis_client)
+    for value in (None, irNull):
+        with pytest.raises(FieldValueError, match="TSong.track"):
+            TSong.objects.update(track=value)
+    assert db_snapshot(redis_client) == before
+    assert TSong.objects.update(price=None, track=3) == 1
+    found = TSong.objects.first()
+    assert found is not None and found.price is irNull and found.track == 3
+
+
 def test_values_are_converted_and_checked_as_the_fields_do() -> None:
     obj = song(track="7", when="2020-01-02T03:04:05")
     assert obj.track == 7 and obj.when == dt.datetime(2020, 1, 2, 3, 4, 5)
