@@ -39,3 +39,38 @@ def run_slow_job(url: str, start_at: float, results) -> None:
 
 #: A quick job for the command-line tests.
 quick_jobs = [RefreshJob(Stock, lambda: iter(stock_rows(25)), name="quick-stock")]
+
+
+def run_paused_before_switch(url: str, results) -> None:
+    """Runner A of the lease/switch race: a 1 s lease; once every batch is written and
+    the lease renewed, just before its switch, it stops itself (SIGSTOP) until the test
+    resumes it.  Puts ("stopped", pid), then ("result", status, holder, log text)."""
+    import io
+    import logging
+    import signal
+
+    from IndexedRedis.refresh import job as job_module
+
+    os.environ["REDIS_URL"] = url
+    text = io.StringIO()
+    handler = logging.StreamHandler(text)
+    logging.getLogger("IndexedRedis.refresh").addHandler(handler)
+    logging.getLogger("IndexedRedis.refresh").setLevel(logging.INFO)
+    real = job_module.stored_digest_flow
+
+    def paused(ctx):
+        results.put(("stopped", os.getpid()))
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return (yield from real(ctx))
+
+    job_module.stored_digest_flow = paused
+    result = RefreshJob(Stock, lambda: iter(stock_rows(60, 1)), name="runner-a", lease_seconds=1.0,
+                        batch_size=20, retries=0).run()
+    results.put(("result", result.status, result.holder, text.getvalue()))
+
+
+def run_takeover(url: str, results) -> None:
+    """Runner B: a plain run of another dataset."""
+    os.environ["REDIS_URL"] = url
+    result = RefreshJob(Stock, lambda: iter(stock_rows(40, 2)), name="runner-b").run()
+    results.put(("result", result.status))

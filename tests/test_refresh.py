@@ -12,7 +12,7 @@ import time
 import pytest
 from _refresh_models import Stock, run_slow_job, stock_rows
 from consistency import assert_indexes_consistent, assert_no_garbage, current_generation
-from sqldbs import sql_engine, table_name  # noqa: F401  (fixture)
+from sqldbs import engine_or_skip, sql_engine, table_name  # noqa: F401  (fixture)
 
 from IndexedRedis.refresh import RefreshError, RefreshJob, refresh_status
 
@@ -131,11 +131,7 @@ def test_pg_backend_killed_mid_stream_leaves_the_dataset_untouched_then_retries(
     from sqldbs import PG_URL
 
     app_name = table_name("app")  # marks the job's connections, and only them
-    engine = sa.create_engine(PG_URL, connect_args={"application_name": app_name})
-    try:
-        engine.connect().close()
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    engine = engine_or_skip("postgresql", PG_URL, connect_args={"application_name": app_name})
     metadata = sa.MetaData()
     table = sa.Table(table_name("kill"), metadata, sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
                      sa.Column("qty", sa.Integer), sa.Column("shelf", sa.String(10)))
