@@ -113,8 +113,9 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
     the live dataset stays as it was); ``between_batches(count)`` is a flow run after
     each batch (to renew a lease).  ``switch_lease`` (lease key, token): the switch
     script checks, in the same step, that the key still holds the token, and refuses
-    to switch otherwise (``SwitchRefused``; the new generation is abandoned).  An exception from the iterator (a failed SQL
-    query, a lost connection) abandons the new generation the same way, and is raised.
+    to switch otherwise (``SwitchRefused``; the new generation is abandoned).  An
+    exception from the iterator (a failed SQL query, a lost connection) abandons the
+    new generation the same way, and is raised.
     """
     meta, keys = ctx.meta, ctx.meta.keys
     dead = yield from sweep_flow(ctx)  # what killed resets left is freed first

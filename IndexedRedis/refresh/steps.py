@@ -107,8 +107,7 @@ def drive(model: Any, plan: Plan) -> Any:
             elif isinstance(step, Blocking):
                 result = step.function()
             else:
-                stream = step
-                result = run_sync(model, lambda ctx: stream.make(ctx, stream.objects(), _no_fetch))
+                result = run_sync(model, lambda ctx, stream=step: stream.make(ctx, stream.objects(), _no_fetch))
         except Exception as exc:
             error = exc
 
