@@ -89,6 +89,10 @@ def _ask_rows() -> Flow[None]:
     yield NEED_ROWS  # type: ignore[misc]
 
 
+def _stream_flow(step: Stream) -> Callable[[Any], Flow[Any]]:
+    return lambda ctx: step.make(ctx, step.objects(), _no_fetch)
+
+
 def drive(model: Any, plan: Plan) -> Any:
     """Carry the plan out in this thread, on the model's sync client."""
     result: Any = None
@@ -107,7 +111,7 @@ def drive(model: Any, plan: Plan) -> Any:
             elif isinstance(step, Blocking):
                 result = step.function()
             else:
-                result = run_sync(model, lambda ctx, stream=step: stream.make(ctx, stream.objects(), _no_fetch))
+                result = run_sync(model, _stream_flow(step))
         except Exception as exc:
             error = exc
 
