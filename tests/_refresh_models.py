@@ -74,3 +74,20 @@ def run_takeover(url: str, results) -> None:
     os.environ["REDIS_URL"] = url
     result = RefreshJob(Stock, lambda: iter(stock_rows(40, 2)), name="runner-b").run()
     results.put(("result", result.status))
+
+
+def stock_table(engine, stem: str, rows: list[dict], shelf_column: str = "shelf", *extra_columns):
+    """A new SQL table of stock rows (its ``shelf`` column named ``shelf_column``) on
+    ``engine``, filled with ``rows``: (metadata, table); drop it with metadata.drop_all."""
+    import sqlalchemy as sa
+    from sqldbs import table_name
+
+    metadata = sa.MetaData()
+    table = sa.Table(table_name(stem), metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
+                     sa.Column("qty", sa.Integer), sa.Column(shelf_column, sa.String(10)), *extra_columns)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{**{k: v for k, v in r.items() if k != "shelf"}, shelf_column: r["shelf"]}
+                                      for r in rows])
+    return metadata, table

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from _refresh_models import Stock, run_slow_job, stock_rows
+from _refresh_models import stock_table as make_stock_table
 from consistency import assert_indexes_consistent, assert_no_garbage, current_generation
 from sqldbs import engine_or_skip, sql_engine, table_name  # noqa: F401  (fixture)
 
@@ -29,14 +30,7 @@ def _expected(rows):
 
 @pytest.fixture
 def stock_table(sql_engine):  # noqa: F811
-    metadata = sa.MetaData()
-    table = sa.Table(table_name("stock"), metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
-                     sa.Column("qty", sa.Integer), sa.Column("shelf_code", sa.String(10)))
-    metadata.create_all(sql_engine)
-    with sql_engine.begin() as conn:
-        conn.execute(table.insert(), [{"sku": r["sku"], "name": r["name"], "qty": r["qty"], "shelf_code": r["shelf"]}
-                                      for r in stock_rows(700)])
+    metadata, table = make_stock_table(sql_engine, "stock", stock_rows(700), "shelf_code")
     try:
         yield sql_engine, table
     finally:

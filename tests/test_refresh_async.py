@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from _refresh_models import Stock, stock_rows
+from _refresh_models import Stock, stock_rows, stock_table
 from consistency import assert_indexes_consistent, assert_no_garbage, current_generation
-from sqldbs import PG_URL, engine_or_skip, table_name
+from sqldbs import PG_URL, engine_or_skip
 
 from IndexedRedis.refresh import RefreshError, RefreshJob, refresh_status
 
@@ -30,13 +30,7 @@ def _expected(rows):
 def stock_engine(request, tmp_path):
     url = {"sqlite": f"sqlite:///{tmp_path}/stock.db", "postgresql": PG_URL}[request.param]
     engine = engine_or_skip(request.param, url)
-    metadata = sa.MetaData()
-    table = sa.Table(table_name("astock"), metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
-                     sa.Column("qty", sa.Integer), sa.Column("shelf", sa.String(10)))
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(table.insert(), stock_rows(1300))
+    metadata, table = stock_table(engine, "astock", stock_rows(1300))
     try:
         yield engine, table
     finally:

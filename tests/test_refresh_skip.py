@@ -5,9 +5,9 @@ staging generation that is abandoned (no switch, no cache invalidation)."""
 from __future__ import annotations
 
 import pytest
-from _refresh_models import Stock, stock_rows
+from _refresh_models import Stock, stock_rows, stock_table
 from consistency import assert_no_garbage, current_generation
-from sqldbs import engine_or_skip, table_name
+from sqldbs import engine_or_skip
 
 from IndexedRedis import IndexedRedisModel, IRField
 from IndexedRedis.refresh import RefreshJob, refresh_status
@@ -70,14 +70,8 @@ def test_a_fingerprint_is_bound_to_the_live_generation(redis_client):
 
 def test_fingerprint_as_an_sql_statement(tmp_path):
     engine = engine_or_skip("sqlite", f"sqlite:///{tmp_path}/fp.db")
-    metadata = sa.MetaData()
-    table = sa.Table(table_name("fp"), metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
-                     sa.Column("qty", sa.Integer), sa.Column("shelf", sa.String(10)),
-                     sa.Column("updated", sa.Integer))
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(table.insert(), [{**r, "updated": 1} for r in stock_rows(80)])
+    metadata, table = stock_table(engine, "fp", [{**r, "updated": 1} for r in stock_rows(80)], "shelf",
+                                  sa.Column("updated", sa.Integer))
     read = []
     job = RefreshJob(Stock, sa.select(table.c.sku, table.c.name, table.c.qty, table.c.shelf), engine=engine,
                      mapping=lambda row: read.append(1) or row,

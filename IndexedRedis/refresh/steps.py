@@ -93,27 +93,36 @@ def _stream_flow(step: Stream) -> Callable[[Any], Flow[Any]]:
     return lambda ctx: step.make(ctx, step.objects(), _no_fetch)
 
 
+def _advance(plan: Plan, outcome: tuple[bool, Any]) -> tuple[bool, Any]:
+    """Hand the plan the last step's result ((True, value)) or exception ((False, exc));
+    -> (False, the next step) or (True, the plan's result)."""
+    ok, value = outcome
+    try:
+        return False, (plan.send(value) if ok else plan.throw(value))
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def _sync_step(model: Any, step: Step) -> Any:
+    if isinstance(step, Redis):
+        return run_sync(model, step.make)
+    if isinstance(step, Sleep):
+        return time.sleep(step.seconds)
+    if isinstance(step, Blocking):
+        return step.function()
+    return run_sync(model, _stream_flow(step))
+
+
 def drive(model: Any, plan: Plan) -> Any:
     """Carry the plan out in this thread, on the model's sync client."""
-    result: Any = None
-    error: BaseException | None = None
-    while True:
+    done, step = _advance(plan, (True, None))
+    while not done:
         try:
-            step = plan.throw(error) if error is not None else plan.send(result)
-        except StopIteration as stop:
-            return stop.value
-        result, error = None, None
-        try:
-            if isinstance(step, Redis):
-                result = run_sync(model, step.make)
-            elif isinstance(step, Sleep):
-                time.sleep(step.seconds)
-            elif isinstance(step, Blocking):
-                result = step.function()
-            else:
-                result = run_sync(model, _stream_flow(step))
+            outcome = (True, _sync_step(model, step))
         except Exception as exc:
-            error = exc
+            outcome = (False, exc)
+        done, step = _advance(plan, outcome)
+    return step
 
 
 class _Prefetched:
@@ -153,12 +162,11 @@ class _Prefetched:
         raise StopIteration
 
 
-def _segment(flow: Flow[Any], first: tuple[str, Any]) -> Flow[tuple[bool, Any]]:
+def _segment(flow: Flow[Any]) -> Flow[tuple[bool, Any]]:
     """Drive ``flow`` (already started or not) until it asks for rows (-> (False, None))
     or ends (-> (True, its value)); every other request goes to the driver as it is."""
-    how, value = first
     try:
-        request = flow.throw(value) if how == "throw" else flow.send(value)
+        request = flow.send(None)
         while True:
             if request is NEED_ROWS:
                 return False, None
@@ -180,13 +188,23 @@ async def _astream(model: Any, step: Stream, loop: asyncio.AbstractEventLoop, wo
 
     def first(ctx: Any) -> Flow[tuple[bool, Any]]:
         flows.append(step.make(ctx, rows, _ask_rows))
-        return _segment(flows[0], ("send", None))
+        return _segment(flows[0])
 
     done, value = await run_async(model, first)
     while not done:
         await loop.run_in_executor(worker, rows.fill, step.batch_size)
-        done, value = await run_async(model, lambda ctx: _segment(flows[0], ("send", None)))
+        done, value = await run_async(model, lambda ctx: _segment(flows[0]))
     return value
+
+
+async def _async_step(model: Any, step: Step, loop: asyncio.AbstractEventLoop, worker: ThreadPoolExecutor) -> Any:
+    if isinstance(step, Redis):
+        return await run_async(model, step.make)
+    if isinstance(step, Sleep):
+        return await asyncio.sleep(step.seconds)
+    if isinstance(step, Blocking):
+        return await loop.run_in_executor(worker, step.function)
+    return await _astream(model, step, loop, worker)
 
 
 async def adrive(model: Any, plan: Plan) -> Any:
@@ -194,22 +212,11 @@ async def adrive(model: Any, plan: Plan) -> Any:
     may block in one worker thread of the run's own."""
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir-refresh") as worker:
-        result: Any = None
-        error: BaseException | None = None
-        while True:
+        done, step = _advance(plan, (True, None))
+        while not done:
             try:
-                step = plan.throw(error) if error is not None else plan.send(result)
-            except StopIteration as stop:
-                return stop.value
-            result, error = None, None
-            try:
-                if isinstance(step, Redis):
-                    result = await run_async(model, step.make)
-                elif isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                elif isinstance(step, Blocking):
-                    result = await loop.run_in_executor(worker, step.function)
-                else:
-                    result = await _astream(model, step, loop, worker)
+                outcome = (True, await _async_step(model, step, loop, worker))
             except Exception as exc:
-                error = exc
+                outcome = (False, exc)
+            done, step = _advance(plan, outcome)
+        return step
