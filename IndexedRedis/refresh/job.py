@@ -1,14 +1,18 @@
 """Refresh jobs: fetch or compute a model's dataset from a source (SQL, usually) and
 swap it into Redis, safely, on an interval.
 
-A run (``RefreshJob.run``):
+A run (``RefreshJob.run``, or ``await RefreshJob.arun()``: the same plan, see
+``refresh.steps``):
 
 1. takes the model's lease in Redis (one runner per model across processes and hosts;
-   another runner skips, or waits, and logs who holds it);
+   another runner skips, or waits, and logs who holds it); with a ``fingerprint``,
+   asks the source for it and ends there if it is the last run's;
 2. full mode: streams the source's rows into a new generation with
    ``reset_stream_flow`` (one batch held at a time) while digesting them, and switches
    it in only if the digest differs from the live dataset's (otherwise the new
-   generation is dropped and nothing visible changes);
+   generation is dropped and nothing visible changes); the switch script checks that
+   the lease is still this runner's (a runner that stalled past it can never switch
+   an older dataset in over the one who took over);
    incremental mode (``natural_key=``): compares the rows with the stored objects by
    natural key and saves or deletes only what was added, changed or removed;
 3. records its metrics beside the model (``refresh_status``), releases the lease.
@@ -60,7 +64,9 @@ class LeaseLostError(RefreshError):
 class RefreshResult:
     """How a run ended.  ``status``: 'swapped' (a new dataset is live), 'unchanged'
     (the source gave the live dataset again: nothing switched), 'updated' (incremental:
-    ``changed`` objects written), 'busy' (another runner held the lease)."""
+    ``changed`` objects written), 'busy' (another runner held the lease), 'lost' (this
+    runner's lease lapsed and another took it: nothing of this run was switched in;
+    ``holder`` says who holds it now)."""
 
     job: str
     status: str
@@ -95,7 +101,10 @@ class RefreshJob:
     a URL) whose columns are named like the model's fields, or with ``mapping=``
     ({field: column}, or a callable row dict -> field dict); or a callable returning an
     iterable of dicts or model objects.  ``natural_key``: field names that identify an
-    object across runs, for the incremental mode (see ``run``).
+    object across runs, for the incremental mode (see ``run``).  ``fingerprint``: an
+    SQLAlchemy statement (run on the source's engine) or a callable whose result
+    changes whenever the rows do (``max(updated_at), count(*)``): a run whose
+    fingerprint equals the last run's ends 'unchanged' before reading a row.
     """
 
     def __init__(self, model: Any, source: Any, *, engine: Any = None, mapping: Mapping_ = None,
