@@ -135,3 +135,32 @@ def test_arun_busy_and_incremental():
     result = asyncio.run(RefreshJob(Stock, lambda: iter(changed), natural_key="sku").arun())
     assert (result.status, result.rows, result.changed) == ("updated", 25, 30)  # 25 changed, 5 removed
     assert _content() == _expected(changed)
+
+
+def test_a_cancelled_arun_releases_the_lease_and_leaves_the_dataset(redis_client):
+    Stock.reset([Stock(sku="old", name="old", qty=1, shelf="x")])
+    gen = current_generation(redis_client, Stock)
+
+    def slow_rows():
+        for row in stock_rows(400):
+            time.sleep(0.002)
+            yield row
+
+    job = RefreshJob(Stock, slow_rows, batch_size=20)
+
+    async def main():
+        task = asyncio.create_task(job.arun())
+        await asyncio.sleep(0.3)  # part way: batches in the new generation, the next one being read
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    waited = asyncio.run(main())
+    assert waited < 1.0  # the loop did not wait for the source
+    assert redis_client.get(Stock._meta.keys.refresh_lease) is None
+    assert current_generation(redis_client, Stock) == gen
+    assert [o.sku for o in Stock.objects.all()] == ["old"]
+    time.sleep(0.1)
+    assert_no_garbage(redis_client, Stock)  # the new generation was abandoned and freed

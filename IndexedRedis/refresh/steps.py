@@ -119,7 +119,7 @@ def drive(model: Any, plan: Plan) -> Any:
     while not done:
         try:
             outcome = (True, _sync_step(model, step))
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C too: the plan's finally releases the lease
             outcome = (False, exc)
         done, step = _advance(plan, outcome)
     return step
@@ -162,11 +162,12 @@ class _Prefetched:
         raise StopIteration
 
 
-def _segment(flow: Flow[Any]) -> Flow[tuple[bool, Any]]:
-    """Drive ``flow`` (already started or not) until it asks for rows (-> (False, None))
-    or ends (-> (True, its value)); every other request goes to the driver as it is."""
+def _segment(flow: Flow[Any], error: BaseException | None = None) -> Flow[tuple[bool, Any]]:
+    """Drive ``flow`` (already started or not; ``error`` thrown into it first) until it
+    asks for rows (-> (False, None)) or ends (-> (True, its value)); every other
+    request goes to the driver as it is."""
     try:
-        request = flow.send(None)
+        request = flow.throw(error) if error is not None else flow.send(None)
         while True:
             if request is NEED_ROWS:
                 return False, None
@@ -180,6 +181,10 @@ def _segment(flow: Flow[Any]) -> Flow[tuple[bool, Any]]:
         return True, stop.value
 
 
+def _throwing(flow: Flow[Any], error: BaseException) -> Callable[[Any], Flow[tuple[bool, Any]]]:
+    return lambda ctx: _segment(flow, error)
+
+
 async def _astream(model: Any, step: Stream, loop: asyncio.AbstractEventLoop, worker: ThreadPoolExecutor) -> Any:
     rows = _Prefetched(iter(()))
     rows.objects = await loop.run_in_executor(worker, step.objects)
@@ -191,9 +196,18 @@ async def _astream(model: Any, step: Stream, loop: asyncio.AbstractEventLoop, wo
         return _segment(flows[0])
 
     done, value = await run_async(model, first)
-    while not done:
-        await loop.run_in_executor(worker, rows.fill, step.batch_size)
-        done, value = await run_async(model, lambda ctx: _segment(flows[0]))
+    try:
+        while not done:
+            await loop.run_in_executor(worker, rows.fill, step.batch_size)
+            done, value = await run_async(model, lambda ctx: _segment(flows[0]))
+    except BaseException as exc:  # cancelled while a batch was read: the flow abandons its generation
+        # (an Exception is thrown in: the flow abandons on those, and CancelledError is not one)
+        if not done:
+            try:
+                await run_async(model, _throwing(flows[0], RuntimeError(f"the refresh run was stopped ({exc!r})")))
+            except BaseException:
+                pass
+        raise
     return value
 
 
@@ -211,12 +225,15 @@ async def adrive(model: Any, plan: Plan) -> Any:
     """Carry the plan out on the running event loop: Redis on its async client, what
     may block in one worker thread of the run's own."""
     loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir-refresh") as worker:
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ir-refresh")
+    try:
         done, step = _advance(plan, (True, None))
         while not done:
             try:
                 outcome = (True, await _async_step(model, step, loop, worker))
-            except Exception as exc:
+            except BaseException as exc:  # cancelled too: the plan's finally releases the lease
                 outcome = (False, exc)
             done, step = _advance(plan, outcome)
         return step
+    finally:  # a cancelled run does not wait for the batch its thread is reading
+        worker.shutdown(wait=False, cancel_futures=True)
