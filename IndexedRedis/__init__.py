@@ -20,6 +20,7 @@ from .embedded import EmbeddedRedis
 from .eviction import getEvictionPolicyCheck, setEvictionPolicyCheck
 from .exceptions import (
     ConcurrencyError,
+    ConflictError,
     CorruptRecordError,
     CrossSlotError,
     EvictionPolicyError,
@@ -39,6 +40,7 @@ from .exceptions import (
     UniqueConstraintError,
     UnknownFieldError,
 )
+from .expressions import F
 from .fields import (
     IRBase64Field,
     IRBytesField,
@@ -134,6 +136,8 @@ __all__ = [
     "UnknownFieldError",
     "UniqueConstraintError",
     "ConcurrencyError",
+    "ConflictError",
+    "F",
     "CrossSlotError",
     "LinkNotFetchedError",
     "NotReplicatedError",
