@@ -93,9 +93,9 @@ def _stream_flow(step: Stream) -> Callable[[Any], Flow[Any]]:
     return lambda ctx: step.make(ctx, step.objects(), _no_fetch)
 
 
-def _advance(plan: Plan, outcome: tuple[bool, Any]) -> tuple[bool, Any]:
-    """Hand the plan the last step's result ((True, value)) or exception ((False, exc));
-    -> (False, the next step) or (True, the plan's result)."""
+def _advance(plan: Generator[Any, Any, Any], outcome: tuple[bool, Any]) -> tuple[bool, Any]:
+    """Hand a plan (or a flow) the last step's result ((True, value)) or exception
+    ((False, exc)); -> (False, the next step) or (True, the generator's result)."""
     ok, value = outcome
     try:
         return False, (plan.send(value) if ok else plan.throw(value))
@@ -166,19 +166,14 @@ def _segment(flow: Flow[Any], error: BaseException | None = None) -> Flow[tuple[
     """Drive ``flow`` (already started or not; ``error`` thrown into it first) until it
     asks for rows (-> (False, None)) or ends (-> (True, its value)); every other
     request goes to the driver as it is."""
-    try:
-        request = flow.throw(error) if error is not None else flow.send(None)
-        while True:
-            if request is NEED_ROWS:
-                return False, None
-            try:
-                reply = yield request
-            except Exception as exc:
-                request = flow.throw(exc)
-            else:
-                request = flow.send(reply)
-    except StopIteration as stop:
-        return True, stop.value
+    done, request = _advance(flow, (False, error) if error is not None else (True, None))
+    while not done and request is not NEED_ROWS:
+        try:
+            outcome = (True, (yield request))
+        except Exception as exc:
+            outcome = (False, exc)
+        done, request = _advance(flow, outcome)
+    return (True, request) if done else (False, None)
 
 
 def _throwing(flow: Flow[Any], error: BaseException) -> Callable[[Any], Flow[tuple[bool, Any]]]:
