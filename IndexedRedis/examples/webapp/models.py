@@ -30,3 +30,9 @@ class CategoryRegionSales(IndexedRedisModel):
     INDEXED_FIELDS = ["category"]
     KEY_NAME = "WebDemoCategoryRegionSales"
     CLIENT_CACHE = True
+    category: str
+    region: str
+    orders: int
+    units: int
+    revenue_cents: int
+    customers: int
