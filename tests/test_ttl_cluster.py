@@ -10,21 +10,16 @@ from collections.abc import Iterator
 import pytest
 import redis
 from _ttl_models import Session
+from cluster_fixtures import model_on_cluster
 from clusters import LocalCluster
 from consistency import assert_indexes_consistent
-from redis.crc import key_slot
 
 from IndexedRedis import acloseRedisConnections
-from IndexedRedis.connection import clearRedisPools, setDefaultRedisConnectionParams
 
 
 @pytest.fixture
 def on_cluster(empty_cluster: LocalCluster) -> Iterator[redis.Redis]:
-    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": empty_cluster.master_ports()[0], "cluster": True})
-    owner = redis.Redis(host="127.0.0.1", port=empty_cluster.owner(key_slot(Session._meta.keys.prefix)))
-    yield owner
-    owner.close()
-    clearRedisPools()
+    yield from model_on_cluster(empty_cluster, Session)
 
 
 def test_expiry_on_a_cluster(on_cluster: redis.Redis) -> None:
