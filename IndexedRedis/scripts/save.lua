@@ -8,7 +8,8 @@
 -- KEYS: every key, referenced by number from the request.
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
---     schemas hash #, schema tag, field names (msgpack array), cache flag #}...
+--     schemas hash #, schema tag, field names (msgpack array), cache flag #, layout hash #,
+--     layout digest, layout (field, letters...)}...  (layouts: see textindex.lua)
 --   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #}...
 --     stamp #: the object's stamp key (0 for an object without a pk yet: no client
 --       can have cached it).  While the model's cache flag exists (some process keeps a
@@ -19,7 +20,11 @@
 --       a stored record of another schema is refused (reply 2): the client sends it whole.
 --     index group: {field, kind, believed stored value, old set #, new set #, unique (1/0),
 --       score zset # (0: none), new score ('' = not in the zset), lex zset # (0: none),
---       old lex flag (1/0), old text, new lex flag, new text}
+--       old lex flag (1/0), old text, new lex flag, new text, dictionary # (0: none),
+--       folded dictionary #, old folded member, new dict flag (1/0), new text, new folded
+--       member}  (a folded member '' means none; the old dictionary value is the believed
+--       stored value.  A value enters the dictionaries when its set gains its first
+--       member, and leaves them when its set empties.)
 --     An object saved without a pk may give, for a plain index (not unique, no sorted
 --     set), just the new set # (a number) instead of the group.
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
@@ -67,7 +72,7 @@ for o, ob in ipairs(objects) do
     elseif ob[3] == 'P' then
       return {3, o}
     else
-      for _, ix in ipairs(ob[5]) do ix[4], ix[10] = 0, 0 end
+      for _, ix in ipairs(ob[5]) do ix[4], ix[10], ix[2] = 0, 0, 'a' end
     end
   end
 end
@@ -89,6 +94,8 @@ for o, ob in ipairs(objects) do
 end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
+local layouts = {}  -- per model: field -> the indexes kept (textindex.lua)
+for m, model in ipairs(models) do layouts[m] = layout_sync(KEYS[model[10]], KEYS[model[4]], model[11], model[12]) end
 
 local pks = {1}
 for o, ob in ipairs(objects) do
@@ -121,8 +128,18 @@ for o, ob in ipairs(objects) do
       redis.call('SADD', KEYS[ix], pk)
     else
       if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
-      if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
+      local dict = ix[14] ~= nil and ix[14] ~= 0 and keeps_dict(layouts[ob[1]], ix[1])
+      local entering = dict and ix[17] == 1 and redis.call('EXISTS', KEYS[ix[5]]) == 0
+      local moved = ix[4] ~= 0 and ix[4] ~= ix[5]
+      if moved then redis.call('SREM', KEYS[ix[4]], pk) end
       redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
+      if dict then
+        local layout_key = KEYS[model[10]]
+        if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
+          dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
+        end
+        if entering then dict_enter(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[18], ix[19]) end
+      end
       if ix[7] ~= 0 then
         if ix[8] == '' then
           redis.call('ZREM', KEYS[ix[7]], padded)
