@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .options import IndexSpec
 
 __all__ = ["TextPlan", "OrderPlan", "layout_letters", "model_layout", "folded", "fold_member", "matches",
-           "condition_letters", "PLAN_LIMIT"]
+           "condition_letters", "walk_spec", "remember", "PLAN_LIMIT"]
 
 #: Plans kept per connection (least recently made dropped first).
 PLAN_LIMIT = 4096
@@ -91,6 +91,30 @@ def matches(mode: bytes, a: bytes, b: bytes, value: bytes) -> bool:
     if b == b"i":
         return a in folded(value)
     return a in value
+
+
+def walk_spec(mode: bytes, a: bytes, b: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """How text_walk (textindex.lua) finds a condition's candidates: lex bounds over the
+    values, over the folded members (b'' min: not walked), and a substring filter."""
+    if mode == b"r":
+        return (a, b, b"", b"", b"")
+    if mode == b"i":
+        if b == b"e":
+            whole = lex_text(a)
+            return (b"[" + a, b"[" + a, b"[" + whole, _after(whole), b"")
+        if not a:
+            return (b"-", b"+", b"-", b"+", b"")
+        escaped = a.replace(b"\x00", b"\x00\x01")
+        return (b"[" + a, _after(a), b"[" + escaped, _after(escaped), b"")
+    return (b"-", b"+", b"-" if b == b"i" else b"", b"+", a)
+
+
+def _after(prefix: bytes) -> bytes:
+    """The exclusive lex bound just past every text that starts with ``prefix``."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"+"
+    return b"(" + stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def _in_bound(value: bytes, bound: bytes, low: bool) -> bool:
