@@ -166,10 +166,11 @@ def current_index_keys(meta: ModelOptions, gk: GenerationKeys, record: dict[str,
 
 def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:
     """Every key an index of this record may live under, in any layout it may have had
-    (any field, hashed or not, or indexed as raw text)."""
+    (any field, hashed or not, or indexed as raw text; its sorted sets and dictionaries)."""
     keys: set[bytes] = set()
     for name, stored in record.items():
         keys.add(gk.null_index(name))
+        keys.update((gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name)))
         if stored is NULL_STORED:
             continue
         candidates = {wire_bytes(stored)}

@@ -238,11 +238,13 @@ class Range(_Range):
 class TextLookup(Lookup):
     """A lookup on text, served by the field's dictionary of distinct values."""
 
+    how: ClassVar[str] = "as text"
+
     def text(self, value: Any) -> bytes:
         if not self.spec.text:
             why = ("its index is hashed, so the text is not kept" if self.field.hashIndex else
-                   "it is not a text field")
-            raise self.refuse(f"{self.field.name!r} cannot be matched as text: {why}; text lookups need "
+                   f"only text fields can be matched {self.how}")
+            raise self.refuse(f"{self.field.name!r} cannot be matched {self.how}: {why}; text lookups need "
                               f"a text field (a plain IRField or a name in FIELDS, without hashIndex)")
         text = self.python_value(value)
         if text is irNull:
@@ -255,6 +257,7 @@ class StartsWith(TextLookup):
     """``field__startswith='abc'``: the text begins with 'abc' (case-sensitive)."""
 
     lookup_name = "startswith"
+    how = "by prefix"
 
     def condition(self, value: Any) -> Condition:
         if not self.spec.lex:
@@ -276,6 +279,7 @@ class IStartsWith(TextLookup):
     (``str.casefold``)."""
 
     lookup_name = "istartswith"
+    how = "by prefix"
 
     def condition(self, value: Any) -> Condition:
         return ("D", self.field.name, b"i", folded(self.text(value)), b"p")

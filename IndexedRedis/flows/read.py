@@ -126,13 +126,15 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
     if answer is not None:
         gen = ctx.gen  # the one the query script found live
         gk = meta.keys.generation(gen)
-        keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after,
-                                plans=current_plans(ctx, query.conditions, order))
+        plans = current_plans(ctx, query.conditions, order)
+        keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after, plans)
         # The keys the script may have read, bar the records (the objects' stamps
         # stand for them) and the schemas: the ids too, unless a positive condition
         # drove a whole result.
         positive = any(c[0] != "N" for c in query.conditions)
         read = keys[4:] if positive and offset == 0 and limit < 0 and after is None else [keys[2], *keys[4:]]
+        if not plans:  # the layout hash only says which indexes exist: not a dependency
+            read = [k for k in read if k != gk.layout]
         start = len(meta.keys.prefix)
         yield CacheStore(meta, gen, answer.token, objs, query=key, deps=[k[start:] for k in read])
     return objs
