@@ -3,6 +3,7 @@ arguments the write scripts take to add, move or drop them.  Pure: no I/O."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +156,10 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
         for word in distinct:
             args += (b"0", word)
     digest, flat = meta.layout  # a reset builds every index of the model
-    args += (b"H", number(gk.layout), len(flat) + 2, b"_", digest, *flat)
+    # Fresh dictionary versions, that no earlier dataset had (a plan of one never fits another).
+    token = b"%d" % (int.from_bytes(os.urandom(7), "big") + 1)  # an integer: writes HINCRBY it
+    versions = [item for f in meta.indexed if meta.specs[f.name].text for item in (b"v:" + f.name.encode(), token)]
+    args += (b"H", number(gk.layout), len(flat) + 2 + len(versions), b"_", digest, *flat, *versions)
     return args
 
 

@@ -58,7 +58,7 @@ CACHE_FLAG = Script("cache_flag")
 CHECK_STATE = Script("check_state", readonly=True)
 CHECK_RECORDS = Script("check_records", readonly=True)
 CHECK_MEMBERS = Script("check_members", readonly=True)
-REPAIR = Script("repair")
+REPAIR = Script("repair", libs=("textindex",))
 FREE_KEYS = Script("free_keys")
 MEMORY_USAGE = Script("memory_usage", readonly=True)
 

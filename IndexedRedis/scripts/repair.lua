@@ -56,7 +56,7 @@ for _, fix in ipairs(fixes) do
     if not now or now < tonumber(fix.member) then redis.call('SET', fix.key, fix.member) end
   elseif fix.op == 'DADD' or fix.op == 'DREM' then
     if fix.op == 'DADD' then redis.call('ZADD', fix.key, 0, fix.member) else redis.call('ZREM', fix.key, fix.member) end
-    redis.call('HINCRBY', KEYS[tonumber(fix.score)], 'v:' .. fix.field, 1)
+    dict_bump(KEYS[tonumber(fix.score)], fix.field)
   elseif fix.op == 'ZADD' then
     redis.call('ZADD', fix.key, fix.score, fix.member)
   else

@@ -57,17 +57,28 @@ local function keeps_dict(layout, field)
   return letters ~= nil and string.find(letters, 'd', 1, true) ~= nil
 end
 
+-- Bump a field's dictionary version.  A version starts at the server's clock (in
+-- microseconds), so that a layout hash made again (the data deleted, a database
+-- flushed) never repeats a version a client may still hold a plan for.
+local function dict_bump(layout_key, field)
+  local name = 'v:' .. field
+  if redis.call('HINCRBY', layout_key, name, 1) == 1 then
+    local t = redis.call('TIME')
+    redis.call('HSET', layout_key, name, t[1] .. string.format('%06d', tonumber(t[2])))
+  end
+end
+
 -- A value enters (or leaves) a field's dictionaries; `fold` is its folded member ('': none).
 local function dict_enter(layout_key, field, dict_key, fold_key, text, fold)
   redis.call('ZADD', dict_key, 0, text)
   if fold ~= '' then redis.call('ZADD', fold_key, 0, fold) end
-  redis.call('HINCRBY', layout_key, 'v:' .. field, 1)
+  dict_bump(layout_key, field)
 end
 
 local function dict_leave(layout_key, field, dict_key, fold_key, text, fold)
   redis.call('ZREM', dict_key, text)
   if fold ~= '' then redis.call('ZREM', fold_key, fold) end
-  redis.call('HINCRBY', layout_key, 'v:' .. field, 1)
+  dict_bump(layout_key, field)
 end
 
 -- Walk a field's dictionaries for a text condition, at most `budget` members per call.

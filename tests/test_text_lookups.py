@@ -1,0 +1,248 @@
+"""Text lookups on every indexed text field, through its dictionaries of distinct values
+(IndexedRedis/textindex.py): ``__startswith``, ``__istartswith``, ``__gt/__gte/__lt/__lte/
+__range`` by text order, ``__iexact``, ``__contains``, ``__icontains``, and ``orderBy`` on
+text with pages, compared with plain Python over the same objects.
+
+* Text order is code-point order (= the byte order of UTF-8); irNull matches no text
+  lookup and orders last ascending (first descending), ties by pk.
+* Case-insensitive means ``str.casefold`` on both sides ('ß' matches 'SS', 'İ' its folded
+  'i̇').
+* The dictionaries hold exactly the distinct stored values (and the folded members of
+  those whose casefold differs), whatever saves, updates, deletes and resets did; check()
+  finds no drift.
+* A plan made before another client added a value is stale, and the answer still right.
+
+Every test runs against the fixture's private redis-server (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from consistency import assert_indexes_consistent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from monitor import CommandLog
+
+from IndexedRedis import IndexedRedisModel, InvalidQueryError, IRField, irNull
+from IndexedRedis.flows.text import WALK_BUDGET
+
+pytestmark = pytest.mark.timeout(900)
+
+
+class Word(IndexedRedisModel):
+    FIELDS = [IRField("text", valueType=str), "tag", IRField("n", valueType=int), "note"]
+    INDEXED_FIELDS = ["text", "tag", "n"]
+    KEY_NAME = "textlookups:word"
+
+
+SETTINGS: dict[str, Any] = dict(deadline=None, max_examples=40,
+                                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+# Small pools, so that values, prefixes and substrings collide; mixed case, 'ß', 'İ', NUL.
+ALPHABET = "aAbßSİi\u0307\x00é"
+texts = st.one_of(st.sampled_from(["", "a", "A", "ab", "AB", "abc", "ß", "SS", "ss", "straße", "STRASSE",
+                                   "İ", "i̇", "istanbul", "İstanbul", "\x00", "a\x00b", "é", "É"]),
+                  st.text(ALPHABET, max_size=5))
+values = st.one_of(texts, st.just(irNull))
+needles = st.one_of(st.sampled_from(["", "a", "A", "ss", "SS", "ß", "i̇", "İ", "b", "\x00", "ab", "ST"]),
+                    st.text(ALPHABET, max_size=3))
+
+LOOKUPS: dict[str, Callable[[str, Any], bool]] = {
+    "startswith": lambda v, p: v.startswith(p),
+    "istartswith": lambda v, p: v.casefold().startswith(p.casefold()),
+    "iexact": lambda v, p: v.casefold() == p.casefold(),
+    "contains": lambda v, p: p in v,
+    "icontains": lambda v, p: p.casefold() in v.casefold(),
+    "gt": lambda v, p: _b(v) > _b(p),
+    "gte": lambda v, p: _b(v) >= _b(p),
+    "lt": lambda v, p: _b(v) < _b(p),
+    "lte": lambda v, p: _b(v) <= _b(p),
+}
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def expected(rows: dict[int, Any], lookup: str, arg: Any) -> list[int]:
+    if lookup == "range":
+        low, high = arg
+        return sorted(pk for pk, v in rows.items() if v is not irNull and _b(low) <= _b(v) <= _b(high))
+    test = LOOKUPS[lookup]
+    return sorted(pk for pk, v in rows.items() if v is not irNull and test(v, arg))
+
+
+def ordered(rows: dict[int, Any], descending: bool) -> list[int]:
+    texts_ = sorted((pk for pk, v in rows.items() if v is not irNull), key=lambda pk: (_b(rows[pk]), pk))
+    nulls = sorted(pk for pk, v in rows.items() if v is irNull)
+    whole = texts_ + nulls
+    return whole[::-1] if descending else whole
+
+
+def stored(objs: dict[int, Word]) -> dict[int, Any]:
+    return {pk: obj.text for pk, obj in objs.items()}
+
+
+# ---- operations: saves, updates, deletes, resets ------------------------------------------------
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("save"), values),
+    st.tuples(st.just("update"), st.integers(0, 30), values),
+    st.tuples(st.just("delete"), st.integers(0, 30)),
+    st.tuples(st.just("reset"), st.lists(values, max_size=8)),
+), min_size=1, max_size=14)
+
+
+def apply(ops: list[Any]) -> dict[int, Word]:
+    objs: dict[int, Word] = {obj._id: obj for obj in Word.objects.all()}
+    for op in ops:
+        if op[0] == "save":
+            obj = Word(text=op[1], tag="t", n=1)
+            obj.save()
+            objs[obj._id] = obj
+        elif op[0] == "update" and objs:
+            obj = objs[sorted(objs)[op[1] % len(objs)]]
+            obj.text = op[2]
+            obj.save()
+        elif op[0] == "delete" and objs:
+            pk = sorted(objs)[op[1] % len(objs)]
+            objs.pop(pk).delete()
+        elif op[0] == "reset":
+            fresh = [Word(text=v, tag="t", n=i) for i, v in enumerate(op[1])]
+            Word.reset(fresh)
+            objs = {obj._id: obj for obj in fresh}
+    return objs
+
+
+@settings(**SETTINGS)
+@given(ops=operations, lookup=st.sampled_from(sorted(LOOKUPS)), arg=needles)
+def test_every_text_lookup_matches_plain_python(redis_client: redis.Redis, ops: list[Any], lookup: str,
+                                                 arg: str) -> None:
+    redis_client.flushdb()
+    objs = apply(ops)
+    rows = stored(objs)
+    qs = Word.objects.filter(**{f"text__{lookup}": arg})
+    assert qs.getPrimaryKeys() == expected(rows, lookup, arg)
+    assert qs.count() == len(expected(rows, lookup, arg))
+    # with another condition driving, and the text one checked against it
+    assert Word.objects.filter(tag="t", **{f"text__{lookup}": arg}).getPrimaryKeys() == expected(
+        {pk: v for pk, v in rows.items() if objs[pk].tag == "t"}, lookup, arg)
+    assert_indexes_consistent(redis_client, Word)  # the dictionaries are exactly the distinct values
+
+
+@settings(**SETTINGS)
+@given(ops=operations, low=texts, high=texts)
+def test_text_range_matches_plain_python(redis_client: redis.Redis, ops: list[Any], low: str, high: str) -> None:
+    redis_client.flushdb()
+    rows = stored(apply(ops))
+    assert Word.objects.filter(text__range=(low, high)).getPrimaryKeys() == expected(rows, "range", (low, high))
+
+
+@settings(**SETTINGS)
+@given(ops=operations, descending=st.booleans(), start=st.integers(0, 12), size=st.integers(0, 6))
+def test_text_order_and_pages_match_plain_python(redis_client: redis.Redis, ops: list[Any], descending: bool,
+                                                 start: int, size: int) -> None:
+    redis_client.flushdb()
+    rows = stored(apply(ops))
+    qs = Word.objects.orderBy("-text" if descending else "text")
+    want = ordered(rows, descending)
+    assert [o._id for o in qs.all()] == want
+    assert [o._id for o in qs[start:start + size]] == want[start:start + size]
+    first, last = qs.first(), qs.last()
+    assert (first._id if first else None) == (want[0] if want else None)
+    assert (last._id if last else None) == (want[-1] if want else None)
+    filtered = Word.objects.filter(text__contains="a").orderBy("-text" if descending else "text")
+    assert [o._id for o in filtered[start:start + size]] == [
+        pk for pk in want if rows[pk] is not irNull and "a" in rows[pk]][start:start + size]
+
+
+@settings(**SETTINGS)
+@given(ops=operations)
+def test_dictionaries_follow_every_write_and_check_finds_no_drift(redis_client: redis.Redis,
+                                                                  ops: list[Any]) -> None:
+    redis_client.flushdb()
+    objs = apply(ops)
+    gk = Word._meta.keys.generation(int(redis_client.get(Word._meta.keys.gen) or 0))
+    assert set(redis_client.zrange(gk.text_dict("text"), 0, -1)) == {
+        _b(v) for v in stored(objs).values() if v is not irNull}
+    assert_indexes_consistent(redis_client, Word)
+    report = Word.objects.check()
+    assert report.ok, report.details
+
+
+def test_a_value_leaves_the_dictionary_when_its_last_object_goes(redis_client: redis.Redis) -> None:
+    a, b = Word(text="Straße"), Word(text="Straße")
+    a.save()
+    b.save()
+    gk = Word._meta.keys.generation(0)
+    assert redis_client.zrange(gk.text_dict("text"), 0, -1) == [_b("Straße")]
+    assert redis_client.zcard(gk.fold_dict("text")) == 1          # its casefold 'strasse' differs
+    a.delete()
+    assert redis_client.zrange(gk.text_dict("text"), 0, -1) == [_b("Straße")]
+    b.text = "plain"
+    b.save()
+    assert redis_client.zrange(gk.text_dict("text"), 0, -1) == [b"plain"]
+    assert redis_client.zcard(gk.fold_dict("text")) == 0          # lowercase ASCII: no folded entry
+
+
+def test_lowercase_ascii_values_have_no_folded_entries(redis_client: redis.Redis) -> None:
+    Word.reset([Word(text=f"title-{i}") for i in range(300)])
+    gk = Word._meta.keys.generation(int(redis_client.get(Word._meta.keys.gen)))
+    assert redis_client.zcard(gk.text_dict("text")) == 300 and not redis_client.exists(gk.fold_dict("text"))
+
+
+def test_a_plan_made_before_another_client_added_a_value_is_stale_and_the_answer_right(
+        redis_url: str) -> None:
+    other = Word.connectAlt({"url": redis_url})   # another client: its own connection and plans
+    for text in ("apple", "apricot", "banana"):
+        Word(text=text).save()
+    qs = Word.objects.filter(text__startswith="ap")
+    assert [o.text for o in qs.all()] == ["apple", "apricot"]
+    log = CommandLog(redis_url)
+    try:
+        sent = log.commands(lambda: qs.all())
+    finally:
+        log.close()
+    assert sent == ["EVALSHA"]                  # steady state: one script call per query
+    other(text="apex").save()                   # the dictionary's version moves
+    assert sorted(o.text for o in qs.all()) == ["apex", "apple", "apricot"]
+    other.objects.filter(text="apple").delete()
+    assert sorted(o.text for o in qs.all()) == ["apex", "apricot"]
+    assert [o.text for o in Word.objects.orderBy("text")[:2]] == ["apex", "apricot"]
+    other(text="aaa").save()
+    assert [o.text for o in Word.objects.orderBy("text")[:2]] == ["aaa", "apex"]
+
+
+def test_contains_walks_a_large_dictionary_in_bounded_steps(redis_client: redis.Redis) -> None:
+    count = 3 * WALK_BUDGET + 17
+    Word.reset([Word(text=f"w{i:06d}", n=i) for i in range(count)])
+    assert Word.objects.filter(text__contains="77").count() == len([i for i in range(count) if "77" in f"w{i:06d}"])
+    assert Word.objects.filter(text__gte="w006000").count() == count - 6000
+    assert [o.n for o in Word.objects.orderBy("-text")[3:6]] == [count - 4, count - 5, count - 6]
+
+
+def test_async_text_lookups_run_the_same_flows() -> None:
+    for text in ("Σίσυφος", "ΣΊΣΥΦΟΣ", "other"):
+        Word(text=text).save()
+
+    async def main() -> tuple[int, list[str]]:
+        count = await Word.objects.filter(text__iexact="σίσυφος").acount()
+        page = await Word.objects.filter(text__icontains="ΣΥΦ").orderBy("text").aall()
+        return count, [o.text for o in page]
+
+    assert asyncio.run(main()) == (2, ["ΣΊΣΥΦΟΣ", "Σίσυφος"])
+
+
+@pytest.mark.parametrize("lookup", ["startswith", "istartswith", "iexact", "contains", "icontains"])
+def test_text_lookups_refuse_other_fields_and_irnull(lookup: str) -> None:
+    with pytest.raises(InvalidQueryError, match=r"Word\.n__.*only text fields"):
+        Word.objects.filter(**{f"n__{lookup}": "1"})
+    with pytest.raises(InvalidQueryError, match="irNull"):
+        Word.objects.filter(**{f"text__{lookup}": irNull})
+    with pytest.raises(InvalidQueryError, match="not in INDEXED_FIELDS"):
+        Word.objects.filter(**{f"note__{lookup}": "a"})
