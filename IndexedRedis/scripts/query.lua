@@ -438,14 +438,21 @@ else
     end
     if order_kind == 'd' then  -- the text dictionary's values, in order (the 'O' condition)
       local next_value = 0
+      local plain = #positives == 0 and #negatives == 0
       walk(function()
-        next_value = next_value + 1
-        local key = text_order.keys[next_value]
-        if key == nil then
-          text_order.ran_out = true
-          return nil
+        while true do
+          next_value = next_value + 1
+          local key = text_order.keys[next_value]
+          if key == nil then
+            text_order.ran_out = true
+            return nil
+          end
+          -- Unfiltered, a value whose objects all come before the page is skipped by its
+          -- size: a deep page reads the sizes of the values before it, not their members.
+          local n = plain and redis.call('SCARD', key) or 0
+          if not plain or #ordered + n > offset then return sort_pks(redis.call('SMEMBERS', key), desc) end
+          offset, wanted = offset - n, wanted - n
         end
-        return sort_pks(redis.call('SMEMBERS', key), desc)
       end, ordered)
       if text_order.ran_out and not text_order.complete then return {TEXT_MORE, #text_order.keys} end
     else
