@@ -139,10 +139,10 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
     needs = {(c[1], condition_letters(meta.specs[c[1]], c[0])) for c in conditions}
     if order.field is not None:
         needs.add((order.field, args[2].replace(b"d", b"sd").replace(b"z", b"sz").replace(b"x", b"sx")))
-    for field, letters in sorted(needs):
-        if meta.specs[field].field.hashIndex:
+    for name, letters in sorted(needs):
+        if meta.specs[name].field.hashIndex:
             letters = letters.replace(b"s", b"h")
-        extra += (b"R", number(gk.layout), field, letters)
+        extra += (b"R", number(gk.layout), name, letters)
         count += 1
     args += [offset, limit, b"" if after is None else after, rnd, count, *extra]
     for condition in conditions:

@@ -199,5 +199,6 @@ def sorted_index_keys(meta: ModelOptions, gk: GenerationKeys, thorough: bool) ->
         return [gk.layout] + [key for name in sorted(meta.field_names) for key in (
             gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name))]
     keys = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
-    keys += [key for f in meta.indexed if meta.specs[f.name].text for key in (gk.text_dict(f.name), gk.fold_dict(f.name))]
+    keys += [key for f in meta.indexed if meta.specs[f.name].text
+             for key in (gk.text_dict(f.name), gk.fold_dict(f.name))]
     return [gk.layout] + keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]

@@ -152,9 +152,10 @@ class KeyInfo:
 
     ``kind`` is one of the bookkeeping names (``gen``, ``genseq``, ``staging``, ``dead``,
     ``nextpk``, ``schemas``, ``lastreset``, ``refresh_lease``, ``refresh_state``), a
-    generation's ``objs`` / ``ids`` / ``layout``, an index (``value`` set, ``null`` set, ``score`` zset,
-    ``lex`` zset, text ``dict`` / ``fold`` dictionary, with ``field`` and, for a value set, the index ``value``), or ``unknown``
-    (a name of no layout this version knows).
+    generation's ``objs`` / ``ids`` / ``layout``, an index (``value`` set, ``null`` set,
+    ``score`` zset, ``lex`` zset, text ``dict`` / ``fold`` dictionary, with ``field`` and,
+    for a value set, the index ``value``), or ``unknown`` (a name of no layout this
+    version knows).
     """
 
     kind: str

@@ -164,11 +164,11 @@ class _Range(Lookup):
                 bounds.append(text if inclusive else b"(" + text)
             return ("Z", self.field.name, bounds[0], bounds[1])
         if not self.spec.lex:  # the text dictionary: bounds over the values themselves
-            ends = [b"-", b"+"]
+            text_ends = [b"-", b"+"]
             for position, value, inclusive in ((0, low, low_inclusive), (1, high, high_inclusive)):
                 if value is not _OPEN:
-                    ends[position] = (b"[" if inclusive else b"(") + self.field.toIndex(self._value(value))
-            return ("D", self.field.name, b"r", ends[0], ends[1])
+                    text_ends[position] = (b"[" if inclusive else b"(") + self.field.toIndex(self._value(value))
+            return ("D", self.field.name, b"r", text_ends[0], text_ends[1])
         lex_low, raw_low, lex_high, raw_high = b"-", b"-", b"+", b"+"
         if low is not _OPEN:
             text = self.field.toIndex(self._value(low))

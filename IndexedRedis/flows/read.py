@@ -16,9 +16,9 @@ from ..state import mark_shared
 from .common import MAX_ATTEMPTS, call_current
 from .context import Context
 from .links import get_call, links_flow
-from .text import current_plans, text_query_flow
 from .requests import CacheRead, CacheStore, Command, Emit, Flow, ScriptCall, Transaction
 from .schemas import instances_flow, partial_instances_flow
+from .text import current_plans, text_query_flow
 
 if TYPE_CHECKING:
     from ..model import IndexedRedisModel
@@ -127,7 +127,8 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
         gen = ctx.gen  # the one the query script found live
         gk = meta.keys.generation(gen)
         plans = current_plans(ctx, query.conditions, order)
-        keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after, plans)
+        keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after,
+                                plans=plans)
         # The keys the script may have read, bar the records (the objects' stamps
         # stand for them) and the schemas: the ids too, unless a positive condition
         # drove a whole result.
