@@ -29,7 +29,7 @@ from .exceptions import InvalidQueryError
 from .fields import irNull
 from .keys import lex_text
 from .names import nearest
-from .textindex import folded
+from .textindex import after_prefix, folded
 
 if TYPE_CHECKING:
     from .fields import IRField
@@ -313,14 +313,6 @@ class IContains(TextLookup):
 
     def condition(self, value: Any) -> Condition:
         return ("D", self.field.name, b"c", folded(self.text(value)), b"i")
-
-
-def after_prefix(prefix: bytes) -> bytes:
-    """The exclusive lex bound just past every text that starts with ``prefix``."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return b"+"
-    return b"(" + stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def resolve_filter(meta: ModelOptions, key: str, value: Any) -> Condition:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .options import IndexSpec
 
 __all__ = ["TextPlan", "OrderPlan", "layout_letters", "model_layout", "folded", "fold_member", "matches",
-           "condition_letters", "walk_spec", "remember", "PLAN_LIMIT"]
+           "condition_letters", "walk_spec", "after_prefix", "remember", "PLAN_LIMIT"]
 
 #: Plans kept per connection (least recently made dropped first).
 PLAN_LIMIT = 4096
@@ -101,15 +101,15 @@ def walk_spec(mode: bytes, a: bytes, b: bytes) -> tuple[bytes, bytes, bytes, byt
     if mode == b"i":
         if b == b"e":
             whole = lex_text(a)
-            return (b"[" + a, b"[" + a, b"[" + whole, _after(whole), b"")
+            return (b"[" + a, b"[" + a, b"[" + whole, after_prefix(whole), b"")
         if not a:
             return (b"-", b"+", b"-", b"+", b"")
         escaped = a.replace(b"\x00", b"\x00\x01")
-        return (b"[" + a, _after(a), b"[" + escaped, _after(escaped), b"")
+        return (b"[" + a, after_prefix(a), b"[" + escaped, after_prefix(escaped), b"")
     return (b"-", b"+", b"-" if b == b"i" else b"", b"+", a)
 
 
-def _after(prefix: bytes) -> bytes:
+def after_prefix(prefix: bytes) -> bytes:
     """The exclusive lex bound just past every text that starts with ``prefix``."""
     stripped = prefix.rstrip(b"\xff")
     if not stripped:

@@ -16,11 +16,10 @@ It starts a private redis-server (never touching a shared one).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
 from typing import Any
 
-from .stall import _pinger, percentile
+from .stall import percentile, start_pinger
 
 
 def measure(params: dict[str, Any], n: int, queries: int) -> dict[str, Any]:
@@ -39,12 +38,7 @@ def measure(params: dict[str, Any], n: int, queries: int) -> dict[str, Any]:
     client.config_set("slowlog-log-slower-than", 1000)
     client.slowlog_reset()
     client.config_resetstat()
-    ctx = mp.get_context("spawn")
-    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_pinger, args=(params, ready, stop, out))
-    proc.start()
-    ready.wait(30)
-    time.sleep(0.05)
+    stop_pinging = start_pinger(params)
     started = time.perf_counter()
     found = {}
     for q in range(queries):
@@ -54,10 +48,7 @@ def measure(params: dict[str, Any], n: int, queries: int) -> dict[str, Any]:
         found[f"startswith {q}"] = Word.objects.filter(text__startswith=f"Word-00{q}1").count()
         found[f"order page {q}"] = len(Word.objects.orderBy("-text")[q * 1000:q * 1000 + 10])
     elapsed = time.perf_counter() - started
-    time.sleep(0.05)
-    stop.set()
-    latencies = out.get(timeout=60)
-    proc.join(30)
+    latencies = stop_pinging()
     slow = client.slowlog_get(128)
     stats = client.info("commandstats").get("cmdstat_evalsha", {})
     Word.reset([])
