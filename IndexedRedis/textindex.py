@@ -76,6 +76,8 @@ def folded(raw: bytes) -> bytes:
 
 def fold_member(raw: bytes) -> bytes:
     """A value's member in the folded dictionary, or b'' when its casefold is itself."""
+    if raw.isascii() and raw.lower() == raw:  # ASCII folds to lower case: the common case, fast
+        return b""
     fold = folded(raw)
     return b"" if fold == raw else lex_text(fold) + raw
 

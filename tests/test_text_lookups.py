@@ -246,3 +246,16 @@ def test_text_lookups_refuse_other_fields_and_irnull(lookup: str) -> None:
         Word.objects.filter(**{f"text__{lookup}": irNull})
     with pytest.raises(InvalidQueryError, match="not in INDEXED_FIELDS"):
         Word.objects.filter(**{f"note__{lookup}": "a"})
+
+
+def test_a_streamed_reset_builds_the_dictionaries_and_frees_the_old_ones(redis_client: redis.Redis) -> None:
+    Word.reset([Word(text=t) for t in ("Old", "older")])
+    old = Word._meta.keys.generation(int(redis_client.get(Word._meta.keys.gen)))
+    count = Word.reset((Word(text=t, n=i) for i, t in enumerate(["Ärger", "ärger", "b", "b", "c"] * 50)),
+                       batchSize=7)
+    assert count == 250
+    assert not redis_client.exists(old.text_dict("text"), old.fold_dict("text"), old.layout)
+    assert Word.objects.filter(text__iexact="ÄRGER").count() == 100
+    assert [o.text for o in Word.objects.orderBy("-text")[:1]] == ["ärger"]
+    assert_indexes_consistent(redis_client, Word)
+    assert Word.objects.check().ok
