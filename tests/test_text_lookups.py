@@ -259,3 +259,60 @@ def test_a_streamed_reset_builds_the_dictionaries_and_frees_the_old_ones(redis_c
     assert [o.text for o in Word.objects.orderBy("-text")[:1]] == ["ärger"]
     assert_indexes_consistent(redis_client, Word)
     assert Word.objects.check().ok
+
+
+# ---- the plan protocol, fed by hand (no server) ------------------------------------------------
+
+
+def _query_flow(lookup: dict[str, Any]) -> Any:
+    from flow_router import Router
+
+    from IndexedRedis.compiler import Query
+    from IndexedRedis.flows import read
+    from IndexedRedis.flows.context import Context
+
+    ctx = Context(Word._meta, "main", Router())
+    return read.count_flow(ctx, Query().narrowed(Word._meta, lookup))
+
+
+def test_a_stale_plan_is_replaced_by_the_values_the_script_sent_and_the_query_asked_again() -> None:
+    from IndexedRedis import scripts
+    from IndexedRedis.flows.text import STALE_PLAN
+
+    flow = _query_flow({"text__startswith": "ab"})
+    first = next(flow)
+    assert first.script is scripts.QUERY and b"?" in first.args      # no plan yet: an impossible version
+    again = flow.send([STALE_PLAN, 1, b"17", b"", b"abc", b"abd"])   # stale: version 17, its values
+    assert again.script is scripts.QUERY and b"17" in again.args
+    gk = Word._meta.keys.generation(0)
+    assert gk.index("text", b"abc") in again.keys and gk.index("text", b"abd") in again.keys
+    with pytest.raises(StopIteration) as stop:
+        flow.send([1, 2])
+    assert stop.value.value == 2
+
+
+def test_a_walk_left_unfinished_by_the_script_goes_on_in_bounded_read_only_steps() -> None:
+    from IndexedRedis import scripts
+    from IndexedRedis.flows.text import STALE_PLAN
+
+    flow = _query_flow({"text__contains": "b"})
+    next(flow)
+    step = flow.send([STALE_PLAN, 1, b"5", b"r(abc", b"abc"])         # walked up to 'abc'
+    assert step.script is scripts.TEXT_WALK and step.readonly and step.args[-2:] == (b"r(abc", WALK_BUDGET)
+    step = flow.send([1, b"6", b"r(zz", b"xbx"])                    # the dictionary changed: again
+    assert step.script is scripts.TEXT_WALK and step.args[-2] == b"s"
+    query = flow.send([1, b"6", b"", b"b", b"cab", b"nope"])        # candidates are checked exactly
+    gk = Word._meta.keys.generation(0)
+    assert {gk.index("text", b"b"), gk.index("text", b"cab")} <= set(query.keys)
+    assert gk.index("text", b"nope") not in query.keys
+
+
+def test_plans_that_never_settle_end_with_a_clear_error() -> None:
+    from IndexedRedis import ConcurrencyError
+    from IndexedRedis.flows.text import STALE_PLAN
+
+    flow = _query_flow({"text__iexact": "x"})
+    next(flow)
+    with pytest.raises(ConcurrencyError, match="Word: a text lookup kept meeting changed dictionaries"):
+        for version in range(1000):
+            flow.send([STALE_PLAN, 1, b"%d" % version, b"", b"x"])
