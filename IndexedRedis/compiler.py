@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .compat import compat6
 from .exceptions import InvalidQueryError
 from .fields import irNull
 from .lookups import Condition, resolve_filter
@@ -139,7 +140,10 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
     needs = {(c[1], condition_letters(meta.specs[c[1]], c[0])) for c in conditions}
     if order.field is not None:
         needs.add((order.field, args[2].replace(b"d", b"sd").replace(b"z", b"sz").replace(b"x", b"sx")))
+    six = compat6()  # 6.x answered from whatever a mix of layouts left: only text lookups refuse
     for name, letters in sorted(needs):
+        if six and b"d" not in letters:
+            continue
         if meta.specs[name].field.hashIndex:
             letters = letters.replace(b"s", b"h")
         extra += (b"R", number(gk.layout), name, letters)
