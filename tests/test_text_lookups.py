@@ -316,3 +316,38 @@ def test_plans_that_never_settle_end_with_a_clear_error() -> None:
     with pytest.raises(ConcurrencyError, match="Word: a text lookup kept meeting changed dictionaries"):
         for version in range(1000):
             flow.send([STALE_PLAN, 1, b"%d" % version, b"", b"x"])
+
+
+def test_text_lookups_and_order_on_a_redis_cluster(empty_cluster: Any) -> None:
+    from IndexedRedis import clearRedisPools, setDefaultRedisConnectionParams
+
+    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": empty_cluster.master_ports()[0], "cluster": True})
+    try:
+        words = ["Alpha", "alphabet", "Beta", "ΣΊΣΥΦΟΣ", "σίσυφος", "gamma"]
+        Word.reset([Word(text=t, n=i) for i, t in enumerate(words)])
+        Word(text="ALPHA").save()
+        assert sorted(o.text for o in Word.objects.filter(text__istartswith="alph")) == ["ALPHA", "Alpha", "alphabet"]
+        assert Word.objects.filter(text__icontains="ΣΥΦ").count() == 2
+        assert [o.text for o in Word.objects.orderBy("text")[1:3]] == ["Alpha", "Beta"]
+        assert Word.objects.check().ok
+    finally:
+        Word.reset([])
+        clearRedisPools()
+
+
+def test_check_finds_dictionary_drift_both_ways_and_repair_mends_it_for_every_plan(
+        redis_client: redis.Redis) -> None:
+    Word.reset([Word(text=t) for t in ("kiwi", "kiwano", "lime")])
+    gk = Word._meta.keys.generation(int(redis_client.get(Word._meta.keys.gen)))
+    redis_client.zrem(gk.text_dict("text"), b"kiwi")               # lost (as by a foreign write)
+    redis_client.zadd(gk.text_dict("text"), {b"kumquat": 0})       # a value no object has
+    qs = Word.objects.filter(text__startswith="k")
+    assert [o.text for o in qs] == ["kiwano"]                      # the drift shows, and is planned
+    report = Word.objects.check()
+    assert report.found == {"missing_entry": 1, "stale_entry": 1}, report.details
+    assert {f.key for f in report.details} == {gk.text_dict("text")}
+    repaired = Word.objects.repair()
+    assert repaired.repaired == repaired.found and Word.objects.check().ok
+    # the repair bumped the dictionary's version: the plan made from the drifted dictionary is stale
+    assert sorted(o.text for o in qs) == ["kiwano", "kiwi"]
+    assert_indexes_consistent(redis_client, Word)
