@@ -129,7 +129,6 @@ for o, ob in ipairs(objects) do
     else
       if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
       local dict = ix[14] ~= nil and ix[14] ~= 0 and keeps_dict(layouts[ob[1]], ix[1])
-      local entering = dict and ix[17] == 1 and redis.call('EXISTS', KEYS[ix[5]]) == 0
       local moved = ix[4] ~= 0 and ix[4] ~= ix[5]
       if moved then redis.call('SREM', KEYS[ix[4]], pk) end
       redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
@@ -138,7 +137,12 @@ for o, ob in ipairs(objects) do
         if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
           dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
         end
-        if entering then dict_enter(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[18], ix[19]) end
+        -- ZADD adds the value only when its set had no member before (then the dictionary
+        -- lacked it); otherwise it changes nothing, and the version stays.
+        if ix[17] == 1 and redis.call('ZADD', KEYS[ix[14]], 0, ix[18]) == 1 then
+          if ix[19] ~= '' then redis.call('ZADD', KEYS[ix[15]], 0, ix[19]) end
+          dict_bump(layout_key, ix[1])
+        end
       end
       if ix[7] ~= 0 then
         if ix[8] == '' then

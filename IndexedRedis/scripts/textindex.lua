@@ -68,13 +68,8 @@ local function dict_bump(layout_key, field)
   end
 end
 
--- A value enters (or leaves) a field's dictionaries; `fold` is its folded member ('': none).
-local function dict_enter(layout_key, field, dict_key, fold_key, text, fold)
-  redis.call('ZADD', dict_key, 0, text)
-  if fold ~= '' then redis.call('ZADD', fold_key, 0, fold) end
-  dict_bump(layout_key, field)
-end
-
+-- A value leaves a field's dictionaries (its set emptied); `fold` is its folded member
+-- ('': none).  (A value enters them where save.lua's ZADD adds it.)
 local function dict_leave(layout_key, field, dict_key, fold_key, text, fold)
   redis.call('ZREM', dict_key, text)
   if fold ~= '' then redis.call('ZREM', fold_key, fold) end
