@@ -351,3 +351,15 @@ def test_check_finds_dictionary_drift_both_ways_and_repair_mends_it_for_every_pl
     # the repair bumped the dictionary's version: the plan made from the drifted dictionary is stale
     assert sorted(o.text for o in qs) == ["kiwano", "kiwi"]
     assert_indexes_consistent(redis_client, Word)
+
+
+def test_update_keeps_the_dictionaries_exact(redis_client: redis.Redis) -> None:
+    Word.reset([Word(text=t, tag="x") for t in ("pear", "pear", "plum")])
+    qs = Word.objects.filter(text__startswith="p")
+    assert qs.count() == 3                                            # a plan, at this version
+    assert Word.objects.filter(text="pear").update(text="Peach") == 2
+    gk = Word._meta.keys.generation(int(redis_client.get(Word._meta.keys.gen)))
+    assert redis_client.zrange(gk.text_dict("text"), 0, -1) == [b"Peach", b"plum"]
+    assert Word.objects.filter(text__istartswith="pe").count() == 2
+    assert qs.count() == 1                                            # the old plan went stale
+    assert_indexes_consistent(redis_client, Word)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
+__all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "TEXT_WALK", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE",
            "CACHE_FLAG"]
@@ -43,6 +43,7 @@ class Script:
 
 
 SAVE = Script("save", libs=("textindex",))
+UPDATE = Script("update", libs=("textindex",))
 DELETE = Script("delete", libs=("textindex",))
 QUERY = Script("query", readonly=True, libs=("textindex",))
 TEXT_WALK = Script("text_walk", readonly=True, libs=("textindex",))

@@ -76,6 +76,25 @@ local function dict_leave(layout_key, field, dict_key, fold_key, text, fold)
   dict_bump(layout_key, field)
 end
 
+-- The dictionaries' upkeep for write_entries (lib.lua): after an index group (see
+-- save.lua's header) moved an object between value sets, the old value leaves the
+-- dictionaries when its set emptied, and the new one enters them when its set had no
+-- member before (ZADD adds it only then; otherwise nothing changes, nor the version).
+-- `layout`: what layout_sync returned for the writer; a field whose layout has no 'd'
+-- (data written before the dictionaries) keeps none.
+local function text_upkeep(layout, layout_key)
+  return function(ix, moved)
+    if ix[14] == nil or ix[14] == 0 or not keeps_dict(layout, ix[1]) then return end
+    if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
+      dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
+    end
+    if ix[17] == 1 and redis.call('ZADD', KEYS[ix[14]], 0, ix[18]) == 1 then
+      if ix[19] ~= '' then redis.call('ZADD', KEYS[ix[15]], 0, ix[19]) end
+      dict_bump(layout_key, ix[1])
+    end
+  end
+end
+
 -- Walk a field's dictionaries for a text condition, at most `budget` members per call.
 -- spec: raw_min, raw_max (lex bounds over the values), fold_min, fold_max (over the
 -- folded members; fold_min '' skips them), needle ('': every member in range; else
