@@ -31,6 +31,6 @@ if ARGV[4] == '1' then
 else
   values = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[5] == '' and '-' or ARGV[5], '+', 'LIMIT', 0, budget)
 end
-reply[3] = #values < budget and '' or ((ARGV[4] == '1' and '(' or '(') .. values[#values])
+reply[3] = #values < budget and '' or ('(' .. values[#values])  -- exclusive, either way
 for _, v in ipairs(values) do reply[#reply + 1] = v end
 return reply
