@@ -72,6 +72,7 @@ from .model import (
 )
 from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
+from .typed import Field
 
 __version__ = "7.0.0.dev0"
 
@@ -87,6 +88,7 @@ getIndexedRedisEncoding = getDefaultIREncoding
 
 __all__ = [
     "IndexedRedisModel",
+    "Field",
     "isIndexedRedisModel",
     "QuerySet",
     "IRQueryableList",
