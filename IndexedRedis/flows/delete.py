@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 from .. import scripts
 from ..entries import delete_args
 from ..exceptions import ConcurrencyError
@@ -17,6 +19,8 @@ from .schemas import records_flow
 
 if TYPE_CHECKING:
     from ..model import IndexedRedisModel
+
+_packer = msgpack.Packer(use_bin_type=False)  # the scripts' cmsgpack knows no bin type
 
 __all__ = ["delete_flow", "delete_batches_flow", "delete_objects_flow"]
 
@@ -37,10 +41,13 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]], swe
         gk = meta.keys.generation(gen)
         number = KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas, meta.keys.cache_flag))
         args: list[Any] = [expected(meta, gk, gen, number, sweep), len(meta.indexed), *meta.indexed_names]
-        for field in meta.indexed:  # the sorted sets of each field, or 0
+        for field in meta.indexed:  # the sorted sets and dictionaries of each field, or 0
             spec = meta.specs[field.name]
             args += (number(gk.score_index(field.name)) if spec.numeric else 0,
-                     number(gk.lex_index(field.name)) if spec.lex else 0)
+                     number(gk.lex_index(field.name)) if spec.lex else 0,
+                     number(gk.text_dict(field.name)) if spec.text else 0,
+                     number(gk.fold_dict(field.name)) if spec.text else 0)
+        args += (number(gk.layout), meta.layout[0], _packer.pack(list(meta.layout[1])))
         for pk, believed in items:
             args += (pk, number(gk.stamp(pk)))
             args += delete_args(meta, gk, number, believed)

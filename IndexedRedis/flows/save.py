@@ -125,6 +125,7 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
                            number(meta.keys.nextpk), number(meta.keys.schemas),
                            b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, number(meta.keys.cache_flag),
+                           number(gk.layout), meta.layout[0], meta.layout[1],
                            *((number(gk.exp),) if meta.ttl_ms is not None else ())))
         objects = []
         for p in active:

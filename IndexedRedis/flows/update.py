@@ -159,7 +159,8 @@ def _call(plan: UpdatePlan, gen: int, batch: Sequence[_Target]) -> ScriptCall:
         objects.append((0, b"%d" % t.pk, b"F" if t.full else b"P", payload, groups, number(gk.stamp(t.pk)),
                         record_digest(t.record, plan.checked)))
     gen_arg = b"%d" % gen if meta.ttl_ms is None else expected(meta, gk, gen, number)
-    request = (gen_arg, b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, plan.checked, objects)
+    request = (gen_arg, b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, plan.checked, objects,
+               number(gk.layout), meta.layout[0], meta.layout[1])
     return ScriptCall(scripts.UPDATE, number.keys, (_packer.pack(request),))
 
 

@@ -8,8 +8,9 @@
 -- KEYS: every key, referenced by number from the request.
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
---     schemas hash #, schema tag, field names (msgpack array), cache flag #,
---     expiry zset # (TTL models only, see expiry.py)}...
+--     schemas hash #, schema tag, field names (msgpack array), cache flag #, layout hash #,
+--     layout digest, layout (field, letters...), expiry zset # (TTL models only, see
+--     expiry.py)}...  (layouts: see textindex.lua)
 --   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #, expected,
 --     expiry (TTL models only: ms from now, 0 none, -1 keep the stored one)}...
 --     expected: '' (no check), or what the stored record must be for anything to be
@@ -24,7 +25,11 @@
 --       a stored record of another schema is refused (reply 2): the client sends it whole.
 --     index group: {field, kind, believed stored value, old set #, new set #, unique (1/0),
 --       score zset # (0: none), new score ('' = not in the zset), lex zset # (0: none),
---       old lex flag (1/0), old text, new lex flag, new text}
+--       old lex flag (1/0), old text, new lex flag, new text, dictionary # (0: none),
+--       folded dictionary #, old folded member, new dict flag (1/0), new text, new folded
+--       member}  (a folded member '' means none; the old dictionary value is the believed
+--       stored value.  A value enters the dictionaries when its set gains its first
+--       member, and leaves them when its set empties.)
 --     An object saved without a pk may give, for a plain index (not unique, no sorted
 --     set), just the new set # (a number) instead of the group.
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
@@ -47,13 +52,13 @@ for m, model in ipairs(models) do
   if gen ~= model[1] then return {0, gen, m} end
 end
 for _, model in ipairs(models) do know_schema(model[7], model[8]) end
--- Expiry (TTL models: model[10] is the expiry zset's key #, ob[8] the object's expiry,
+-- Expiry (TTL models: model[13] is the expiry zset's key #, ob[8] the object's expiry,
 -- see expiry.py): read the server's clock once.
 local now
-for _, model in ipairs(models) do if (model[10] or 0) ~= 0 then now = server_ms() break end end
+for _, model in ipairs(models) do if (model[13] or 0) ~= 0 then now = server_ms() break end end
 local revived = {}  -- objects whose stored record had expired (not swept yet)
 local function expired_pk(m, pk)
-  local exp = models[m][10] or 0
+  local exp = models[m][13] or 0
   return exp ~= 0 and is_expired(redis.call('ZSCORE', KEYS[exp], pk), now)
 end
 local stamping = {}  -- per model: whether some client caches it (read here, never trusted from the client)
@@ -111,6 +116,8 @@ end)
 if clash then return {4, clash, field} end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
+local layouts = {}  -- per model: field -> the indexes kept (textindex.lua)
+for m, model in ipairs(models) do layouts[m] = layout_sync(KEYS[model[10]], KEYS[model[4]], model[11], model[12]) end
 
 local pks = {1}
 for o, ob in ipairs(objects) do
@@ -127,13 +134,13 @@ for o, ob in ipairs(objects) do
   end
   write_record(objs_key, KEYS[model[4]], pk, ob[3], ob[4], existing[o], ob[3] == 'P' and where_of(ob[1]))
   if ob[6] ~= 0 and stamping[ob[1]] then touch_stamp(KEYS[ob[6]]) end
-  write_entries(pk, ob[5])
-  if (model[10] or 0) ~= 0 then
+  write_entries(pk, ob[5], text_upkeep(layouts[ob[1]], KEYS[model[10]]))
+  if (model[13] or 0) ~= 0 then
     local ttl = ob[8]
     if ttl > 0 then
-      redis.call('ZADD', KEYS[model[10]], now + ttl, pk)
+      redis.call('ZADD', KEYS[model[13]], now + ttl, pk)
     elseif ttl == 0 or revived[o] then
-      redis.call('ZREM', KEYS[model[10]], pk)
+      redis.call('ZREM', KEYS[model[13]], pk)
     end
   end
   pks[o + 1] = pk
@@ -141,7 +148,7 @@ end
 if now then  -- a TTL model's reply ends with whether expired objects wait for a sweep
   local waiting = 0
   for _, model in ipairs(models) do
-    if (model[10] or 0) ~= 0 and redis.call('ZCOUNT', KEYS[model[10]], '-inf', now) > 0 then waiting = 1 end
+    if (model[13] or 0) ~= 0 and redis.call('ZCOUNT', KEYS[model[13]], '-inf', now) > 0 then waiting = 1 end
   end
   pks[#pks + 1] = waiting
 end
