@@ -82,6 +82,8 @@ def answers(model: Any, user: str = "u") -> dict[str, Any]:
         "page": [o._id for o in objs.orderBy("n")[0:2]],
         "exclude": sorted(objs.filter(user__ne="nobody").getPrimaryKeys()),
         "exists": objs.filter(user=user).exists(),
+        "startswith": sorted(o._id for o in objs.filter(user__startswith=user[:1])),
+        "text_page": [o._id for o in objs.orderBy("user")[1:3]],
     }
 
 
@@ -96,7 +98,8 @@ def test_expired_objects_vanish_from_every_read_at_once(redis_client: redis.Redi
     alive = sorted(o._id for o in kept)
     seen = answers(Session)
     assert seen == {"all": alive, "filter": alive, "count": 3, "filter_count": 3, "range_count": 3,
-                    "ordered": sorted(alive, reverse=True), "page": alive[:2], "exclude": alive, "exists": True}
+                    "ordered": sorted(alive, reverse=True), "page": alive[:2], "exclude": alive, "exists": True,
+                    "startswith": alive, "text_page": alive[1:3]}
     assert Session.objects.getMultiple([o._id for o in doomed]) == [None] * 5
     assert not any(Session.objects.exists(o._id) for o in doomed)
     assert Session.objects.random()._id in alive
@@ -119,7 +122,8 @@ def test_every_expired_object_vanishes_when_all_expire(redis_client: redis.Redis
     Session.saver.save([session(i) for i in range(4)], ttl=EXPIRED)
     time.sleep(0.05)
     assert answers(Session) == {"all": [], "filter": [], "count": 0, "filter_count": 0, "range_count": 0,
-                                "ordered": [], "page": [], "exclude": [], "exists": False}
+                                "ordered": [], "page": [], "exclude": [], "exists": False, "startswith": [],
+                                "text_page": []}
     assert Session.objects.random() is None
 
 
@@ -341,6 +345,8 @@ def test_random_saves_ttls_and_deletes_match_a_model(redis_client: redis.Redis, 
         assert Session.objects.filter(user=user).count() == sum(1 for v in alive.values() if v[0] == user)
     assert Session.objects.count() == len(alive)
     assert [o._id for o in Session.objects.orderBy("n").all()] == sorted(alive, key=lambda pk: (alive[pk][1], pk))
+    by_user = sorted(alive, key=lambda pk: (alive[pk][0], pk))
+    assert [o._id for o in Session.objects.orderBy("user")[1:4]] == by_user[1:4]
     assert [o is not None for o in Session.objects.getMultiple(sorted(model))] == [pk in alive for pk in sorted(model)]
     report = Session.objects.check()
     assert report.ok, report.found
@@ -448,3 +454,15 @@ def test_links_to_expired_objects_and_streamed_resets(redis_client: redis.Redis)
     Cached.reset(Cached(kind="s", n=i) for i in range(7))  # streamed: the default TTL too
     assert redis_client.zcard(live_gk(redis_client, Cached).exp) == 7
     assert Cached.objects.check().ok
+
+
+def test_text_order_pages_skip_no_expired_objects(redis_client: redis.Redis) -> None:
+    alive = [session(0, user="a")] + [session(i, user="b") for i in (1, 2, 3)] + [
+        session(i, user="c") for i in (4, 5, 6)]
+    Session.saver.save(alive, ttl=ALIVE)
+    Session.saver.save([session(i, user="a") for i in (7, 8, 9)], ttl=EXPIRED)  # 'a' has 4 objects, 3 expired
+    time.sleep(0.05)
+    in_order = [o._id for o in alive]
+    assert [o._id for o in Session.objects.orderBy("user")[4:6]] == in_order[4:6]
+    assert [o._id for o in Session.objects.orderBy("user")[1:3]] == in_order[1:3]
+    assert [o._id for o in Session.objects.orderBy("-user")[0:2]] == [in_order[6], in_order[5]]
