@@ -83,7 +83,14 @@ end
 -- `layout`: what layout_sync returned for the writer; a field whose layout has no 'd'
 -- (data written before the dictionaries) keeps none.
 local function text_upkeep(layout, layout_key)
-  return function(ix, moved)
+  return function(ix, moved, compact)
+    if compact then  -- {field, set #, dictionary #, text[, folded dictionary #, folded member]}
+      if keeps_dict(layout, ix[1]) and redis.call('ZADD', KEYS[ix[3]], 0, ix[4]) == 1 then
+        if ix[5] then redis.call('ZADD', KEYS[ix[5]], 0, ix[6]) end
+        dict_bump(layout_key, ix[1])
+      end
+      return
+    end
     if ix[14] == nil or ix[14] == 0 or not keeps_dict(layout, ix[1]) then return end
     if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
       dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
