@@ -14,10 +14,12 @@ local TEXT_NOT_BUILT, TEXT_STALE, TEXT_MORE = 20, 21, 22
 -- the writer's {field, letters, ...}, `digest` their digest.  An empty generation takes
 -- the writer's layout; otherwise an index the writer does not keep leaves the layout
 -- (its entries would drift).  Writes only before the caller's first data write.
+-- When the stored digest is the writer's (the common case), it returns true: every index
+-- the writer keeps is built, so every dictionary the writer names is kept.
 local function layout_sync(layout_key, ids_key, digest, flat)
+  if redis.call('HGET', layout_key, '_') == digest then return true end
   local mine = {}
   for i = 1, #flat, 2 do mine[flat[i]] = flat[i + 1] end
-  if redis.call('HGET', layout_key, '_') == digest then return mine end
   local stored = redis.call('HGETALL', layout_key)
   local built = {}
   for i = 1, #stored, 2 do
@@ -53,6 +55,7 @@ local function layout_sync(layout_key, ids_key, digest, flat)
 end
 
 local function keeps_dict(layout, field)
+  if layout == true then return true end
   local letters = layout[field]
   return letters ~= nil and string.find(letters, 'd', 1, true) ~= nil
 end
