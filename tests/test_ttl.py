@@ -320,10 +320,13 @@ def test_random_saves_ttls_and_deletes_match_a_model(redis_client: redis.Redis, 
             model[obj._id] = (user, number, {"alive": 1e9, "expired": now + 1}.get(ttl_kind, float("inf")))
         elif op == "resave":
             obj = objs[number % len(objs)]
+            unchanged = obj._id is not None and (obj.user, obj.n) == (user, number)
             obj.user, obj.n = user, number
             obj.save(ttl=ttl)
             old = model.get(obj._id)
-            if ttl_kind == "keep":
+            if unchanged and ttl_kind == "keep" and old is not None:
+                expires = old[2]  # nothing to write, nothing written: an expired object stays expired
+            elif ttl_kind == "keep":
                 expires = old[2] if old is not None and old[2] > now else float("inf")
             else:
                 expires = {"alive": 1e9, "expired": now + 1}.get(ttl_kind, float("inf"))
