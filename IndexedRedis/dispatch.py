@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import eviction
+from . import eviction, firstuse
 from .cache import registry as cache_registry
 from .connection import ASYNC_ROUTER, SYNC_ROUTER, server_label
 from .drivers import runner
@@ -36,15 +36,14 @@ def _meta(target: Any) -> Any:
 
 
 def _first_use(client: Any) -> None:
-    """Check the server's eviction policy once per client (see ``eviction``)."""
-    if eviction.getEvictionPolicyCheck() != "off":
-        eviction.judge(runner.run(client, eviction.policy_flow()), server_label(client))
+    """Read the server's INFO once per client: its eviction policy (see ``eviction``)
+    and its version (see ``firstuse``)."""
+    firstuse.apply(client, runner.run(client, firstuse.info_flow()), server_label(client))
     eviction.mark_checked(client)
 
 
 async def _afirst_use(client: Any) -> None:
-    if eviction.getEvictionPolicyCheck() != "off":
-        eviction.judge(await runner.arun(client, eviction.policy_flow()), server_label(client))
+    firstuse.apply(client, await runner.arun(client, firstuse.info_flow()), server_label(client))
     eviction.mark_checked(client)
 
 
