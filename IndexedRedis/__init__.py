@@ -33,6 +33,7 @@ from .exceptions import (
     OutOfMemoryError,
     PermissionDeniedError,
     ReadOnlyObjectError,
+    ReadOnlyReplicaError,
     ServerTimeoutError,
     ServerUnavailableError,
     SharedKeysWarning,
@@ -138,6 +139,7 @@ __all__ = [
     "LinkNotFetchedError",
     "NotReplicatedError",
     "ReadOnlyObjectError",
+    "ReadOnlyReplicaError",
     "cacheStats",
     # 6.x names
     "fields",

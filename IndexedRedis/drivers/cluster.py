@@ -266,14 +266,19 @@ def _address(detail: str) -> tuple[str, int]:
 
 
 class _Send:
-    """Send the request (``address`` None: to the slot's owner), ASKING first if ``asking``."""
+    """Send the request (``address`` None: to the slot's owner), ASKING first if ``asking``.
+    ``again``: to the node the last attempt went to (a script sent whole after its
+    NOSCRIPT, or in its plain form: the same replica, not the next one a load
+    balancer would pick), where the driver knows it."""
 
-    __slots__ = ("address", "commands", "asking")
+    __slots__ = ("address", "commands", "asking", "again")
 
-    def __init__(self, address: tuple[str, int] | None, commands: list[tuple[Any, ...]], asking: bool) -> None:
+    def __init__(self, address: tuple[str, int] | None, commands: list[tuple[Any, ...]], asking: bool,
+                 again: bool = False) -> None:
         self.address = address
         self.commands = commands
         self.asking = asking
+        self.again = again
 
 
 class _Moved:
@@ -368,7 +373,8 @@ def _recover(request: Request, error: Exception, read_only: bool = False) -> Gen
         if reroute:
             address = None
             asking = False
-        replies = yield _Send(address, _commands(request, whole, read_only), asking)
+        replies = yield _Send(address, _commands(request, whole, read_only), asking,
+                              address is None and not reroute)
         error = _failure(request, replies)  # type: ignore[assignment]
         if error is None:
             return replies
@@ -481,7 +487,8 @@ def _run(client: RedisCluster, request: Request, slot: int | None, error: Except
             action = plan.send(reply)
             reply = None
             if type(action) is _Send:
-                node = _node_of(nodes_manager, slot, action.address, reader)
+                if not (action.again and node is not None):
+                    node = _node_of(nodes_manager, slot, action.address, reader)
                 commands = [_ASKING, *action.commands] if action.asking else action.commands
                 if node is None:
                     reply = _unknown(len(commands), slot, action.address)
@@ -702,7 +709,8 @@ async def _arun(client: AsyncRedisCluster, request: Request, slot: int | None, e
             action = plan.send(reply)
             reply = None
             if type(action) is _Send:
-                node = _node_of(nodes_manager, slot, action.address, reader)
+                if not (action.again and node is not None):
+                    node = _node_of(nodes_manager, slot, action.address, reader)
                 commands = [_ASKING, *action.commands] if action.asking else action.commands
                 if node is None:
                     reply = _unknown(len(commands), slot, action.address)
