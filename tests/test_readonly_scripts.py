@@ -387,3 +387,25 @@ def test_refusals_are_recognised() -> None:
         "this user has no permissions to access one of the keys used as arguments"))
     assert not scriptforms.refused_read_only(redis.exceptions.NoScriptError("No matching script"))
     assert not scriptforms.refused_read_only(redis.ResponseError("Error running script: unknown command"))
+
+
+def test_the_readmes_redis7_front_end_runs_queries_by_evalsha_ro_only(start: Callable[..., EmbeddedRedis]) -> None:
+    from test_acl import readme_rules
+
+    server = start(redis_server(7))
+    admin = server.client()
+    password, words = readme_rules(7)["frontend"]
+    assert "+evalsha" not in words and "+evalsha_ro" in words  # the minimal 7.0 rule
+    admin.execute_command("ACL", "SETUSER", *words)
+    setDefaultRedisConnectionParams(server.connection_params)
+    objs = _fill()
+    admin.config_resetstat()
+    setDefaultRedisConnectionParams({**server.connection_params, "username": "frontend", "password": password})
+    _reads(Tunes, objs, check=False)
+    assert _stats(admin).get("evalsha_ro", 0) >= 6
+    user = redis.Redis(**server.connection_params, username="frontend", password=password)
+    with pytest.raises(redis.exceptions.NoPermissionError):  # no script it sends can write
+        user.eval("return redis.call('DEL', KEYS[1])", 1, Tunes._meta.keys.gen)
+    with pytest.raises(PermissionDeniedError, match="Model Tunes"):
+        Tunes(artist="x", track=1).save()
+    assert Tunes.connectAlt(server.connection_params).objects.count() == len(objs)
