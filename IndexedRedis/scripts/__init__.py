@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE", "CACHE_FLAG",
-           "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS"]
+           "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -86,6 +86,7 @@ CHECK_MEMBERS = Script("check_members", readonly=True)
 REPAIR = Script("repair")
 FREE_KEYS = Script("free_keys")
 MEMORY_USAGE = Script("memory_usage", readonly=True)
+DROP_BOOKKEEPING = Script("drop_bookkeeping")
 
 
 #: The scripts that never write: sent as EVALSHA_RO where the server has it.
