@@ -764,12 +764,12 @@ class ModelDeleter:
 
     def deleteMultipleByPks(self, pks: Iterable[Any]) -> int:
         """Delete the objects with these pks; returns how many existed."""
-        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk), {}) for pk in pks]
+        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk, self.model), {}) for pk in pks]
         return run_sync(self.model, lambda ctx: delete.delete_batches_flow(ctx, targets))
 
     async def adeleteMultipleByPks(self, pks: Iterable[Any]) -> int:
         """``deleteMultipleByPks``, awaitable."""
-        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk), {}) for pk in pks]
+        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk, self.model), {}) for pk in pks]
         return await run_async(self.model, lambda ctx: delete.delete_batches_flow(ctx, targets))
 
     def destroyModel(self, full: bool = False) -> int:
