@@ -242,6 +242,7 @@ def test_a_read_replica_serves_every_read_and_refuses_writes_clearly(
     follower.config_resetstat()
     Replica = Tunes.connectAlt(replica.connection_params)
     _reads(Replica, objs)
+    assert Replica.objects.stats().to_dict()["objects"] == len(objs)
     stats = _stats(follower)
     if major >= 7:
         assert stats.get("evalsha_ro", 0) >= 8 and "evalsha" not in stats, stats
