@@ -285,7 +285,7 @@ def _cluster_reads(cluster: Any, **options: Any) -> dict[str, dict[int, int]]:
     writer.reset([writer(artist=f"a{i % 4}", track=i) for i in range(40)])
     master = cluster.owner(key_slot_of(writer))
     assert cluster.admin(master).execute_command("WAIT", 1, 5000) >= 1
-    _wait_listed(cluster, master, key_slot_of(writer))
+    _wait_listed(cluster, key_slot_of(writer))
     reader = CTunes.connectAlt({**params, **options})
     for port in cluster.ports:
         cluster.admin(port).config_resetstat()
@@ -312,16 +312,18 @@ def _cluster_reads(cluster: Any, **options: Any) -> dict[str, dict[int, int]]:
     return served
 
 
-def _wait_listed(cluster: Any, master: int, slot: int) -> None:
-    """Until CLUSTER SLOTS lists a replica for ``slot`` (Redis 7 leaves out a replica
-    that has not finished its first sync: a new cluster's, for some seconds)."""
+def _wait_listed(cluster: Any, slot: int) -> None:
+    """Until every master's CLUSTER SLOTS lists a replica for ``slot`` (Redis 7 leaves
+    out a replica that has not finished its first sync, and a master learns of a new
+    replica by gossip): a client's slot map comes from one of them."""
     deadline = time.monotonic() + 30
-    while True:
-        ranges = cluster.admin(master).execute_command("CLUSTER", "SLOTS")
-        if any(int(start) <= slot <= int(end) and len(nodes) >= 2 for start, end, *nodes in ranges):
-            return
-        assert time.monotonic() < deadline, f"no replica of slot {slot} listed: {ranges}"
-        time.sleep(0.1)
+    for port in cluster.master_ports():
+        while True:
+            ranges = cluster.admin(port).execute_command("CLUSTER", "SLOTS")
+            if any(int(start) <= slot <= int(end) and len(nodes) >= 2 for start, end, *nodes in ranges):
+                break
+            assert time.monotonic() < deadline, f"node {port} lists no replica of slot {slot}: {ranges}"
+            time.sleep(0.1)
 
 
 def key_slot_of(model: type[Any]) -> int:

@@ -164,6 +164,8 @@ def _socket_events(conn: Any) -> int:
     sock = None if conn._writer is None else conn._writer.get_extra_info("socket")
     if sock is None:
         return 0
+    if sock.fileno() < 0:  # closed under us (the transport let go of it): as a hang-up
+        return _HANG_UP or _READABLE
     if not _HANG_UP:  # no poll(2) here: select tells readable, not hung up
         return _READABLE if select.select((sock,), (), (), 0)[0] else 0
     poller = select.poll()

@@ -834,7 +834,9 @@ async def _aclosed(conn: Any) -> bool:
     except (*_LINK_ERRORS, OSError):
         return True
     sock = conn._writer.get_extra_info("socket") if conn._writer is not None else None
-    return sock is None or bool(select.select([sock], [], [], 0)[0])
+    if sock is None or sock.fileno() < 0:  # closed under us (the transport let go of it)
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 async def _aexecute_list(client: AsyncRedisCluster, requests: list[Request]) -> list[Any]:
