@@ -352,16 +352,10 @@ def test_cluster_read_scripts_go_to_replicas_on_62(redis_cluster_with_replicas: 
 
 @pytest.fixture(scope="module")
 def cluster7() -> Iterator[Any]:
-    from clusters import ClusterUnavailable, LocalCluster
+    """A Redis 7 cluster, three masters with a replica each."""
+    from cluster_fixtures import _started
 
-    try:
-        cluster = LocalCluster(masters=3, replicas=1, executable=redis_server(7)).start()
-    except ClusterUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from _started(replicas=1, executable=redis_server(7))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -21,6 +21,7 @@ after a failed reply.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -28,7 +29,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from ..flows.requests import ScriptCall
 from ..scripts import Script
 
-__all__ = ["read_only_form", "mark_plain", "first_args", "follow_up", "refused_read_only", "plain_nodes"]
+__all__ = ["read_only_form", "mark_plain", "first_args", "follow_up", "refused_read_only", "plain_nodes", "attempts"]
 
 _MARK = "_indexedredis_plain_scripts"
 #: Cluster nodes (``host:port``) of asyncio clusters that refused the read-only form
@@ -101,3 +102,22 @@ def whole_args(request: ScriptCall, read_only: bool) -> tuple[Any, ...]:
     if read_only:
         return request.script.ro_args(request.keys, request.args, whole=True)
     return request.script.eval_args(request.keys, request.args)
+
+
+def attempts(request: ScriptCall, holder: Any) -> Generator[tuple[Any, ...], ResponseError, None]:
+    """The commands to send a script call as, one after the other: yields the next
+    command and receives the error reply to the last one (``follow_up``); raises
+    that error when nothing follows.  ``holder``: the connection pool marked when the
+    server refuses the read-only form.  (For the drivers' generic paths; their hot
+    paths loop on ``follow_up`` themselves.)"""
+    read_only = sent_read_only(request, read_only_form(holder))
+    sent = first_args(request, read_only)
+    while True:
+        error = yield sent
+        was = read_only
+        retry, read_only = follow_up(request, read_only, error)
+        if retry is None:
+            raise error
+        if was and not read_only:
+            mark_plain(holder)
+        sent = retry

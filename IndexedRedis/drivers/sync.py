@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..flows.requests import Command, Request, ScriptCall, Transaction
 from .scriptforms import (
+    attempts,
     first_args,
     follow_up,
     mark_plain,
@@ -569,20 +570,13 @@ def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
                 raise reply
         return replies
     if type(request) is ScriptCall:
-        holder = getattr(client, "connection_pool", client)
-        read_only = sent_read_only(request, read_only_form(holder))
-        sent: tuple[Any, ...] = first_args(request, read_only)
+        plan = attempts(request, getattr(client, "connection_pool", client))
+        sent = next(plan)
         while True:
             try:
                 return client.execute_command(*sent)
             except ResponseError as exc:
-                was = read_only
-                retry, read_only = follow_up(request, read_only, exc)
-                if retry is None:
-                    raise
-                sent = retry
-                if was and not read_only:
-                    mark_plain(holder)
+                sent = plan.send(exc)  # raises exc when nothing follows
     if type(request) is Transaction:
         pipe = client.pipeline(transaction=True)
         for command in request.commands:
