@@ -27,6 +27,7 @@ from .exceptions import (
     EvictionWarning,
     FieldValueError,
     IndexedRedisError,
+    IndexNotBuiltError,
     InvalidModelException,
     InvalidQueryError,
     LinkNotFetchedError,
@@ -72,6 +73,7 @@ from .model import (
 )
 from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
+from .typed import Field
 
 __version__ = "7.0.0.dev0"
 
@@ -87,6 +89,7 @@ getIndexedRedisEncoding = getDefaultIREncoding
 
 __all__ = [
     "IndexedRedisModel",
+    "Field",
     "isIndexedRedisModel",
     "QuerySet",
     "IRQueryableList",
@@ -133,6 +136,7 @@ __all__ = [
     "IndexedRedisError",
     "InvalidModelException",
     "FieldValueError",
+    "IndexNotBuiltError",
     "InvalidQueryError",
     "UnknownFieldError",
     "UniqueConstraintError",

@@ -11,7 +11,8 @@
 -- ARGV: 1 expected generation, 2 operation, then
 --   'get' / 'has': the pks (those found and their records, as for 'records'; or
 --   whether the first exists).
---   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset), order key number,
+--   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset | 'd' text dictionary,
+--   whose values come in an 'O' condition), order key number,
 --   descending ('1'/'0'), null set key number (0: none), order field name, the key
 --   number of a set of values with no place in the order (nan; 0: none), which are
 --   ordered with the irNull values;
@@ -24,6 +25,9 @@
 --                             syntax); when this does not drive, the field's stored
 --                             text is checked against rawmin / rawmax (same syntax)
 --     'N' key                 members of the set are excluded
+--     'R' / 'D' / 'O' ...     an index the query reads (checked as built), a text
+--                             dictionary condition, a text order's values: see
+--                             text_condition in textindex.lua (replies 20-22 there)
 -- Operations: records / random -> the pks found (one msgpack array of numbers: cheaper
 --   to send and parse than a reply item per pk), {their records} | pks -> {pks} |
 --   count -> n | exists -> 0/1.  Reply {0, generation} when the generation moved.
@@ -86,6 +90,10 @@ for _ = 1, tonumber(ARGV[13]) do
     for i = 1, tonumber(ARGV[pos + 1]) do c.keys[i] = KEYS[tonumber(ARGV[pos + 1 + i])] end
     positives[#positives + 1] = c
     pos = pos + 2 + #c.keys
+  elseif t == 'R' or t == 'D' or t == 'O' then  -- text dictionaries, built indexes (textindex.lua)
+    local c
+    c, pos = text_condition(ARGV, pos)
+    if c then positives[#positives + 1] = c end
   elseif t == 'Z' then
     positives[#positives + 1] = {t = t, key = KEYS[tonumber(ARGV[pos + 1])], min = ARGV[pos + 2],
                                  max = ARGV[pos + 3]}
@@ -97,6 +105,9 @@ for _ = 1, tonumber(ARGV[13]) do
     pos = pos + 7
   end
 end
+
+local refused = text_verify(ids_key)
+if refused then return refused end
 
 local function padded(pk) return string.format('%012d', tonumber(pk)) end
 local function unpadded(member) return tostring(tonumber(string.sub(member, -12))) end
@@ -425,16 +436,37 @@ else
       nulls = null_segment()
       for i = 1, math.min(#nulls, wanted) do ordered[#ordered + 1] = nulls[i] end
     end
-    walk(function(from)
-      local chunk
-      if desc then
-        chunk = redis.call('ZREVRANGE', order_key, from, from + CHUNK_WALK - 1)
-      else
-        chunk = redis.call('ZRANGE', order_key, from, from + CHUNK_WALK - 1)
-      end
-      for i = 1, #chunk do chunk[i] = unpadded(chunk[i]) end
-      return chunk
-    end, ordered)
+    if order_kind == 'd' then  -- the text dictionary's values, in order (the 'O' condition)
+      local next_value = 0
+      local plain = #positives == 0 and #negatives == 0
+      walk(function()
+        while true do
+          next_value = next_value + 1
+          local key = text_order.keys[next_value]
+          if key == nil then
+            text_order.ran_out = true
+            return nil
+          end
+          -- Unfiltered, a value whose objects all come before the page is skipped by its
+          -- size: a deep page reads the sizes of the values before it, not their members.
+          local n = plain and redis.call('SCARD', key) or 0
+          if not plain or #ordered + n > offset then return sort_pks(redis.call('SMEMBERS', key), desc) end
+          offset, wanted = offset - n, wanted - n
+        end
+      end, ordered)
+      if text_order.ran_out and not text_order.complete then return {TEXT_MORE, #text_order.keys} end
+    else
+      walk(function(from)
+        local chunk
+        if desc then
+          chunk = redis.call('ZREVRANGE', order_key, from, from + CHUNK_WALK - 1)
+        else
+          chunk = redis.call('ZRANGE', order_key, from, from + CHUNK_WALK - 1)
+        end
+        for i = 1, #chunk do chunk[i] = unpadded(chunk[i]) end
+        return chunk
+      end, ordered)
+    end
     if not desc and #ordered < wanted then
       nulls = null_segment()
       for i = 1, #nulls do
