@@ -13,9 +13,9 @@ import pytest
 from clusters import ClusterUnavailable, LocalCluster
 
 
-def _started(replicas: int) -> Iterator[LocalCluster]:
+def _started(replicas: int, executable: str | None = None) -> Iterator[LocalCluster]:
     try:
-        cluster = LocalCluster(masters=3, replicas=replicas).start()
+        cluster = LocalCluster(masters=3, replicas=replicas, executable=executable).start()
     except ClusterUnavailable as exc:
         pytest.skip(str(exc))
     try:
