@@ -35,6 +35,7 @@ from .exceptions import (
     OutOfMemoryError,
     PermissionDeniedError,
     ReadOnlyObjectError,
+    ReadOnlyReplicaError,
     ServerTimeoutError,
     ServerUnavailableError,
     SharedKeysWarning,
@@ -146,6 +147,7 @@ __all__ = [
     "LinkNotFetchedError",
     "NotReplicatedError",
     "ReadOnlyObjectError",
+    "ReadOnlyReplicaError",
     "cacheStats",
     # 6.x names
     "fields",

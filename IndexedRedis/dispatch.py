@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import eviction
+from . import eviction, firstuse
 from .cache import registry as cache_registry
 from .connection import ASYNC_ROUTER, SYNC_ROUTER, server_label
 from .drivers import runner
-from .exceptions import PermissionDeniedError, ServerTimeoutError, ServerUnavailableError
+from .exceptions import PermissionDeniedError, ReadOnlyReplicaError, ServerTimeoutError, ServerUnavailableError
 from .flows.context import Context
 from .flows.requests import Flow
 from .options import checked_meta
@@ -36,15 +36,14 @@ def _meta(target: Any) -> Any:
 
 
 def _first_use(client: Any) -> None:
-    """Check the server's eviction policy once per client (see ``eviction``)."""
-    if eviction.getEvictionPolicyCheck() != "off":
-        eviction.judge(runner.run(client, eviction.policy_flow()), server_label(client))
+    """Read the server's INFO once per client: its eviction policy (see ``eviction``)
+    and its version (see ``firstuse``)."""
+    firstuse.apply(client, runner.run(client, firstuse.info_flow()), server_label(client))
     eviction.mark_checked(client)
 
 
 async def _afirst_use(client: Any) -> None:
-    if eviction.getEvictionPolicyCheck() != "off":
-        eviction.judge(await runner.arun(client, eviction.policy_flow()), server_label(client))
+    firstuse.apply(client, await runner.arun(client, firstuse.info_flow()), server_label(client))
     eviction.mark_checked(client)
 
 
@@ -60,6 +59,20 @@ def _denied(target: Any, exc: ResponseError) -> PermissionDeniedError | None:
     return PermissionDeniedError(
         f"Model {name}: the Redis user is not allowed what this operation needs ({text.split(' script: ')[0]}); "
         f"nothing was written. Grant the commands and keys of the README's ACL recipes")
+
+
+def _replica(target: Any, exc: ResponseError) -> ReadOnlyReplicaError | None:
+    """A write refused by a read-only replica as ReadOnlyReplicaError naming the model, or
+    None.  Redis 7 refuses with READONLY (redis-py's ReadOnlyError), Redis 6.2 fails
+    the script at its first write with "-READONLY ..." (every script reads before it
+    writes, so nothing was written either way)."""
+    text = str(exc)
+    if not (isinstance(exc, ReadOnlyError) or "-READONLY " in text or text.startswith("READONLY ")):
+        return None
+    return ReadOnlyReplicaError(
+        f"Model {_meta(target).name}: the server is a read-only replica (replica-read-only), which refuses "
+        f"writes ({text.split(' script: ')[0]}); nothing was written. Write through a client of the master; "
+        f"a replica serves queries, gets, counts and checks")
 
 
 def _unreachable(target: Any, client: Any, exc: Exception) -> Exception:
@@ -79,7 +92,7 @@ def run_sync(target: Any, make: MakeFlow[T]) -> T:
             _first_use(client)
         return runner.run(client, make(Context(_meta(target), client, SYNC_ROUTER)))
     except ResponseError as exc:
-        raise _denied(target, exc) or exc from None
+        raise _denied(target, exc) or _replica(target, exc) or exc from None
     except (RedisConnectionError, RedisTimeoutError) as exc:
         raise _unreachable(target, client, exc) from exc
 
@@ -92,7 +105,7 @@ async def run_async(target: Any, make: MakeFlow[T]) -> T:
             await _afirst_use(client)
         return await runner.arun(client, make(Context(_meta(target), client, ASYNC_ROUTER)))
     except ResponseError as exc:
-        raise _denied(target, exc) or exc from None
+        raise _denied(target, exc) or _replica(target, exc) or exc from None
     except (RedisConnectionError, RedisTimeoutError) as exc:
         raise _unreachable(target, client, exc) from exc
 

@@ -65,7 +65,8 @@ def mark_checked(client: Any) -> None:
 
 def policy_flow() -> Flow[str | None]:
     """The server's ``maxmemory-policy`` (None where INFO is not allowed, as for a
-    restricted ACL user: the check is then skipped)."""
+    restricted ACL user: the check is then skipped).  A client's first use reads it
+    from the one INFO of ``firstuse`` instead."""
     try:
         info = yield Command(("INFO", "memory"))
     except ResponseError:

@@ -25,6 +25,7 @@ __all__ = [
     "ServerTimeoutError",
     "SharedKeysWarning",
     "CorruptRecordError",
+    "ReadOnlyReplicaError",
 ]
 
 
@@ -171,3 +172,9 @@ class ReadOnlyObjectError(IndexedRedisError, AttributeError):
     was assigned, or such an instance changed in place was saved: the cache shares one
     instance among every reader of the process.  Change a copy
     (``obj.copy(copyPrimaryKey=True, copyValues=True)``) instead."""
+
+
+class ReadOnlyReplicaError(IndexedRedisError, redis.exceptions.ReadOnlyError):
+    """A write sent to a read-only replica (``replica-read-only yes``): the server
+    refused it before anything was written.  Queries, gets, counts and checks run
+    there; writes go to the master.  Still a redis-py ``ReadOnlyError``."""

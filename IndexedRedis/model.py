@@ -35,7 +35,7 @@ from .entries import same_stored
 from .exceptions import InvalidModelException, SharedKeysWarning, UnknownFieldError
 from .fields import irNull
 from .fields.links import ForeignLink, ForeignLinks
-from .flows import delete, links, reload, reset, reset_stream, save
+from .flows import delete, drop, links, reload, reset, reset_stream, save
 from .flows.common import RESET_BATCH
 from .flows.context import Context
 from .foreign import resolve
@@ -841,20 +841,29 @@ class ModelDeleter:
 
     def deleteMultipleByPks(self, pks: Iterable[Any]) -> int:
         """Delete the objects with these pks; returns how many existed."""
-        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk), {}) for pk in pks]
+        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk, self.model), {}) for pk in pks]
         return run_sync(self.model, lambda ctx: delete.delete_batches_flow(ctx, targets))
 
     async def adeleteMultipleByPks(self, pks: Iterable[Any]) -> int:
         """``deleteMultipleByPks``, awaitable."""
-        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk), {}) for pk in pks]
+        targets: list[tuple[int, dict[str, Any]]] = [(as_pk(pk, self.model), {}) for pk in pks]
         return await run_async(self.model, lambda ctx: delete.delete_batches_flow(ctx, targets))
 
-    def destroyModel(self) -> int:
-        """Delete every object of the model (like ``reset([])``); returns how many."""
+    def destroyModel(self, full: bool = False) -> int:
+        """Delete every object of the model (like ``reset([])``); returns how many.
+
+        ``full``: drop every key of the model, its bookkeeping too (generation
+        counters, pk counter, schemas, reset and refresh records), as if it had never
+        been stored (see ``flows.drop``).  Done in bounded steps, each atomic; the drop
+        as a whole is not atomic."""
+        if full:
+            return run_sync(self.model, drop.drop_flow)
         return run_sync(self.model, lambda ctx: reset.reset_flow(ctx, []))[1]
 
-    async def adestroyModel(self) -> int:
+    async def adestroyModel(self, full: bool = False) -> int:
         """``destroyModel``, awaitable."""
+        if full:
+            return await run_async(self.model, drop.drop_flow)
         return (await run_async(self.model, lambda ctx: reset.reset_flow(ctx, [])))[1]
 
 

@@ -23,6 +23,7 @@ from .flows.check import CHECK_BATCH, Progress, check_flow
 from .flows.expiry import sweep_expired_flow
 from .flows.stats import stats_flow
 from .names import nearest
+from .pks import as_pk, lookup_pk
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
@@ -173,13 +174,13 @@ class QuerySet(Generic[M]):
     def exists(self, pk: Any = None) -> bool:
         """Whether anything matches; with ``pk`` (the 6.x form): whether that pk exists."""
         if pk is not None:
-            return self._run(read.has_flow, as_pk(pk))
+            return self._run(read.has_flow, as_pk(pk, self.model))
         return self._run(read.exists_flow, self.query)
 
     async def aexists(self, pk: Any = None) -> bool:
         """``exists``, awaitable."""
         if pk is not None:
-            return await self._arun(read.has_flow, as_pk(pk))
+            return await self._arun(read.has_flow, as_pk(pk, self.model))
         return await self._arun(read.exists_flow, self.query)
 
     def iterate(self, batchSize: int = 1000, cascadeFetch: bool = False) -> Iterator[M]:
@@ -226,9 +227,14 @@ class QuerySet(Generic[M]):
         """``update``, awaitable."""
         return await self._arun(update.update_flow, self.query, values)
 
+    def _pk(self, pk: Any) -> int:
+        """A pk to get (see ``pks.lookup_pk``): InvalidQueryError naming the model for a
+        pk that is not an int or its text."""
+        return lookup_pk(pk, self.model)
+
     def get(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """The object with this pk, or None.  Filters do not apply."""
-        pks = (as_pk(pk),)
+        pks = (self._pk(pk),)
         if not cascadeFetch:
             hit = cached_sync(self.model, pks)
             if hit is not None:
@@ -237,7 +243,7 @@ class QuerySet(Generic[M]):
 
     async def aget(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """``get``, awaitable."""
-        pks = (as_pk(pk),)
+        pks = (self._pk(pk),)
         if not cascadeFetch:
             hit = cached_async(self.model, pks)
             if hit is not None:
@@ -246,31 +252,31 @@ class QuerySet(Generic[M]):
 
     def getMultiple(self, pks: Iterable[Any], cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """The objects with these pks, in the same order; None where a pk is missing."""
-        return self._list(self._run(read.get_objects_flow, [as_pk(pk) for pk in pks], cascade=cascadeFetch))
+        return self._list(self._run(read.get_objects_flow, [self._pk(pk) for pk in pks], cascade=cascadeFetch))
 
     async def agetMultiple(self, pks: Iterable[Any], cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """``getMultiple``, awaitable."""
-        return self._list(await self._arun(read.get_objects_flow, [as_pk(pk) for pk in pks], cascade=cascadeFetch))
+        return self._list(await self._arun(read.get_objects_flow, [self._pk(pk) for pk in pks], cascade=cascadeFetch))
 
     def getOnlyFields(self, pk: Any, fields: Iterable[str], cascadeFetch: bool = False) -> M | None:
         """The object with this pk with only ``fields`` loaded, or None."""
-        return self._run(read.get_objects_flow, [as_pk(pk)], self._checked_fields(fields), cascadeFetch)[0]  # type: ignore[return-value]
+        return self._run(read.get_objects_flow, [self._pk(pk)], self._checked_fields(fields), cascadeFetch)[0]  # type: ignore[return-value]
 
     async def agetOnlyFields(self, pk: Any, fields: Iterable[str], cascadeFetch: bool = False) -> M | None:
         """``getOnlyFields``, awaitable."""
-        return (await self._arun(read.get_objects_flow, [as_pk(pk)], self._checked_fields(fields),  # type: ignore[return-value]
+        return (await self._arun(read.get_objects_flow, [self._pk(pk)], self._checked_fields(fields),  # type: ignore[return-value]
                                  cascadeFetch))[0]
 
     def getMultipleOnlyFields(self, pks: Iterable[Any], fields: Iterable[str],
                               cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """Like ``getMultiple``, with only ``fields`` loaded."""
-        return self._list(self._run(read.get_objects_flow, [as_pk(pk) for pk in pks],
+        return self._list(self._run(read.get_objects_flow, [self._pk(pk) for pk in pks],
                                     self._checked_fields(fields), cascadeFetch))
 
     async def agetMultipleOnlyFields(self, pks: Iterable[Any], fields: Iterable[str],
                                      cascadeFetch: bool = False) -> IRQueryableList[M | None]:
         """``getMultipleOnlyFields``, awaitable."""
-        return self._list(await self._arun(read.get_objects_flow, [as_pk(pk) for pk in pks],
+        return self._list(await self._arun(read.get_objects_flow, [self._pk(pk) for pk in pks],
                                            self._checked_fields(fields), cascadeFetch))
 
     def getOnlyIndexedFields(self, pk: Any) -> M | None:
@@ -450,16 +456,6 @@ def _only(model: Any, found: list[Any], index: int) -> Any:
     if not found:
         raise IndexError(f"{model.__name__} query set index {index} out of range")
     return found[0]
-
-
-def as_pk(pk: Any) -> int:
-    try:
-        value = int(pk)
-    except (TypeError, ValueError):
-        raise TypeError(f"a primary key is an int (or its text); got {pk!r}") from None
-    if isinstance(pk, bool) or value < 0 or (isinstance(pk, float) and pk != value):
-        raise TypeError(f"a primary key is a non-negative int; got {pk!r}")
-    return value
 
 
 def cacheStats() -> dict[str, dict[str, int]]:

@@ -16,9 +16,9 @@ from clusters import ClusterUnavailable, LocalCluster
 from redis.crc import key_slot
 
 
-def _started(replicas: int) -> Iterator[LocalCluster]:
+def _started(replicas: int, executable: str | None = None) -> Iterator[LocalCluster]:
     try:
-        cluster = LocalCluster(masters=3, replicas=replicas).start()
+        cluster = LocalCluster(masters=3, replicas=replicas, executable=executable).start()
     except ClusterUnavailable as exc:
         pytest.skip(str(exc))
     try:

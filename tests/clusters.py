@@ -119,12 +119,14 @@ class LocalCluster:
     replicas, failed over) within a couple of seconds.
     """
 
-    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 2000,
+                 executable: str | None = None) -> None:
         if masters < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
         self.masters = masters
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
+        self.executable = executable  # a redis-server other than PATH's (another version)
         self._nodes: dict[int, _Node] = {}
         self._root: str | None = None
 
@@ -137,6 +139,7 @@ class LocalCluster:
         the check and the bind: a failed start is retried on fresh ports.
         """
         server, cli = find_binaries()
+        server = self.executable or server
         last: ClusterStartError | None = None
         for _ in range(3):
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,14 +19,23 @@ from IndexedRedis.embedded import EmbeddedRedis
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
-def readme_rules() -> dict[str, tuple[str, list[str]]]:
-    """user -> (password, the ACL SETUSER arguments), from the README's ACL block."""
+def readme_rules(major: int = 6) -> dict[str, tuple[str, list[str]]]:
+    """user -> (password, the ACL SETUSER arguments), from the README's ACL block for
+    Redis ``major`` (the lines after its ``# Redis 6.2`` / ``# Redis 7.0 ...`` heading)."""
     with open(README, encoding="utf-8") as fh:
         text = fh.read()
-    rules = {}
-    for line in re.findall(r"^ACL SETUSER .+$", text, flags=re.MULTILINE):
-        words = line.split()[2:]
-        rules[words[0]] = (next(w[1:] for w in words if w.startswith(">")), words)
+    by_version: dict[int, dict[str, tuple[str, list[str]]]] = {}
+    version = None
+    for line in text.splitlines():
+        heading = re.match(r"^# Redis (\d+)\.\d", line)
+        if heading:
+            version = int(heading[1])
+        elif line.startswith("ACL SETUSER "):
+            assert version is not None, f"an ACL line before its '# Redis X.Y' heading: {line}"
+            words = line.split()[2:]
+            by_version.setdefault(version, {})[words[0]] = (next(w[1:] for w in words if w.startswith(">")), words)
+    assert set(by_version) == {6, 7}, by_version
+    rules = by_version[6 if major < 7 else 7]
     assert set(rules) == {"frontend", "refresher", "songs-only"}, rules
     return rules
 
@@ -42,11 +52,30 @@ class Albums(IndexedRedisModel):
     KEY_NAME = "Albums"
 
 
-@pytest.fixture
-def server() -> Iterator[EmbeddedRedis]:
-    one = EmbeddedRedis().start()
+def _redis7() -> str | None:
+    """Debian's redis-server 7 (CI installs it), or None."""
+    for path in (os.environ.get("INDEXEDREDIS_TEST_REDIS_SERVER"), "/usr/bin/redis-server"):
+        if path and os.access(path, os.X_OK):
+            found = re.search(r"v=(\d+)\.", subprocess.run([path, "--version"], capture_output=True, text=True,
+                                                           timeout=30).stdout)
+            if found and int(found[1]) >= 7:
+                return path
+    return None
+
+
+@pytest.fixture(params=[6, 7], ids=["redis6.2", "redis7"])
+def server(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
+    executable = None
+    if request.param == 7:
+        executable = _redis7()
+        if executable is None:
+            pytest.skip("no redis-server 7 (Debian's /usr/bin/redis-server)")
+    one = EmbeddedRedis(executable=executable).start()
     admin = one.client()
-    for _, words in readme_rules().values():
+    major = int(str(admin.info("server")["redis_version"]).split(".")[0])
+    assert major == request.param
+    one.major = major  # type: ignore[attr-defined]
+    for _, words in readme_rules(major).values():
         admin.execute_command("ACL", "SETUSER", *words)
     setDefaultRedisConnectionParams(one.connection_params)  # the default user fills the data
     Songs.reset([Songs(artist=f"a{i % 3}", track=i) for i in range(30)])
@@ -56,7 +85,7 @@ def server() -> Iterator[EmbeddedRedis]:
 
 
 def _as(server: EmbeddedRedis, user: str) -> None:
-    password = readme_rules()[user][0]
+    password = readme_rules(server.major)[user][0]  # type: ignore[attr-defined]
     setDefaultRedisConnectionParams({**server.connection_params, "username": user, "password": password})
 
 

@@ -4,6 +4,7 @@ KEY_NAME, a field that cannot be indexed."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import warnings
 
@@ -94,3 +95,45 @@ def test_a_field_that_cannot_be_indexed_says_why() -> None:
             FIELDS = [IRField("data", valueType=dict)]
             INDEXED_FIELDS = ["data"]
             KEY_NAME = "CannotIndex"
+
+
+@pytest.mark.parametrize("bad", ["abc", "", "1.5", -1, 2.5, True, None, b"\xff", [1], "1e3"])
+def test_a_pk_that_is_not_one_is_refused_naming_the_model(bad: object) -> None:
+    from IndexedRedis import InvalidQueryError
+
+    Down.reset([Down(name="one")])
+    expected = rf"Model Down: a primary key is a non-negative int or its decimal text \(like 12 or '12'\); " \
+               rf"got {re.escape(repr(bad))}"
+    calls = [lambda: Down.objects.get(bad), lambda: Down.objects.getMultiple([1, bad]),
+             lambda: Down.objects.getOnlyFields(bad, ["name"]), lambda: Down.deleter.deleteByPk(bad),
+             lambda: asyncio.run(Down.objects.aget(bad)),
+             lambda: asyncio.run(Down.objects.agetMultiple([bad]))]
+    if bad is not None:  # exists() without a pk asks whether anything matches
+        calls.append(lambda: Down.objects.exists(bad))
+    for call in calls:
+        with pytest.raises(InvalidQueryError, match=expected) as err:
+            call()
+        assert isinstance(err.value, ValueError)
+    assert Down.objects.count() == 1  # nothing was deleted
+
+
+def test_pks_as_text_still_work() -> None:
+    pk = Down(name="text").save()
+    assert Down.objects.get(str(pk)).name == "text" and Down.objects.get(float(pk)).name == "text"
+    assert [obj.name for obj in Down.objects.getMultiple([str(pk), pk])] == ["text", "text"]
+    assert Down.objects.get(str(pk + 100)) is None
+
+
+def test_with_the_6x_switch_a_get_of_a_non_pk_finds_nothing() -> None:
+    """6.x looked the text up as a key name and found no object: code relying on that
+    (a web handler's ``get(request_id) or 404``) keeps working, warned."""
+    from IndexedRedis import InvalidQueryError, setCompatibility
+
+    pk = Down(name="six").save()
+    setCompatibility(6)
+    with pytest.warns(DeprecationWarning, match=r"Model Down: a primary key is .*got 'abc'.*6\.x found no object"):
+        assert Down.objects.get("abc") is None
+    with pytest.warns(DeprecationWarning):
+        assert [obj and obj.name for obj in Down.objects.getMultiple([pk, "x"])] == ["six", None]
+    with pytest.raises(InvalidQueryError):  # a delete is no get: refused even so
+        Down.deleter.deleteByPk("abc")

@@ -22,10 +22,11 @@ from typing import Any
 import redis.asyncio
 from redis.asyncio.connection import AbstractConnection, async_timeout
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..flows.requests import Command, Request, ScriptCall, Transaction
+from .scriptforms import attempts, first_args, follow_up, mark_plain, read_only_form, refused_read_only, sent_read_only
 from .sync import (
     _EXEC,
     _MULTI,
@@ -163,6 +164,8 @@ def _socket_events(conn: Any) -> int:
     sock = None if conn._writer is None else conn._writer.get_extra_info("socket")
     if sock is None:
         return 0
+    if sock.fileno() < 0:  # closed under us (the transport let go of it): as a hang-up
+        return _HANG_UP or _READABLE
     if not _HANG_UP:  # no poll(2) here: select tells readable, not hung up
         return _READABLE if select.select((sock,), (), (), 0)[0] else 0
     poller = select.poll()
@@ -206,13 +209,18 @@ async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any
     utf8 = encoder.encoding.lower() in ("utf-8", "utf8") and encoder.encoding_errors == "strict"
     how = BY_HIREDIS if utf8 and _hiredis_pack is not None else BY_ENCODER
     if type(request) is ScriptCall:
-        script, keys, args = request.script, request.keys, request.args
-        reply = (await _exchange(conn, pack(conn, how, script.evalsha_args(keys, args)), 1, request))[0]
-        if isinstance(reply, NoScriptError):
-            reply = (await _exchange(conn, pack(conn, how, script.eval_args(keys, args)), 1, request))[0]
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        pool = client.connection_pool
+        read_only = sent_read_only(request, read_only_form(pool))
+        sent: tuple[Any, ...] | None = first_args(request, read_only)
+        while sent is not None:  # NOSCRIPT: sent whole; EVALSHA_RO refused: the plain form
+            reply = (await _exchange(conn, pack(conn, how, sent), 1, request))[0]
+            if not isinstance(reply, ResponseError):
+                return reply
+            was = read_only
+            sent, read_only = follow_up(request, read_only, reply)
+            if was and not read_only:
+                mark_plain(pool)
+        raise reply
     if type(request) is Transaction:
         commands = request.commands
         packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])
@@ -224,11 +232,15 @@ async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any
             raise reply
         return parsed(client.response_callbacks, request.args, reply)
     requests: list[Any] = request  # type: ignore[assignment]
-    packed = b"".join([pack(conn, how, wire_args(item)) for item in requests])
+    pool = client.connection_pool
+    read_only = read_only_form(pool)
+    packed = b"".join([pack(conn, how, wire_args(item, read_only)) for item in requests])
     replies = await _exchange(conn, packed, len(requests), requests)
     again = resend_plan(requests, replies)
     if again:  # in one more round trip
-        packed = b"".join([pack(conn, how, resend_args(requests[position], replies[position]))
+        if any(refused_read_only(replies[position]) for position in again):
+            mark_plain(pool)
+        packed = b"".join([pack(conn, how, resend_args(requests[position], replies[position], read_only))
                            for position in again])
         for position, reply in zip(again, await _exchange(conn, packed, len(again), [requests[p] for p in again])):
             replies[position] = reply
@@ -316,15 +328,19 @@ async def _read(conn: Any, count: int) -> list[Any]:
 async def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
     """The request through the client's own ``execute_command`` and pipelines."""
     if type(request) is list:
+        holder = getattr(client, "connection_pool", client)
+        read_only = read_only_form(holder)
         pipe = client.pipeline(transaction=False)
         for item in request:
-            pipe.execute_command(*wire_args(item))
+            pipe.execute_command(*wire_args(item, read_only))
         replies = list(await pipe.execute(raise_on_error=False))
         again = resend_plan(request, replies)  # in the list's order where it matters (WAIT)
         if again:
+            if any(refused_read_only(replies[position]) for position in again):
+                mark_plain(holder)
             pipe = client.pipeline(transaction=False)
             for position in again:
-                pipe.execute_command(*resend_args(request[position], replies[position]))
+                pipe.execute_command(*resend_args(request[position], replies[position], read_only))
             for position, reply in zip(again, await pipe.execute(raise_on_error=False)):
                 replies[position] = reply
         for reply in replies:
@@ -332,10 +348,13 @@ async def _execute_generic(client: Any, request: Request | list[Request]) -> Any
                 raise reply
         return replies
     if type(request) is ScriptCall:
-        try:
-            return await client.execute_command(*request.script.evalsha_args(request.keys, request.args))
-        except NoScriptError:
-            return await client.execute_command(*request.script.eval_args(request.keys, request.args))
+        plan = attempts(request, getattr(client, "connection_pool", client))
+        sent = next(plan)
+        while True:
+            try:
+                return await client.execute_command(*sent)
+            except ResponseError as exc:
+                sent = plan.send(exc)  # raises exc when nothing follows
     if type(request) is Transaction:
         pipe = client.pipeline(transaction=True)
         for command in request.commands:

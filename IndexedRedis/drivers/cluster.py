@@ -59,6 +59,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..exceptions import CrossSlotError
 from ..flows.requests import Command, Request, ScriptCall, Transaction
+from .scriptforms import plain_nodes, refused_read_only, sent_read_only
 from .sync import _checkout, _pinned, pack, parsed, transaction_result, wire_args
 
 __all__ = ["execute", "aexecute", "RETRY_WINDOW", "MIGRATION_WINDOW"]
@@ -202,10 +203,13 @@ def _cross_slot_error(request: Request, keys: Sequence[Any]) -> CrossSlotError:
 # -- what to send, what came back --------------------------------------------------
 
 
-def _commands(request: Request, whole: bool = False) -> list[tuple[Any, ...]]:
-    """The commands a request is sent as (``whole``: a script by EVAL)."""
+def _commands(request: Request, whole: bool = False, read_only: bool = False) -> list[tuple[Any, ...]]:
+    """The commands a request is sent as (``whole``: a script by EVAL; ``read_only``: a
+    read-only script by EVALSHA_RO / EVAL_RO, see ``scriptforms``)."""
     if type(request) is ScriptCall:
         script = request.script
+        if read_only:
+            return [script.ro_args(request.keys, request.args, whole)]  # never with a WAIT: it writes nothing
         call = (script.eval_args if whole else script.evalsha_args)(request.keys, request.args)
         return [call] if request.wait is None else [call, ("WAIT", *request.wait)]
     if type(request) is Transaction:
@@ -262,14 +266,19 @@ def _address(detail: str) -> tuple[str, int]:
 
 
 class _Send:
-    """Send the request (``address`` None: to the slot's owner), ASKING first if ``asking``."""
+    """Send the request (``address`` None: to the slot's owner), ASKING first if ``asking``.
+    ``again``: to the node the last attempt went to (a script sent whole after its
+    NOSCRIPT, or in its plain form: the same replica, not the next one a load
+    balancer would pick), where the driver knows it."""
 
-    __slots__ = ("address", "commands", "asking")
+    __slots__ = ("address", "commands", "asking", "again")
 
-    def __init__(self, address: tuple[str, int] | None, commands: list[tuple[Any, ...]], asking: bool) -> None:
+    def __init__(self, address: tuple[str, int] | None, commands: list[tuple[Any, ...]], asking: bool,
+                 again: bool = False) -> None:
         self.address = address
         self.commands = commands
         self.asking = asking
+        self.again = again
 
 
 class _Moved:
@@ -292,14 +301,21 @@ class _Refresh:
     """Rebuild the slot map from the cluster."""
 
 
+class _Plain:
+    """The node last sent to refused EVALSHA_RO (Redis 6.2, or an ACL user without it):
+    record that it gets the plain form of read-only scripts from now on."""
+
+
 _REFRESH = _Refresh()
-_Action = _Send | _Moved | _Sleep | _Refresh
+_PLAIN = _Plain()
+_Action = _Send | _Moved | _Sleep | _Refresh | _Plain
 
 
-def _recover(request: Request, error: Exception) -> Generator[_Action, Any, list[Any]]:
+def _recover(request: Request, error: Exception, read_only: bool = False) -> Generator[_Action, Any, list[Any]]:
     """After a first attempt failed with ``error``: yield what to do until the request
     succeeds (returns its replies) or must fail (raises).  A ``_Send`` receives the
-    replies, failures included as values; the other actions receive None."""
+    replies, failures included as values; the other actions receive None.
+    ``read_only``: the attempt sent a read-only script's EVALSHA_RO form."""
     whole = asking = False
     address: tuple[str, int] | None = None
     redirects = resends = 0
@@ -309,7 +325,11 @@ def _recover(request: Request, error: Exception) -> Generator[_Action, Any, list
     while True:
         wait = refresh = reroute = False
         window = RETRY_WINDOW
-        if isinstance(error, ResponseError):
+        if read_only and refused_read_only(error):
+            read_only = whole = False  # the plain EVALSHA next (its NOSCRIPT brings EVAL)
+            redirects += 1
+            yield _PLAIN
+        elif isinstance(error, ResponseError):
             code, detail = _code(error)
             if code == "NOSCRIPT" and type(request) is ScriptCall and not whole:
                 whole = True
@@ -353,21 +373,64 @@ def _recover(request: Request, error: Exception) -> Generator[_Action, Any, list
         if reroute:
             address = None
             asking = False
-        replies = yield _Send(address, _commands(request, whole), asking)
+        replies = yield _Send(address, _commands(request, whole, read_only), asking,
+                              address is None and not reroute)
         error = _failure(request, replies)  # type: ignore[assignment]
         if error is None:
             return replies
 
 
-def _node_of(nodes_manager: Any, slot: int | None, address: tuple[str, int] | None) -> Any:
+def _node_of(nodes_manager: Any, slot: int | None, address: tuple[str, int] | None, reader: Any = None) -> Any:
     """The node to send to (None when unknown): the one named, else the slot's
-    master, else (no keys) the default node."""
+    master (or, with ``reader``, the client of a request that may be served by a
+    replica, the node its load balancing picks), else (no keys) the default node."""
     if address is not None:
         return nodes_manager.get_node(host=address[0], port=address[1]) if address[0] else None
     if slot is None:
         return nodes_manager.default_node
     nodes = nodes_manager.slots_cache.get(slot)
-    return nodes[0] if nodes else None
+    if not nodes:
+        return None
+    if reader is not None and len(nodes) > 1:
+        return _balanced(nodes_manager, slot, reader)
+    return nodes[0]
+
+
+def _reader(client: Any, request: Any) -> Any:
+    """``client`` if ``request`` may go to a replica: a read-only script call, on a
+    client made with ``read_from_replicas=True`` (redis-py 5.0 on) or a
+    ``load_balancing_strategy`` (5.3 on), whose connections say READONLY; else None.
+    Plain commands and MULTI/EXEC reads (gets by pk, a refresh job's bookkeeping) stay
+    on the master, which has read every write the flow made before them."""
+    if type(request) is not ScriptCall or not request.script.readonly:
+        return None
+    if getattr(client, "load_balancing_strategy", None) or getattr(client, "read_from_replicas", False):
+        return client
+    return None
+
+
+_BALANCING_KWARG: list[bool] = []  # whether get_node_from_slot takes load_balancing_strategy (redis-py 5.3+)
+
+
+def _balanced(nodes_manager: Any, slot: int, client: Any) -> Any:
+    """The node of ``slot`` that redis-py's own load balancing picks for a read."""
+    if not _BALANCING_KWARG:
+        import inspect
+
+        _BALANCING_KWARG.append("load_balancing_strategy" in inspect.signature(
+            nodes_manager.get_node_from_slot).parameters)
+    try:
+        if _BALANCING_KWARG[0]:
+            return nodes_manager.get_node_from_slot(slot, read_from_replicas=bool(client.read_from_replicas),
+                                                    load_balancing_strategy=client.load_balancing_strategy)
+        return nodes_manager.get_node_from_slot(slot, read_from_replicas=True)
+    except SlotNotCoveredError:
+        return None
+
+
+def _read_only_form(request: Request, node: Any) -> bool:
+    """Whether a request to ``node`` is sent as a read-only script's EVALSHA_RO form."""
+    return type(request) is ScriptCall and node is not None and sent_read_only(request, node.name not in plain_nodes)
 
 
 def _record_move(nodes_manager: Any, slot: int | None, address: tuple[str, int]) -> bool:
@@ -400,27 +463,32 @@ def execute(client: RedisCluster, request: Request | list[Request]) -> Any:
     if type(request) is list:
         return _execute_list(client, request)
     slot = _request_slot(request)  # type: ignore[arg-type]
-    node = _node_of(client.nodes_manager, slot, None)
-    commands = _commands(request)  # type: ignore[arg-type]
+    reader = _reader(client, request)
+    node = _node_of(client.nodes_manager, slot, None, reader)
+    read_only = _read_only_form(request, node)  # type: ignore[arg-type]
+    commands = _commands(request, False, read_only)  # type: ignore[arg-type]
     replies = _roundtrip(client, node, commands, True) if node is not None else _unknown(len(commands), slot, None)
     error = _failure(request, replies)  # type: ignore[arg-type]
     if error is not None:
-        return _run(client, request, slot, error)  # type: ignore[arg-type]
+        return _run(client, request, slot, error, node, read_only)  # type: ignore[arg-type]
     return _result(request, replies, node.redis_connection.response_callbacks)  # type: ignore[arg-type]
 
 
-def _run(client: RedisCluster, request: Request, slot: int | None, error: Exception) -> Any:
-    """Carry out ``_recover``'s plan for a request that failed with ``error``."""
+def _run(client: RedisCluster, request: Request, slot: int | None, error: Exception, node: Any = None,
+         read_only: bool = False) -> Any:
+    """Carry out ``_recover``'s plan for a request that failed with ``error`` (sent to
+    ``node``, in the read-only form if ``read_only``)."""
     nodes_manager = client.nodes_manager
-    plan = _recover(request, error)
-    node: Any = None
+    plan = _recover(request, error, read_only)
+    reader = _reader(client, request)
     reply: Any = None
     try:
         while True:
             action = plan.send(reply)
             reply = None
             if type(action) is _Send:
-                node = _node_of(nodes_manager, slot, action.address)
+                if not (action.again and node is not None):
+                    node = _node_of(nodes_manager, slot, action.address, reader)
                 commands = [_ASKING, *action.commands] if action.asking else action.commands
                 if node is None:
                     reply = _unknown(len(commands), slot, action.address)
@@ -433,6 +501,9 @@ def _run(client: RedisCluster, request: Request, slot: int | None, error: Except
                     nodes_manager.initialize()
             elif type(action) is _Sleep:
                 time.sleep(action.seconds)
+            elif type(action) is _Plain:
+                if node is not None:
+                    plain_nodes.add(node.name)
             else:
                 nodes_manager.initialize()
     except StopIteration as stop:
@@ -521,13 +592,14 @@ def _roundtrip(client: RedisCluster, node: Any, commands: list[tuple[Any, ...]],
             pool.release(conn)
 
 
-def _groups(nodes_manager: Any, requests: list[Request], slots: list[int | None],
+def _groups(client: Any, requests: list[Request], slots: list[int | None],
             replies: list[Any]) -> dict[str, tuple[Any, list[int]]]:
     """node name -> (node, positions of the requests it serves); a request whose slot
     has no known node gets a ``_NotSent`` reply instead."""
+    nodes_manager = client.nodes_manager
     groups: dict[str, tuple[Any, list[int]]] = {}
     for position, slot in enumerate(slots):
-        node = _node_of(nodes_manager, slot, None)
+        node = _node_of(nodes_manager, slot, None, _reader(client, requests[position]))
         if node is None:
             replies[position] = _unknown(1, slot, None)[0]
         else:
@@ -547,8 +619,12 @@ def _execute_list(client: RedisCluster, requests: list[Request]) -> list[Any]:
     replies: list[Any] = [None] * len(requests)
     pending: list[tuple[Any, Any, list[int]]] = []
     callbacks: Any = None
+    sent_to: dict[int, Any] = {}  # position -> the node it went to
     try:
-        for node, positions in _groups(client.nodes_manager, requests, slots, replies).values():
+        for node, positions in _groups(client, requests, slots, replies).values():
+            read_only = node.name not in plain_nodes
+            for position in positions:
+                sent_to[position] = node
             opened = _open(client, node)
             if type(opened) is _NotSent:
                 for position in positions:
@@ -557,7 +633,8 @@ def _execute_list(client: RedisCluster, requests: list[Request]) -> list[Any]:
             conn, pool = opened  # type: ignore[misc]
             callbacks = node.redis_connection.response_callbacks
             pending.append((conn, pool, positions))
-            failed = _send(conn, [wire_args(requests[position]) for position in positions], len(positions) == 1)
+            failed = _send(conn, [wire_args(requests[position], read_only) for position in positions],
+                           len(positions) == 1)
             if failed is not None:
                 pending.pop()
                 if pool is not None:
@@ -582,7 +659,9 @@ def _execute_list(client: RedisCluster, requests: list[Request]) -> list[Any]:
         reply = replies[position]
         try:
             if isinstance(reply, Exception):
-                replies[position] = _run(client, request, slots[position], reply)
+                node = sent_to.get(position)
+                replies[position] = _run(client, request, slots[position], reply, node,
+                                         _read_only_form(request, node))
             elif type(request) is Command:
                 replies[position] = parsed(callbacks, request.args, reply)
         except Exception as exc:
@@ -604,31 +683,34 @@ async def aexecute(client: AsyncRedisCluster, request: Request | list[Request]) 
     if type(request) is list:
         return await _aexecute_list(client, request)
     slot = _request_slot(request)  # type: ignore[arg-type]
-    node = _node_of(nodes_manager, slot, None)
-    commands = _commands(request)  # type: ignore[arg-type]
+    node = _node_of(nodes_manager, slot, None, _reader(client, request))
+    read_only = _read_only_form(request, node)  # type: ignore[arg-type]
+    commands = _commands(request, False, read_only)  # type: ignore[arg-type]
     if node is None:
         replies = _unknown(len(commands), slot, None)
     else:
         replies = await _aroundtrip(node, commands, not request.readonly)  # type: ignore[union-attr]
     error = _failure(request, replies)  # type: ignore[arg-type]
     if error is not None:
-        return await _arun(client, request, slot, error)  # type: ignore[arg-type]
+        return await _arun(client, request, slot, error, node, read_only)  # type: ignore[arg-type]
     return _result(request, replies, node.response_callbacks)  # type: ignore[arg-type]
 
 
-async def _arun(client: AsyncRedisCluster, request: Request, slot: int | None, error: Exception) -> Any:
+async def _arun(client: AsyncRedisCluster, request: Request, slot: int | None, error: Exception, node: Any = None,
+                read_only: bool = False) -> Any:
     """``_run`` for asyncio."""
     nodes_manager = client.nodes_manager
-    plan = _recover(request, error)
+    plan = _recover(request, error, read_only)
     check = not request.readonly
-    node: Any = None
+    reader = _reader(client, request)
     reply: Any = None
     try:
         while True:
             action = plan.send(reply)
             reply = None
             if type(action) is _Send:
-                node = _node_of(nodes_manager, slot, action.address)
+                if not (action.again and node is not None):
+                    node = _node_of(nodes_manager, slot, action.address, reader)
                 commands = [_ASKING, *action.commands] if action.asking else action.commands
                 if node is None:
                     reply = _unknown(len(commands), slot, action.address)
@@ -641,6 +723,9 @@ async def _arun(client: AsyncRedisCluster, request: Request, slot: int | None, e
                     await nodes_manager.initialize()
             elif type(action) is _Sleep:
                 await asyncio.sleep(action.seconds)
+            elif type(action) is _Plain:
+                if node is not None:
+                    plain_nodes.add(node.name)
             else:
                 await nodes_manager.initialize()
     except StopIteration as stop:
@@ -749,17 +834,21 @@ async def _aclosed(conn: Any) -> bool:
     except (*_LINK_ERRORS, OSError):
         return True
     sock = conn._writer.get_extra_info("socket") if conn._writer is not None else None
-    return sock is None or bool(select.select([sock], [], [], 0)[0])
+    if sock is None or sock.fileno() < 0:  # closed under us (the transport let go of it)
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 async def _aexecute_list(client: AsyncRedisCluster, requests: list[Request]) -> list[Any]:
     """``_execute_list`` for asyncio: one task per node group."""
     slots = [_request_slot(request) for request in requests]
     replies: list[Any] = [None] * len(requests)
-    groups = list(_groups(client.nodes_manager, requests, slots, replies).values())
+    groups = list(_groups(client, requests, slots, replies).values())
+    sent_to = {position: node for node, positions in groups for position in positions}
 
     async def exchange(node: Any, positions: list[int]) -> None:
-        got = await _aroundtrip(node, [wire_args(requests[position]) for position in positions],
+        read_only = node.name not in plain_nodes
+        got = await _aroundtrip(node, [wire_args(requests[position], read_only) for position in positions],
                                 not all(requests[position].readonly for position in positions))
         for position, reply in zip(positions, got):
             replies[position] = reply
@@ -773,7 +862,9 @@ async def _aexecute_list(client: AsyncRedisCluster, requests: list[Request]) -> 
         reply = replies[position]
         try:
             if isinstance(reply, Exception):
-                replies[position] = await _arun(client, request, slots[position], reply)
+                node = sent_to.get(position)
+                replies[position] = await _arun(client, request, slots[position], reply, node,
+                                                _read_only_form(request, node))
             elif type(request) is Command:
                 replies[position] = parsed(groups[0][0].response_callbacks, request.args, reply)
         except Exception as exc:

@@ -31,6 +31,16 @@ from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..flows.requests import Command, Request, ScriptCall, Transaction
+from .scriptforms import (
+    attempts,
+    first_args,
+    follow_up,
+    mark_plain,
+    read_only_form,
+    refused_read_only,
+    sent_read_only,
+    whole_args,
+)
 
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -122,13 +132,18 @@ def _send(client: redis.Redis, conn: Any, request: Request | list[Request]) -> A
     """One request (or a pipelined list) on ``conn``: one write, its replies read."""
     how = _PACKERS.get(type(getattr(conn, "_command_packer", None)), BY_CONNECTION)
     if type(request) is ScriptCall:
-        script, keys, args = request.script, request.keys, request.args
-        reply = _exchange(conn, pack(conn, how, script.evalsha_args(keys, args)), 1, request)[0]
-        if isinstance(reply, NoScriptError):
-            reply = _exchange(conn, pack(conn, how, script.eval_args(keys, args)), 1, request)[0]
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        pool = client.connection_pool
+        read_only = sent_read_only(request, read_only_form(pool))
+        sent: tuple[Any, ...] | None = first_args(request, read_only)
+        while sent is not None:  # NOSCRIPT: sent whole; EVALSHA_RO refused: the plain form
+            reply = _exchange(conn, pack(conn, how, sent), 1, request)[0]
+            if not isinstance(reply, ResponseError):
+                return reply
+            was = read_only
+            sent, read_only = follow_up(request, read_only, reply)
+            if was and not read_only:
+                mark_plain(pool)
+        raise reply
     if type(request) is Transaction:
         commands = request.commands
         packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])
@@ -140,11 +155,15 @@ def _send(client: redis.Redis, conn: Any, request: Request | list[Request]) -> A
             raise reply
         return parsed(client.response_callbacks, request.args, reply)
     requests: list[Any] = request  # type: ignore[assignment]
-    packed = b"".join([pack(conn, how, wire_args(item)) for item in requests])
+    pool = client.connection_pool
+    read_only = read_only_form(pool)
+    packed = b"".join([pack(conn, how, wire_args(item, read_only)) for item in requests])
     replies = _exchange(conn, packed, len(requests), requests)
     again = resend_plan(requests, replies)
     if again:  # in one more round trip
-        packed = b"".join([pack(conn, how, resend_args(requests[position], replies[position]))
+        if any(refused_read_only(replies[position]) for position in again):
+            mark_plain(pool)
+        packed = b"".join([pack(conn, how, resend_args(requests[position], replies[position], read_only))
                            for position in again])
         for position, reply in zip(again, _exchange(conn, packed, len(again), [requests[p] for p in again])):
             replies[position] = reply
@@ -183,10 +202,11 @@ def pack(conn: Any, how: int, args: Sequence[Any]) -> bytes:
     return b"".join(conn.pack_command(*args))
 
 
-def wire_args(request: Any) -> tuple[Any, ...]:
-    """What a ScriptCall or Command of a pipelined list sends first."""
+def wire_args(request: Any, read_only: bool = False) -> tuple[Any, ...]:
+    """What a ScriptCall or Command of a pipelined list sends first (``read_only``: the
+    server takes EVALSHA_RO, see ``scriptforms``)."""
     if type(request) is ScriptCall:
-        return request.script.evalsha_args(request.keys, request.args)
+        return first_args(request, read_only)
     return request.args
 
 
@@ -201,23 +221,27 @@ def resend_plan(requests: list[Any], replies: list[Any]) -> list[int]:
     """
     missing: list[int] = []
     for position, reply in enumerate(replies):
-        if isinstance(reply, NoScriptError) and type(requests[position]) is ScriptCall:
+        if type(requests[position]) is ScriptCall and (isinstance(reply, NoScriptError) or refused_read_only(reply)):
             missing.append(position)
         elif isinstance(reply, ResponseError):
             return []
     if not missing:
         return []
     rest = range(missing[0], len(requests))
-    if all(requests[position].readonly or isinstance(replies[position], NoScriptError) for position in rest):
+    resent = set(missing)
+    if all(requests[position].readonly or position in resent for position in rest):
         return list(rest)
     return missing
 
 
-def resend_args(request: Any, reply: Any) -> tuple[Any, ...]:
-    """What a request of a pipelined list sends again: an unknown script whole."""
+def resend_args(request: Any, reply: Any, read_only: bool = False) -> tuple[Any, ...]:
+    """What a request of a pipelined list sends again: an unknown script whole (in the
+    form first sent), a script whose read-only form was refused whole in the plain one."""
     if isinstance(reply, NoScriptError):
-        return request.script.eval_args(request.keys, request.args)
-    return wire_args(request)
+        return whole_args(request, sent_read_only(request, read_only))
+    if type(request) is ScriptCall and refused_read_only(reply):
+        return whole_args(request, False)
+    return wire_args(request, read_only)
 
 
 def pipelined_result(callbacks: Any, requests: list[Any], replies: list[Any]) -> list[Any]:
@@ -526,15 +550,19 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
     """The request through the client's own ``execute_command`` and pipelines."""
     if type(request) is list:
+        holder = getattr(client, "connection_pool", client)
+        read_only = read_only_form(holder)
         pipe = client.pipeline(transaction=False)
         for item in request:
-            pipe.execute_command(*wire_args(item))
+            pipe.execute_command(*wire_args(item, read_only))
         replies = list(pipe.execute(raise_on_error=False))
         again = resend_plan(request, replies)  # in the list's order where it matters (WAIT)
         if again:
+            if any(refused_read_only(replies[position]) for position in again):
+                mark_plain(holder)
             pipe = client.pipeline(transaction=False)
             for position in again:
-                pipe.execute_command(*resend_args(request[position], replies[position]))
+                pipe.execute_command(*resend_args(request[position], replies[position], read_only))
             for position, reply in zip(again, pipe.execute(raise_on_error=False)):
                 replies[position] = reply
         for reply in replies:
@@ -542,11 +570,13 @@ def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
                 raise reply
         return replies
     if type(request) is ScriptCall:
-        script = request.script
-        try:
-            return client.execute_command(*script.evalsha_args(request.keys, request.args))
-        except NoScriptError:
-            return client.execute_command(*script.eval_args(request.keys, request.args))
+        plan = attempts(request, getattr(client, "connection_pool", client))
+        sent = next(plan)
+        while True:
+            try:
+                return client.execute_command(*sent)
+            except ResponseError as exc:
+                sent = plan.send(exc)  # raises exc when nothing follows
     if type(request) is Transaction:
         pipe = client.pipeline(transaction=True)
         for command in request.commands:

@@ -4,6 +4,13 @@ Every script starts with ``lib.lua``; those that keep or read text dictionaries 
 index layouts also with ``textindex.lua`` (``libs``).  A ``Script`` runs by EVALSHA and falls back to
 EVAL (which also caches it on the server) when the server does not know it yet, so a
 restarted or new server needs no set-up.
+
+A read-only script (one that never writes: ``readonly=True`` below) has a second form
+for Redis 7.0 and later: its source behind the ``#!lua flags=no-writes`` shebang, run
+by EVALSHA_RO / EVAL_RO, which replicas, read-only ACL users and a cluster's
+READONLY replica connections accept.  Redis 6.2 has neither (the shebang is a syntax
+error there), so the drivers send the plain form to a server that refused the
+read-only one (see ``drivers/scriptforms.py``).
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from typing import Any
 __all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "TEXT_WALK", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE",
-           "CACHE_FLAG", "EXPIRED", "EXPIRY_ORPHANS"]
+           "CACHE_FLAG", "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING", "EXPIRED", "EXPIRY_ORPHANS"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
+#: The first line of a read-only script's Redis 7 form.
+NO_WRITES_SHEBANG = "#!lua flags=no-writes\n"
 
 
 class Script:
@@ -37,6 +46,24 @@ class Script:
 
     def eval_args(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
         return ("EVAL", self.source, len(keys), *keys, *args)
+
+    @property
+    def ro_source(self) -> str:
+        """The Redis 7 form of a read-only script: the shebang, then the source."""
+        return NO_WRITES_SHEBANG + self.source
+
+    @property
+    def ro_sha(self) -> str:
+        sha = self.__dict__.get("_ro_sha")
+        if sha is None:
+            sha = self.__dict__["_ro_sha"] = hashlib.sha1(self.ro_source.encode("utf-8")).hexdigest()
+        return sha
+
+    def ro_args(self, keys: Sequence[Any], args: Sequence[Any], whole: bool = False) -> tuple[Any, ...]:
+        """EVALSHA_RO of the shebang form (``whole``: EVAL_RO of its source)."""
+        if whole:
+            return ("EVAL_RO", self.ro_source, len(keys), *keys, *args)
+        return ("EVALSHA_RO", self.ro_sha, len(keys), *keys, *args)
 
     def __repr__(self) -> str:
         return f"<Script {self.name} {self.sha[:8]}>"
@@ -63,6 +90,11 @@ CHECK_MEMBERS = Script("check_members", readonly=True)
 REPAIR = Script("repair", libs=("textindex",))
 FREE_KEYS = Script("free_keys")
 MEMORY_USAGE = Script("memory_usage", readonly=True)
+DROP_BOOKKEEPING = Script("drop_bookkeeping")
 EXPIRED = Script("expired", readonly=True)
 EXPIRY_ORPHANS = Script("expiry_orphans", readonly=True)
 
+
+#: The scripts that never write: sent as EVALSHA_RO where the server has it.
+READ_ONLY_SCRIPTS = tuple(script for script in (QUERY, TEXT_WALK, CHECK_STATE, CHECK_RECORDS, CHECK_MEMBERS,
+                                                MEMORY_USAGE) if script.readonly)
