@@ -67,6 +67,7 @@ from .model import (
     toggleDeprecatedMessages,
     validatedModels,
 )
+from .q import Q
 from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
 
@@ -86,6 +87,7 @@ __all__ = [
     "IndexedRedisModel",
     "isIndexedRedisModel",
     "QuerySet",
+    "Q",
     "IRQueryableList",
     "QueryableList",
     "IRField",

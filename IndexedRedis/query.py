@@ -21,6 +21,7 @@ from .flows import delete, read, reset
 from .flows.check import CHECK_BATCH, Progress, check_flow
 from .flows.stats import stats_flow
 from .names import nearest
+from .q import Q
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
@@ -44,14 +45,20 @@ class QuerySet(Generic[M]):
 
     # ---- building ------------------------------------------------------------------
 
-    def filter(self, **filters: Any) -> QuerySet[M]:
-        """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)."""
-        return type(self)(self.model, self.query.narrowed(self.model._meta, filters))
+    def filter(self, *qs: Q, **filters: Any) -> QuerySet[M]:
+        """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)
+        and ``Q`` objects (``Q(a=1) | Q(b=2)``): all of them must hold."""
+        return type(self)(self.model, self.query.narrowed(self.model._meta, filters, qs))
 
-    def filterInline(self, **filters: Any) -> QuerySet[M]:
+    def filterInline(self, *qs: Q, **filters: Any) -> QuerySet[M]:
         """Narrow this query set in place and return it."""
-        self.query = self.query.narrowed(self.model._meta, filters)
+        self.query = self.query.narrowed(self.model._meta, filters, qs)
         return self
+
+    def exclude(self, *qs: Q, **filters: Any) -> QuerySet[M]:
+        """A new query set without the objects for which the filters and ``Q`` objects
+        all hold: ``exclude(a=1, b=2)`` keeps those where NOT (a=1 AND b=2)."""
+        return type(self)(self.model, self.query.narrowed(self.model._meta, filters, qs, exclude=True))
 
     def orderBy(self, field: str) -> QuerySet[M]:
         """A new query set ordered by ``field`` (``'-field'``: descending), on the server.
@@ -379,6 +386,7 @@ class QuerySet(Generic[M]):
 
     def __repr__(self) -> str:
         parts = [f"{c[0]}:{c[1]}={c[2:]!r}" for c in self.query.conditions]
+        parts += [f"where={tree!r}" for tree in self.query.where]
         order = self.query.order
         if order != PK_ORDER:
             parts.append(f"orderBy={'-' if order.descending else ''}{order.field or '_id'}")

@@ -47,16 +47,18 @@ def get_flow(ctx: Context, pks: Sequence[int]) -> Flow[list[Any]]:
 
 def query_flow(ctx: Context, op: str, query: Query = _EVERYTHING, order: Order | None = None, offset: int = 0,
                limit: int = -1, after: int | None = None, rnd: int = 0,
-               pks: Sequence[int] = ()) -> Flow[list[Any]]:
-    """Run query.lua (see its header and ``compiler.py``); ``pks`` go with 'get'/'has'."""
+               pks: Sequence[int] = (), extra: tuple[Any, ...] = ()) -> Flow[list[Any]]:
+    """Run query.lua (see its header and ``compiler.py``); ``pks`` go with 'get'/'has',
+    ``extra`` (the operation's own arguments, see ``compile_query``) with the others."""
     meta = ctx.meta
     order = query.order if order is None else order
 
     def build(gen: int) -> ScriptCall:
         if op in ("get", "has"):
             return get_call(meta, gen, op, pks)
-        keys, args = compile_query(meta, meta.keys.generation(gen), gen, op, query.conditions, order,
-                                   offset, limit, after, rnd)
+        gk = meta.keys.generation(gen)
+        keys, args = compile_query(meta, gk, gen, op, query.conditions, order, offset, limit, after, rnd,
+                                   query.where, extra)
         return ScriptCall(scripts.QUERY, keys, args)
 
     reply = yield from call_current(ctx, build)
@@ -67,9 +69,10 @@ def _whole(query: Query, order: Order) -> Order | None:
     """The order the client must sort a whole result in (None: it comes sorted).
 
     The server leaves a whole pk-ordered result unsorted only when a positive
-    condition drove it; otherwise it walked or diffed the pk-ordered ids.
+    condition (or a tree) drove it; otherwise it walked or diffed the pk-ordered ids.
+    With trees the client cannot tell, and sorts (a sorted list sorts in linear time).
     """
-    if order.field is not None or all(c[0] == "N" for c in query.conditions):
+    if order.field is not None or query.only_negations:
         return None
     return order
 
@@ -121,11 +124,12 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
     if answer is not None:
         gen = ctx.gen  # the one the query script found live
         gk = meta.keys.generation(gen)
-        keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after)
+        keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after,
+                                where=query.where)
         # The keys the script may have read, bar the records (the objects' stamps
         # stand for them) and the schemas: the ids too, unless a positive condition
         # drove a whole result.
-        positive = any(c[0] != "N" for c in query.conditions)
+        positive = not query.where and any(c[0] != "N" for c in query.conditions)
         read = keys[4:] if positive and offset == 0 and limit < 0 and after is None else [keys[2], *keys[4:]]
         start = len(meta.keys.prefix)
         yield CacheStore(meta, gen, answer.token, objs, query=key, deps=[k[start:] for k in read])
@@ -135,7 +139,7 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
 def cache_key(query: Query, order: Order, offset: int, limit: int, after: int | None, sort: Order | None) -> Any:
     """What a cached query result is kept under: a tuple of plain values (hashed in C,
     unlike the dataclasses)."""
-    return (query.conditions, order.field, order.descending, offset, limit, after,
+    return (query.conditions, query.where, order.field, order.descending, offset, limit, after,
             None if sort is None else sort.descending)
 
 
