@@ -5,6 +5,7 @@ round trip; ``Model.reset`` swaps a whole dataset without stalling the server.
 """
 
 from . import fields
+from .aggregates import Avg, Count, Max, Min, Sum
 from .compat import getCompatibility, setCompatibility
 from .connection import (
     acloseRedisConnections,
@@ -88,6 +89,11 @@ __all__ = [
     "isIndexedRedisModel",
     "QuerySet",
     "Q",
+    "Count",
+    "Sum",
+    "Min",
+    "Max",
+    "Avg",
     "IRQueryableList",
     "QueryableList",
     "IRField",

@@ -21,7 +21,9 @@ from .flows import delete, read, reset
 from .flows.check import CHECK_BATCH, Progress, check_flow
 from .flows.stats import stats_flow
 from .names import nearest
+from .pks import as_pk
 from .q import Q
+from .query_helpers import ReadHelpers
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ _EVERYTHING = Query()  # immutable: every unfiltered query set shares it
 T = TypeVar("T")
 
 
-class QuerySet(Generic[M]):
+class QuerySet(ReadHelpers, Generic[M]):
     """The objects of a model matching every filter applied so far."""
 
     def __init__(self, model: type[M], query: Query | None = None) -> None:
@@ -424,16 +426,6 @@ def _only(model: Any, found: list[Any], index: int) -> Any:
     if not found:
         raise IndexError(f"{model.__name__} query set index {index} out of range")
     return found[0]
-
-
-def as_pk(pk: Any) -> int:
-    try:
-        value = int(pk)
-    except (TypeError, ValueError):
-        raise TypeError(f"a primary key is an int (or its text); got {pk!r}") from None
-    if isinstance(pk, bool) or value < 0 or (isinstance(pk, float) and pk != value):
-        raise TypeError(f"a primary key is a non-negative int; got {pk!r}")
-    return value
 
 
 def cacheStats() -> dict[str, dict[str, int]]:

@@ -1,0 +1,182 @@
+"""Q objects and exclude(): random condition trees (depth <= 3, every lookup kind,
+negations) evaluated on the server, compared with the same trees evaluated in plain
+Python over the same objects, with ordering, slicing, count, exists, first / last,
+and the delete of a query set.  The oracle of single lookups is test_query_model's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from test_query_model import (
+    ORDERED_FIELDS,
+    SETTINGS,
+    TEXT_LOOKUPS,
+    QItem,
+    datasets,
+    expected_pks,
+    load,
+    lookup_strategy,
+    matches,
+    pools_of,
+    row_of,
+)
+
+from IndexedRedis import InvalidQueryError, Q
+
+pytestmark = pytest.mark.timeout(900)
+
+# A tree: ("leaf", key, arg) | ("and", [kids]) | ("or", [kids]) | ("not", kid)
+
+
+def tree_strategy(pools: Any, depth: int = 3) -> st.SearchStrategy[Any]:
+    leaf = lookup_strategy(TEXT_LOOKUPS, pools).map(lambda kv: ("leaf", kv[0], kv[1]))
+    if depth == 0:
+        return leaf
+    kid = tree_strategy(pools, depth - 1)
+    return st.one_of(
+        leaf,
+        st.tuples(st.just("and"), st.lists(kid, min_size=1, max_size=3)),
+        st.tuples(st.just("or"), st.lists(kid, min_size=1, max_size=3)),
+        st.tuples(st.just("not"), kid),
+    )
+
+
+def holds(row: dict[str, Any], tree: Any) -> bool:
+    kind = tree[0]
+    if kind == "leaf":
+        name, _, lookup = tree[1].partition("__")
+        return matches(row.get(name), lookup or "eq", tree[2])
+    if kind == "and":
+        return all(holds(row, kid) for kid in tree[1])
+    if kind == "or":
+        return any(holds(row, kid) for kid in tree[1])
+    return not holds(row, tree[1])
+
+
+def as_q(tree: Any) -> Q:
+    kind = tree[0]
+    if kind == "leaf":
+        return Q(**{tree[1]: tree[2]})
+    if kind == "not":
+        return ~as_q(tree[1])
+    kids = [as_q(kid) for kid in tree[1]]
+    combined = kids[0]
+    for kid in kids[1:]:
+        combined = (combined & kid) if kind == "and" else (combined | kid)
+    return combined
+
+
+def query_strategy(pools: Any) -> st.SearchStrategy[dict[str, Any]]:
+    step = st.tuples(st.sampled_from(["filter", "exclude"]), st.lists(tree_strategy(pools), min_size=0, max_size=2),
+                     st.lists(lookup_strategy(TEXT_LOOKUPS, pools), max_size=2).map(dict))
+    return st.fixed_dictionaries({
+        "steps": st.lists(step, min_size=1, max_size=2),
+        "order": st.one_of(st.none(), st.sampled_from(
+            ["_id", "-_id"] + ORDERED_FIELDS + [f"-{name}" for name in ORDERED_FIELDS])),
+        "slice": st.one_of(st.none(), st.tuples(st.integers(0, 14), st.one_of(st.none(), st.integers(0, 16)))),
+    })
+
+
+def step_holds(row: dict[str, Any], step: Any) -> bool:
+    how, trees, filters = step
+    together = all(holds(row, tree) for tree in trees) and all(
+        holds(row, ("leaf", key, arg)) for key, arg in filters.items())
+    return together if how == "filter" else (not together if (trees or filters) else True)
+
+
+def build(query: dict[str, Any]) -> Any:
+    qs = QItem.objects
+    for how, trees, filters in query["steps"]:
+        qs = getattr(qs, how)(*[as_q(tree) for tree in trees], **filters)
+    if query["order"] is not None:
+        qs = qs.orderBy(query["order"])
+    return qs
+
+
+def expected(rows: dict[int, dict[str, Any]], query: dict[str, Any]) -> list[int]:
+    chosen = {pk: row for pk, row in rows.items() if all(step_holds(row, step) for step in query["steps"])}
+    return expected_pks(chosen, {"filters": [], "order": query["order"], "slice": None})
+
+
+def check(rows: dict[int, dict[str, Any]], query: dict[str, Any]) -> None:
+    want = expected(rows, query)
+    event("result: " + ("empty" if not want else "everything" if len(want) == len(rows) else "some"))
+    qs = build(query)
+    assert qs.getPrimaryKeys() == want
+    found = qs.all()
+    assert [o._id for o in found] == want
+    for obj in found:
+        assert row_of(obj) == rows[obj._id]
+    assert qs.count() == len(want)
+    assert qs.exists() is bool(want)
+    first, last = qs.first(), qs.last()
+    assert (first and first._id, last and last._id) == ((want[0], want[-1]) if want else (None, None))
+    assert [o._id for o in qs.iterate(batchSize=3)] == want
+    if query["slice"] is not None:
+        start, stop = query["slice"]
+        assert [o._id for o in qs[start:stop]] == want[start:stop]
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(rows=datasets, data=st.data())
+def test_q_trees_match_python_model(redis_client: redis.Redis, rows: list[dict[str, Any]],
+                                    data: st.DataObject) -> None:
+    stored = load(rows)
+    for query in data.draw(st.lists(query_strategy(pools_of(stored)), min_size=1, max_size=3), label="queries"):
+        check(stored, query)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(rows=datasets, data=st.data())
+def test_delete_of_a_q_query_set_deletes_exactly_its_matches(redis_client: redis.Redis, rows: list[dict[str, Any]],
+                                                              data: st.DataObject) -> None:
+    stored = load(rows)
+    query = data.draw(query_strategy(pools_of(stored)), label="query")
+    want = set(expected(stored, query))
+    assert build(query).delete() == len(want)
+    assert set(QItem.objects.getPrimaryKeys()) == set(stored) - want
+
+
+def test_q_semantics_examples(redis_client: redis.Redis) -> None:
+    pks = QItem.reset([QItem(n=1, tag="red"), QItem(n=2, tag="red"), QItem(n=2, tag="green"), QItem(tag="Blue")])
+    a, b, c, d = pks
+    objs = QItem.objects
+    assert objs.filter(Q(n=1) | Q(tag="green")).getPrimaryKeys() == [a, c]
+    assert objs.filter(Q(n=1) | Q(tag="green"), tag="red").getPrimaryKeys() == [a]
+    # exclude of several keywords: NOT (a AND b)
+    assert objs.exclude(n=2, tag="red").getPrimaryKeys() == [a, c, d]
+    assert objs.exclude(Q(n=2) | Q(tag="Blue")).getPrimaryKeys() == [a]
+    assert objs.filter(~Q(n=2)).getPrimaryKeys() == [a, d]  # irNull is not 2
+    assert objs.exclude(n__gt=1).getPrimaryKeys() == [a, d]  # irNull is not > 1
+    assert objs.filter(~Q(n__in=[1, 2]) & ~Q(tag="Blue")).count() == 0
+    assert objs.exclude().getPrimaryKeys() == pks
+    assert objs.filter(Q()).count() == 4
+    assert objs.filter(Q(n__in=[]) | Q(n=1)).getPrimaryKeys() == [a]
+    assert objs.filter(Q(n=1) | Q(tag="Blue")).orderBy("-n").getPrimaryKeys() == [d, a]
+    assert objs.exclude(Q(n=1) | Q(tag="Blue")).delete() == 2
+    assert objs.getPrimaryKeys() == [a, d]
+
+
+def test_q_errors_name_the_field_and_model(redis_client: redis.Redis) -> None:
+    with pytest.raises(InvalidQueryError, match="QItem.*'nope'"):
+        QItem.objects.filter(Q(nope=1) | Q(n=1))
+    with pytest.raises(InvalidQueryError, match="QItem.tag__gt"):
+        QItem.objects.exclude(Q(tag__gt="a"))
+    with pytest.raises(TypeError, match="QItem.*Q objects"):
+        QItem.objects.filter({"n": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Q objects"):
+        Q(1)  # type: ignore[arg-type]
+
+
+def test_plain_filters_keep_the_fast_path() -> None:
+    """filter(**kw) and exclude(one equality) compile to plain conditions, no trees."""
+    qs = QItem.objects.filter(n=1, tag="red").exclude(tag="green")
+    assert qs.query.where == ()
+    assert [c[0] for c in qs.query.conditions] == ["S", "S", "N"]
+    # exclude(a__ne=1, b__ne=2) is a=1 OR b=2: a tree with candidates (a union)
+    tree = QItem.objects.exclude(n__ne=1, tag__ne="red").query.where[0]
+    assert tree[0] == "OR" and {kid[0] for kid in tree[1]} == {"S"}
