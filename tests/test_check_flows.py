@@ -7,11 +7,12 @@ from typing import Any
 
 import msgpack
 import pytest
+from flow_router import Router
 
 from IndexedRedis import IndexedRedisModel, IRField, scripts
 from IndexedRedis.flows import common
 from IndexedRedis.flows.check import check_flow
-from IndexedRedis.flows.context import Context, GenerationCache
+from IndexedRedis.flows.context import Context
 from IndexedRedis.flows.inspection import SCAN_COUNT
 from IndexedRedis.flows.requests import Command, ScriptCall
 from IndexedRedis.flows.stats import stats_flow
@@ -21,23 +22,6 @@ from IndexedRedis.reports import CheckReport
 @pytest.fixture(autouse=True)
 def ir_default_connection() -> None:
     """Overrides conftest's: these tests start no server."""
-
-
-class Router:
-    def __init__(self) -> None:
-        self.cache = GenerationCache()
-
-    def route_of(self, target: Any) -> str:
-        return "main"
-
-    def gens(self, route: Any) -> GenerationCache:
-        return self.cache
-
-    def is_cluster(self, route: Any) -> bool:
-        return False
-
-    def caching(self, route: Any, meta: Any) -> bool:
-        return False
 
 
 class CSong(IndexedRedisModel):

@@ -7,39 +7,19 @@ from typing import Any
 
 import msgpack
 import pytest
+from flow_router import Router
 
 from IndexedRedis import ConcurrencyError, IndexedRedisModel, IRField, scripts
 from IndexedRedis.compiler import Query
 from IndexedRedis.fields.links import IRForeignLinkField
 from IndexedRedis.flows import common, links, read, reset, save
-from IndexedRedis.flows.context import Context, GenerationCache, routed
+from IndexedRedis.flows.context import Context, routed
 from IndexedRedis.flows.requests import Command, Emit, ScriptCall, Transaction
 
 
 @pytest.fixture(autouse=True)
 def ir_default_connection() -> None:
     """Overrides conftest's: these tests start no server."""
-
-
-class Router:
-    """Routes are plain names here; each has its own generation cache."""
-
-    def __init__(self, routes: dict[str, str] | None = None) -> None:
-        self.routes = routes or {}
-        self.caches: dict[str, GenerationCache] = {}
-
-    def route_of(self, target: Any) -> str:
-        model = target if isinstance(target, type) else type(target)
-        return self.routes.get(model.__name__, "main")
-
-    def gens(self, route: Any) -> GenerationCache:
-        return self.caches.setdefault(route, GenerationCache())
-
-    def is_cluster(self, route: Any) -> bool:
-        return route == "cluster"
-
-    def caching(self, route: Any, meta: Any) -> bool:
-        return route == "cached"
 
 
 class FSong(IndexedRedisModel):
