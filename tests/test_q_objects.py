@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 import redis
-from hypothesis import event, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_query_model import (
     ORDERED_FIELDS,
     SETTINGS,
     TEXT_LOOKUPS,
     QItem,
+    assert_query_set,
     datasets,
     expected_pks,
     load,
     lookup_strategy,
     matches,
     pools_of,
-    row_of,
 )
 
 from IndexedRedis import InvalidQueryError, Q
@@ -104,21 +104,9 @@ def expected(rows: dict[int, dict[str, Any]], query: dict[str, Any]) -> list[int
 
 def check(rows: dict[int, dict[str, Any]], query: dict[str, Any]) -> None:
     want = expected(rows, query)
-    event("result: " + ("empty" if not want else "everything" if len(want) == len(rows) else "some"))
     qs = build(query)
-    assert qs.getPrimaryKeys() == want
-    found = qs.all()
-    assert [o._id for o in found] == want
-    for obj in found:
-        assert row_of(obj) == rows[obj._id]
-    assert qs.count() == len(want)
-    assert qs.exists() is bool(want)
-    first, last = qs.first(), qs.last()
-    assert (first and first._id, last and last._id) == ((want[0], want[-1]) if want else (None, None))
+    assert_query_set(qs, rows, want, query["slice"])
     assert [o._id for o in qs.iterate(batchSize=3)] == want
-    if query["slice"] is not None:
-        start, stop = query["slice"]
-        assert [o._id for o in qs[start:stop]] == want[start:stop]
 
 
 @settings(max_examples=150, **SETTINGS)

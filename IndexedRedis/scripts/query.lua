@@ -92,6 +92,16 @@ local function paddeds_of(pks)
   return out
 end
 
+-- Append to `out` the members of `list` not `seen` yet.
+local function add_new(seen, out, list)
+  for _, m in ipairs(list) do
+    if not seen[m] then
+      seen[m] = true
+      out[#out + 1] = m
+    end
+  end
+end
+
 -- The members of any of many sets (SUNION of at most CHUNK keys at a time: Lua's
 -- unpack() cannot spread more).
 local function union_members(keys)
@@ -99,12 +109,7 @@ local function union_members(keys)
   if #keys <= CHUNK then return redis.call('SUNION', unpack(keys)) end
   local seen, out = {}, {}
   for i = 1, #keys, CHUNK do
-    for _, m in ipairs(redis.call('SUNION', unpack(keys, i, math.min(i + CHUNK - 1, #keys)))) do
-      if not seen[m] then
-        seen[m] = true
-        out[#out + 1] = m
-      end
-    end
+    add_new(seen, out, redis.call('SUNION', unpack(keys, i, math.min(i + CHUNK - 1, #keys))))
   end
   return out
 end
@@ -235,43 +240,38 @@ LEAF.U = {
     return c.any(pks)
   end,
 }
-LEAF.Z = {
-  parse = function(c, p)
-    c.key, c.min, c.max = KEYS[tonumber(ARGV[p])], ARGV[p + 1], ARGV[p + 2]
-    return p + 3
-  end,
-  size = function(c) return redis.call('ZCOUNT', c.key, c.min, c.max) end,
-  members = function(c)
-    local raw = redis.call('ZRANGEBYSCORE', c.key, c.min, c.max)
-    for i = 1, #raw do raw[i] = unpadded(raw[i]) end
-    return raw
-  end,
-  test = function(c, pks)
-    local scores = chunked_call('ZMSCORE', c.key, paddeds_of(pks))
-    local flags = {}
-    for i = 1, #pks do flags[i] = score_in(scores[i], c) end
-    return flags
-  end,
-}
-LEAF.L = {
-  parse = function(c, p)
-    c.key, c.min, c.max = KEYS[tonumber(ARGV[p])], ARGV[p + 1], ARGV[p + 2]
-    c.field, c.rawmin, c.rawmax = ARGV[p + 3], ARGV[p + 4], ARGV[p + 5]
-    return p + 6
-  end,
-  size = function(c) return redis.call('ZLEXCOUNT', c.key, c.min, c.max) end,
-  members = function(c)
-    local raw = redis.call('ZRANGEBYLEX', c.key, c.min, c.max)
-    for i = 1, #raw do raw[i] = unpadded(raw[i]) end
-    return raw
-  end,
-  test = function(c, pks)
-    local values = stored_values(pks, c.field)
-    local flags = {}
-    for i = 1, #pks do flags[i] = text_in(values[i], c) end
-    return flags
-  end,
-}
+-- A range over a sorted set whose members end with padded pks (kinds Z and L):
+-- `more` reads the kind's further arguments, `test` checks pks.
+local function range_leaf(count_cmd, range_cmd, more, test)
+  return {
+    parse = function(c, p)
+      c.key, c.min, c.max = KEYS[tonumber(ARGV[p])], ARGV[p + 1], ARGV[p + 2]
+      return more(c, p + 3)
+    end,
+    size = function(c) return redis.call(count_cmd, c.key, c.min, c.max) end,
+    members = function(c)
+      local raw = redis.call(range_cmd, c.key, c.min, c.max)
+      for i = 1, #raw do raw[i] = unpadded(raw[i]) end
+      return raw
+    end,
+    test = test,
+  }
+end
+LEAF.Z = range_leaf('ZCOUNT', 'ZRANGEBYSCORE', function(_, p) return p end, function(c, pks)
+  local scores = chunked_call('ZMSCORE', c.key, paddeds_of(pks))
+  local flags = {}
+  for i = 1, #pks do flags[i] = score_in(scores[i], c) end
+  return flags
+end)
+LEAF.L = range_leaf('ZLEXCOUNT', 'ZRANGEBYLEX', function(c, p)
+  c.field, c.rawmin, c.rawmax = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+  return p + 3
+end, function(c, pks)
+  local values = stored_values(pks, c.field)
+  local flags = {}
+  for i = 1, #pks do flags[i] = text_in(values[i], c) end
+  return flags
+end)
 
 -- Condition trees (see q.py and compiler._tree_args): '&' n kids, '|' n kids,
 -- '!' kid, or a leaf.  A tree tests a list of pks by asking each kid only about the
@@ -321,15 +321,20 @@ local function node_members(n)
   if n.t then return LEAF[n.t].members(n) end
   if n.op == '&' then return node_members(n.best) end
   local seen, out = {}, {}
-  for _, kid in ipairs(n.kids) do
-    for _, m in ipairs(node_members(kid)) do
-      if not seen[m] then
-        seen[m] = true
-        out[#out + 1] = m
-      end
+  for _, kid in ipairs(n.kids) do add_new(seen, out, node_members(kid)) end
+  return out
+end
+
+-- The pks whose flag is still `value`, and their positions.
+local function still(pks, flags, value)
+  local at, sub = {}, {}
+  for i = 1, #pks do
+    if flags[i] == value then
+      at[#at + 1] = i
+      sub[#sub + 1] = pks[i]
     end
   end
-  return out
+  return at, sub
 end
 
 local function node_test(n, pks)
@@ -343,13 +348,7 @@ local function node_test(n, pks)
   local all = n.op == '&'  -- '&': undecided while true; '|': while false
   for i = 1, #pks do flags[i] = all end
   for _, kid in ipairs(n.kids) do
-    local at, sub = {}, {}
-    for i = 1, #pks do
-      if flags[i] == all then
-        at[#at + 1] = i
-        sub[#sub + 1] = pks[i]
-      end
-    end
+    local at, sub = still(pks, flags, all)
     if #sub == 0 then break end
     local answers = node_test(kid, sub)
     for j = 1, #sub do
@@ -417,13 +416,7 @@ local function keep(pks, skip)
     for i = 1, #pks do if excluded[i] then ok[i] = false end end
   end
   for _, tree in ipairs(trees) do
-    local at, sub = {}, {}
-    for i = 1, #pks do
-      if ok[i] then
-        at[#at + 1] = i
-        sub[#sub + 1] = pks[i]
-      end
-    end
+    local at, sub = still(pks, ok, true)
     if #sub == 0 then break end
     local flags = node_test(tree, sub)
     for j = 1, #sub do if not flags[j] then ok[at[j]] = false end end
