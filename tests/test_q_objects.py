@@ -37,12 +37,17 @@ def tree_strategy(pools: Any, depth: int = 3) -> st.SearchStrategy[Any]:
     if depth == 0:
         return leaf
     kid = tree_strategy(pools, depth - 1)
-    return st.one_of(
-        leaf,
-        st.tuples(st.just("and"), st.lists(kid, min_size=1, max_size=3)),
-        st.tuples(st.just("or"), st.lists(kid, min_size=1, max_size=3)),
-        st.tuples(st.just("not"), kid),
-    )
+    # ORs of leaves with candidate sets: the server drives from their union
+    positive = leaf.filter(lambda t: not t[1].endswith("__ne") and not (t[1].endswith("__isnull") and not t[2]))
+    shapes = {
+        "leaf": leaf,
+        "and": st.tuples(st.just("and"), st.lists(kid, min_size=1, max_size=3)),
+        "or": st.tuples(st.just("or"), st.lists(kid, min_size=1, max_size=3)),
+        "or of positives": st.tuples(st.just("or"), st.lists(positive, min_size=2, max_size=3)),
+        "not": st.tuples(st.just("not"), kid),
+    }
+    # the shape first: one_of would draw leaves far more often (it flattens their options)
+    return st.sampled_from(sorted(shapes)).flatmap(shapes.__getitem__)
 
 
 def holds(row: dict[str, Any], tree: Any) -> bool:
@@ -71,8 +76,10 @@ def as_q(tree: Any) -> Q:
 
 
 def query_strategy(pools: Any) -> st.SearchStrategy[dict[str, Any]]:
-    step = st.tuples(st.sampled_from(["filter", "exclude"]), st.lists(tree_strategy(pools), min_size=0, max_size=2),
-                     st.lists(lookup_strategy(TEXT_LOOKUPS, pools), max_size=2).map(dict))
+    # often trees alone, so that they drive (no plain condition is cheaper)
+    keywords = st.one_of(st.just({}), st.lists(lookup_strategy(TEXT_LOOKUPS, pools), max_size=2).map(dict))
+    step = st.tuples(st.sampled_from(["filter", "filter", "exclude"]),
+                     st.lists(tree_strategy(pools), min_size=0, max_size=2), keywords)
     return st.fixed_dictionaries({
         "steps": st.lists(step, min_size=1, max_size=2),
         "order": st.one_of(st.none(), st.sampled_from(
