@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import redis
+from _cache_models import CachedSong
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_cache import Writer
 from test_query_model import (
     ORDERED_FIELDS,
     SETTINGS,
@@ -175,3 +177,31 @@ def test_plain_filters_keep_the_fast_path() -> None:
     # exclude(a__ne=1, b__ne=2) is a=1 OR b=2: a tree with candidates (a union)
     tree = QItem.objects.exclude(n__ne=1, tag__ne="red").query.where[0]
     assert tree[0] == "OR" and {kid[0] for kid in tree[1]} == {"S"}
+
+
+def test_cached_q_queries_see_another_process_writes(redis_url: str) -> None:
+    """A model with a client-side cache keeps Q query results, and drops them when a
+    key a tree read changes (its keys are the query's dependencies)."""
+    writer = Writer(redis_url)
+    try:
+        pks = CachedSong.reset([CachedSong(artist=f"artist-{i % 4}", title=f"t{i}", track=i % 3) for i in range(12)])
+        either = CachedSong.objects.filter(Q(artist="artist-2") | Q(track=0))
+        negated = CachedSong.objects.filter(~Q(track__gt=0) | Q(artist="artist-1"))
+
+        def want(rows: dict[int, tuple[str, int]], tree: Any) -> list[int]:
+            return [pk for pk in sorted(rows) if tree(*rows[pk])]
+
+        rows = {pk: (f"artist-{i % 4}", i % 3) for i, pk in enumerate(pks)}
+        first = either.all()
+        assert [o._id for o in first] == want(rows, lambda a, t: a == "artist-2" or t == 0)
+        assert either.all()[0] is first[0]  # kept
+        writer.do(op="save", pk=pks[2], values={"artist": "artist-3"})  # matched by artist only
+        rows[pks[2]] = ("artist-3", 2)
+        assert [o._id for o in either.all()] == want(rows, lambda a, t: a == "artist-2" or t == 0)
+        assert [o._id for o in negated.all()] == want(rows, lambda a, t: t <= 0 or a == "artist-1")
+        new = writer.do(op="insert", values={"artist": "artist-3", "title": "x", "track": 0})["pk"]
+        rows[new] = ("artist-3", 0)
+        assert [o._id for o in negated.all()] == want(rows, lambda a, t: t <= 0 or a == "artist-1")
+        assert [o._id for o in either.all()] == want(rows, lambda a, t: a == "artist-2" or t == 0)
+    finally:
+        writer.close()
