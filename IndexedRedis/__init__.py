@@ -21,6 +21,7 @@ from .embedded import EmbeddedRedis
 from .eviction import getEvictionPolicyCheck, setEvictionPolicyCheck
 from .exceptions import (
     ConcurrencyError,
+    ConflictError,
     CorruptRecordError,
     CrossSlotError,
     EvictionPolicyError,
@@ -40,6 +41,7 @@ from .exceptions import (
     UniqueConstraintError,
     UnknownFieldError,
 )
+from .expressions import F
 from .fields import (
     IRBase64Field,
     IRBytesField,
@@ -142,6 +144,8 @@ __all__ = [
     "UnknownFieldError",
     "UniqueConstraintError",
     "ConcurrencyError",
+    "ConflictError",
+    "F",
     "CrossSlotError",
     "LinkNotFetchedError",
     "NotReplicatedError",

@@ -3,7 +3,8 @@ arguments the write scripts take to add, move or drop them.  Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .fields import NULL_STORED, digest, wire_bytes
@@ -12,7 +13,8 @@ from .keys import GenerationKeys, lex_member, lex_text, padded_pk
 if TYPE_CHECKING:
     from .options import ModelOptions
 
-__all__ = ["ABSENT", "stored_arg", "score_arg", "lex_arg", "same_stored", "index_group", "delete_args",
+__all__ = ["ABSENT", "ABSENT_RECORD", "record_digest", "stored_arg", "score_arg", "lex_arg", "same_stored",
+           "index_group", "delete_args",
            "load_groups", "current_index_keys", "every_index_key", "sorted_index_keys"]
 
 #: A field the believed stored record does not have (the object is new to the script).
@@ -26,6 +28,27 @@ def stored_arg(stored: Any) -> tuple[bytes, bytes]:
     if stored is NULL_STORED:
         return (b"n", b"")
     return (b"v", wire_bytes(stored))
+
+
+#: What save.lua's ifUnchanged check expects of an object believed not stored.
+ABSENT_RECORD = b"absent"
+
+
+def record_digest(record: Mapping[str, Any], names: Iterable[str]) -> bytes:
+    """SHA1 (hex) of the stored values of ``names`` in a record, as lib.lua's
+    ``record_digest`` computes it from the stored record: the scripts compare the two
+    to learn whether a record still holds what a client read."""
+    parts = []
+    for name in names:
+        stored = record.get(name, ABSENT)
+        if stored is ABSENT:
+            parts.append(b"a")
+        elif stored is NULL_STORED:
+            parts.append(b"n")
+        else:
+            raw = wire_bytes(stored)
+            parts.append(b"v%d:%s" % (len(raw), raw))
+    return hashlib.sha1(b"".join(parts), usedforsecurity=False).hexdigest().encode("ascii")
 
 
 def score_arg(field: Any, stored: Any) -> bytes:

@@ -10,6 +10,7 @@ __all__ = [
     "FieldValueError",
     "InvalidQueryError",
     "ConcurrencyError",
+    "ConflictError",
     "UnknownFieldError",
     "UniqueConstraintError",
     "LinkNotFetchedError",
@@ -51,6 +52,17 @@ class ConcurrencyError(IndexedRedisError):
     Writes are compare-and-set scripts that retry when another client changed the
     object in between; this is raised only after many consecutive lost races.
     """
+
+
+class ConflictError(ConcurrencyError):
+    """A save with ``ifUnchanged=True`` found the object's stored record changed by
+    another writer (or deleted) since this object was read or saved: nothing was
+    written.  ``model`` and ``pk`` name the object; reload it and try again."""
+
+    def __init__(self, message: str, model: str = "", pk: int | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.pk = pk
 
 
 class UniqueConstraintError(IndexedRedisError, ValueError):

@@ -541,19 +541,27 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     # ---- storage ---------------------------------------------------------------------
 
-    def save(self, cascadeSave: bool = True) -> int:
+    def save(self, cascadeSave: bool = True, ifUnchanged: bool = False) -> int:
         """Insert or update this object in one atomic step; returns its primary key.
 
         Only fields changed since the object was fetched or last saved are written.
         With ``cascadeSave``, linked objects held in memory that are new or changed are
         saved in the same atomic step; without it, a link to an unsaved object is
         stored as no link.
-        """
-        return PrimaryKey(run_sync(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave))[0])
 
-    async def asave(self, cascadeSave: bool = True) -> int:
+        An object another process deleted is stored again by a plain save.  With
+        ``ifUnchanged`` (optimistic locking), the save writes only if the stored record
+        is still the one this object was read from (or last saved as), and otherwise
+        raises ``ConflictError``, writing nothing: another writer changed it, or
+        deleted it.  (Every object of the save is checked, linked ones too.)
+        """
+        return PrimaryKey(run_sync(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave,
+                                                                            ifUnchanged))[0])
+
+    async def asave(self, cascadeSave: bool = True, ifUnchanged: bool = False) -> int:
         """``save``, awaitable."""
-        return PrimaryKey((await run_async(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave)))[0])
+        return PrimaryKey((await run_async(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave,
+                                                                                    ifUnchanged)))[0])
 
     def delete(self) -> bool:
         """Delete this object; returns whether it was stored.  It keeps its values."""
@@ -703,30 +711,36 @@ class ModelSaver:
         self.model = model
 
     def save(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
-             cascadeSave: bool = True) -> int | list[int]:
-        """Save one object, or a list of objects in ONE atomic step; returns the pk(s)."""
+             cascadeSave: bool = True, ifUnchanged: bool = False) -> int | list[int]:
+        """Save one object, or a list of objects in ONE atomic step; returns the pk(s).
+        ``ifUnchanged``: as for ``obj.save`` (if any object's stored record changed,
+        ConflictError and nothing of the list is written)."""
         if isinstance(obj, IndexedRedisModel):
-            return obj.save(cascadeSave=cascadeSave)
+            return obj.save(cascadeSave=cascadeSave, ifUnchanged=ifUnchanged)
         objs = list(obj)
-        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave))
+        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ifUnchanged))
 
     async def asave(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
-                    cascadeSave: bool = True) -> int | list[int]:
+                    cascadeSave: bool = True, ifUnchanged: bool = False) -> int | list[int]:
         """``save``, awaitable."""
         if isinstance(obj, IndexedRedisModel):
-            return await obj.asave(cascadeSave=cascadeSave)
+            return await obj.asave(cascadeSave=cascadeSave, ifUnchanged=ifUnchanged)
         objs = list(obj)
-        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave))
+        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ifUnchanged))
 
-    def saveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True) -> list[int]:
-        """Save many objects, 1000 per atomic script call (with what they link to)."""
+    def saveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True,
+                     ifUnchanged: bool = False) -> list[int]:
+        """Save many objects, 1000 per atomic script call (with what they link to).
+        ``ifUnchanged``: as for ``obj.save``, per batch (a conflict raises ConflictError
+        with the earlier batches written and nothing of its own batch)."""
         objs = list(objs)
-        return run_sync(self.model, lambda ctx: save.save_batches_flow(ctx, objs, cascadeSave))
+        return run_sync(self.model, lambda ctx: save.save_batches_flow(ctx, objs, cascadeSave, ifUnchanged))
 
-    async def asaveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True) -> list[int]:
+    async def asaveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True,
+                            ifUnchanged: bool = False) -> list[int]:
         """``saveMultiple``, awaitable."""
         objs = list(objs)
-        return await run_async(self.model, lambda ctx: save.save_batches_flow(ctx, objs, cascadeSave))
+        return await run_async(self.model, lambda ctx: save.save_batches_flow(ctx, objs, cascadeSave, ifUnchanged))
 
     def reindex(self, objs: Sequence[IndexedRedisModel]) -> None:
         """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""

@@ -230,6 +230,11 @@ class ModelOptions:
             return field.fromInput(value)
         except (TypeError, ValueError) as exc:
             detail = str(exc) or field.expected
+            if type(value).__module__ == "IndexedRedis.expressions":
+                raise FieldValueError(
+                    f"{self.name}.{field.name}: an F expression ({value!r}) is not a value an object holds; "
+                    f"update stored objects with {self.name}.objects.filter(...).update({field.name}={value!r})"
+                ) from None
             raise FieldValueError(
                 f"{self.name}.{field.name}: expected {detail}; got {type(value).__name__} "
                 f"{_short_repr(value)}") from None

@@ -17,7 +17,7 @@ from .cache import registry as cache_registry
 from .compiler import PK_ORDER, Query, resolve_order
 from .dispatch import cached_async, cached_sync, iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
-from .flows import delete, read, reset
+from .flows import delete, read, reset, update
 from .flows.check import CHECK_BATCH, Progress, check_flow
 from .flows.stats import stats_flow
 from .names import nearest
@@ -212,6 +212,18 @@ class QuerySet(ReadHelpers, Generic[M]):
     async def adelete(self) -> int:
         """``delete``, awaitable."""
         return await self._arun(delete.delete_query_flow, self.query)
+
+    def update(self, **values: Any) -> int:
+        """Set fields of every matching object, on the server: ``field=value``, or
+        ``field=F('other') + 1`` (see ``IndexedRedis.F``); returns how many objects were
+        updated.  Every index stays exact.  Atomic per 1000 objects (``UPDATE_BATCH``:
+        a larger match is updated in atomic batches, one after the other); each object
+        gets exactly the values its stored record gives, even with other writers."""
+        return self._run(update.update_flow, self.query, values)
+
+    async def aupdate(self, **values: Any) -> int:
+        """``update``, awaitable."""
+        return await self._arun(update.update_flow, self.query, values)
 
     def get(self, pk: Any, cascadeFetch: bool = False) -> M | None:
         """The object with this pk, or None.  Filters do not apply."""

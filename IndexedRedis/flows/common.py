@@ -18,11 +18,11 @@ from .requests import Flow, ScriptCall
 if TYPE_CHECKING:
     from ..options import ModelOptions
 
-__all__ = ["STALE_GEN", "OK", "STALE_VALUES", "MISSING", "UNIQUE_CLASH", "MAX_ATTEMPTS", "RESET_BATCH",
+__all__ = ["STALE_GEN", "OK", "STALE_VALUES", "MISSING", "UNIQUE_CLASH", "CONFLICT", "MAX_ATTEMPTS", "RESET_BATCH",
            "FREE_BATCH", "SAVE_BATCH", "RESET_LEASE_MS", "script", "call_current", "KeyNumbers"]
 
 # Script reply statuses (the first item of a reply; scripts/lib.lua has the same).
-STALE_GEN, OK, STALE_VALUES, MISSING, UNIQUE_CLASH = 0, 1, 2, 3, 4
+STALE_GEN, OK, STALE_VALUES, MISSING, UNIQUE_CLASH, CONFLICT = 0, 1, 2, 3, 4, 5
 MAX_ATTEMPTS = 200         # retries of one operation racing other writers or resets
 RESET_BATCH = 100          # objects per reset script call: bounds how long one call runs
 FREE_BATCH = 200           # records read per HSCAN step when freeing a dead generation

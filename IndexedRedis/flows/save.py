@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from .. import scripts
-from ..entries import ABSENT, index_group, insert_group, same_stored, stored_arg
-from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
+from ..entries import ABSENT, ABSENT_RECORD, index_group, insert_group, record_digest, same_stored, stored_arg
+from ..exceptions import ConcurrencyError, ConflictError, IndexedRedisError, UniqueConstraintError
 from ..fields.links import ForeignLink, ForeignLinks
 from ..state import assign_pk, forget_stored_record, is_shared, mark_stored, read_only_error
 from .common import (
+    CONFLICT,
     MAX_ATTEMPTS,
     MISSING,
     OK,
@@ -40,11 +41,13 @@ _request_packer = msgpack.Packer(use_bin_type=False)  # the scripts' cmsgpack kn
 class _PendingSave:
     """One object on its way to storage: ``record`` is the object's stored form,
     ``changed`` what is written (its changed fields, or the whole record when
-    ``full``), ``believed`` the stored record the scripts' index updates start from."""
+    ``full``), ``believed`` the stored record the scripts' index updates start from,
+    ``expected`` what save.lua must find stored to write anything (ifUnchanged: the
+    digest of the record the object was read from, or ABSENT_RECORD; b'': no check)."""
 
-    __slots__ = ("obj", "meta", "pk", "record", "changed", "believed", "full")
+    __slots__ = ("obj", "meta", "pk", "record", "changed", "believed", "full", "expected")
 
-    def __init__(self, obj: IndexedRedisModel) -> None:
+    def __init__(self, obj: IndexedRedisModel, if_unchanged: bool = False) -> None:
         self.obj = obj
         self.meta = meta = type(obj)._meta
         self.record = meta.storage_of(obj)  # validates every value before any I/O
@@ -52,6 +55,9 @@ class _PendingSave:
         orig: dict[str, Any] = obj._orig
         self.believed = orig
         self.full = self.pk is None or not orig
+        self.expected = b""
+        if if_unchanged and self.pk is not None:
+            self.expected = record_digest(orig, meta.field_names) if orig else ABSENT_RECORD
         if self.full:
             self.changed = self.record
         else:
@@ -78,17 +84,19 @@ def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[No
             assign_pk(obj, int(first) + offset)
 
 
-def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]]:
+def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: bool = False) -> Flow[list[int]]:
     """Save objects (of one model or several, on ctx's route) in one atomic script
-    call; returns their pks in order."""
+    call; returns their pks in order.  With ``if_unchanged``, every object that has a
+    pk is written only if its stored record is still the one it was read from (or,
+    for an object never read, still absent); otherwise ConflictError, nothing written."""
     router, route = ctx.router, ctx.route
     gens = router.gens(route)
-    pending = [_PendingSave(obj) for obj in objs]
+    pending = [_PendingSave(obj, if_unchanged) for obj in objs]
     seen: dict[tuple[ModelOptions, int], IndexedRedisModel] = {}
     for p in pending:
         if p.pk is not None and seen.setdefault((p.meta, p.pk), p.obj) is not p.obj:
             raise IndexedRedisError(f"{p.meta.name}: two different objects with pk {p.pk} in one save")
-    active = [p for p in pending if p.full or p.changed]
+    active = [p for p in pending if p.full or p.changed or p.expected]
     metas = list(dict.fromkeys(p.meta for p in active))
     model_numbers = {meta: number for number, meta in enumerate(metas, 1)}
 
@@ -117,7 +125,8 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
                                       p.changed[field.name]) for field in to_index]
             objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
-                            b"F" if p.full else b"P", payload, groups, 0 if p.pk is None else number(gk.stamp(p.pk))))
+                            b"F" if p.full else b"P", payload, groups, 0 if p.pk is None else number(gk.stamp(p.pk)),
+                            p.expected))
         return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
 
     if active:
@@ -132,6 +141,12 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
                 gens.set(metas[int(reply[2]) - 1].keys.prefix, int(reply[1]))
                 continue
             culprit = active[int(reply[1]) - 1]
+            if status == CONFLICT:
+                raise ConflictError(
+                    f"{culprit.meta.name} pk {culprit.pk}: {_conflict_cause(culprit)} (save with "
+                    f"ifUnchanged=True), so nothing was saved. Read it again (obj.reload(), or "
+                    f"{culprit.meta.name}.objects.get({culprit.pk})) and redo the change",
+                    culprit.meta.name, culprit.pk)
             if status == UNIQUE_CLASH:
                 name = _text(reply[2])
                 value = culprit.obj.__dict__.get(name)
@@ -156,6 +171,12 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[list[int]
     for p in pending:
         mark_stored(p.obj, p.pk, p.record)
     return [p.pk for p in pending if p.pk is not None]
+
+
+def _conflict_cause(p: _PendingSave) -> str:
+    if p.expected == ABSENT_RECORD:
+        return "another writer stored an object with this pk, which this object was never read from"
+    return "the stored object was changed or deleted by another writer since this object was read or saved"
 
 
 def _text(value: Any) -> str:
@@ -188,7 +209,7 @@ def cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
     return found
 
 
-def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[None]:
+def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: bool = False) -> Flow[None]:
     """Save objects and the linked objects they bring, atomically per *place*: a
     connection, or on a Redis Cluster one hash slot (a model's own, or its KEY_GROUP's).
 
@@ -222,18 +243,20 @@ def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[
         sub = ctx.on(type(group[0])._meta, route)
         if place in reserve:
             yield from routed(ctx, route, reserve_pks_flow(sub, group))
-        yield from routed(ctx, route, save_flow(sub, group))
+        yield from routed(ctx, route, save_flow(sub, group, if_unchanged))
 
 
-def save_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True) -> Flow[list[int]]:
+def save_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True,
+                      if_unchanged: bool = False) -> Flow[list[int]]:
     """Save objects in ONE atomic step (with the new or changed objects they link to,
     when ``cascade``); returns their pks in order.  Without ``cascade``, a link to an
-    unsaved object is stored as no link."""
+    unsaved object is stored as no link.  ``if_unchanged``: see ``save_flow`` (every
+    object saved is checked, linked ones too)."""
     objs = list(objs)
     if not objs:
         return []
     if not cascade or not any(type(obj)._meta.foreign_fields for obj in objs):
-        return (yield from save_flow(ctx, objs))
+        return (yield from save_flow(ctx, objs, if_unchanged))
     targets = list(objs)
     seen = {id(obj) for obj in objs}
     for obj in objs:
@@ -241,16 +264,17 @@ def save_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: 
             if id(linked) not in seen:
                 seen.add(id(linked))
                 targets.append(linked)
-    yield from save_together_flow(ctx, targets)
+    yield from save_together_flow(ctx, targets, if_unchanged)
     return [obj._id for obj in objs]  # type: ignore[misc]
 
 
-def save_batches_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True) -> Flow[list[int]]:
+def save_batches_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True,
+                      if_unchanged: bool = False) -> Flow[list[int]]:
     """Save many objects, ``SAVE_BATCH`` per atomic step (with what they link to)."""
     objs = list(objs)
     pks: list[int] = []
     for start in range(0, len(objs), SAVE_BATCH):
-        pks += yield from save_objects_flow(ctx, objs[start:start + SAVE_BATCH], cascade)
+        pks += yield from save_objects_flow(ctx, objs[start:start + SAVE_BATCH], cascade, if_unchanged)
     return pks
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["Script", "SAVE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
+__all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE", "CACHE_FLAG"]
 
@@ -40,6 +40,7 @@ class Script:
 
 
 SAVE = Script("save")
+UPDATE = Script("update")
 DELETE = Script("delete")
 QUERY = Script("query", readonly=True)
 RESET_BEGIN = Script("reset_begin")

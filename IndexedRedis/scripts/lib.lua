@@ -1,7 +1,10 @@
 -- Helpers shared by every IndexedRedis script; prepended to each script's source.
 -- Replies start with a status: 1 done, 0 stale generation (then the current one),
 -- 2 a belief about stored values was wrong (then the object number and its record),
--- 3 a partial update found no stored record (then the object number).
+-- 3 a partial update found no stored record (then the object number),
+-- 4 a unique value is taken (then the object number and the field),
+-- 5 a write that needed the stored record unchanged found it changed or gone
+-- (then the object number).
 
 local function current_gen(gen_key)
   return redis.call('GET', gen_key) or '0'
@@ -102,4 +105,99 @@ local function read_record(schemas_key, stored)
     if name then record[name] = values[i] end
   end
   return record, values, tostring(values[n])
+end
+
+-- A digest of some fields of a stored record (entries.record_digest makes the same in
+-- Python): per name 'a' (absent), 'n' (irNull) or 'v' <length> ':' <bytes>,
+-- concatenated, as SHA1 hex.  Clients compare it with what they last read, so an
+-- optimistic check costs no memory per object on the server.
+local function record_digest(record, names)
+  local parts = {}
+  for i, name in ipairs(names) do
+    local v = record[name]
+    if v == nil then
+      parts[i] = 'a'
+    elseif v == false then
+      parts[i] = 'n'
+    else
+      v = tostring(v)
+      parts[i] = 'v' .. #v .. ':' .. v
+    end
+  end
+  return redis.sha1hex(table.concat(parts))
+end
+
+-- Unique values, checked before the first write: the set of a claimed value (an index
+-- group whose unique flag is 1; irNull never claims) may hold no object but the
+-- claimant, or one this call moves out of it (leaving: set key number -> {pk = true},
+-- or nil), and two objects of the call may not claim one value.
+-- objects: {_, pk ('' = new), _, _, index groups}...  Returns the object number and the
+-- field of the first clash, or nil.
+local function unique_clash(objects, leaving)
+  local claims = {}
+  for o, ob in ipairs(objects) do
+    for _, ix in ipairs(ob[5]) do
+      if type(ix) == 'table' and ix[6] == 1 then
+        local number = ix[5]
+        if claims[number] and claims[number] ~= o then return o, ix[1] end
+        claims[number] = o
+        local n = redis.call('SCARD', KEYS[number])
+        if n > 1 then return o, ix[1] end
+        if n == 1 then
+          local member = redis.call('SRANDMEMBER', KEYS[number])
+          if member ~= ob[2] and not (leaving and leaving[number] and leaving[number][member]) then
+            return o, ix[1]
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- Tell client-side caches that an object changed (see save.lua): its stamp key is SET
+-- and DELeted, so it never exists between scripts.
+local function touch_stamp(key)
+  redis.call('SET', key, '1')
+  redis.call('DEL', key)
+end
+
+-- Write one object's record: mode 'F' stores the packed record given, 'P' the stored
+-- values (a table, of the writing model's layout; where: field name -> position) with
+-- the changed fields of the payload ({field, kind, stored value}...) put in.
+local function write_record(objs_key, ids_key, pk, mode, payload, values, where)
+  if mode == 'F' then
+    redis.call('HSET', objs_key, pk, payload)
+  else
+    for _, p in ipairs(payload) do values[where[p[1]]] = stored_value(p[2], p[3]) end
+    redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
+  end
+  redis.call('ZADD', ids_key, pk, pk)
+end
+
+-- Move one object's index entries as its index groups say (see save.lua's header).
+local function write_entries(pk, groups)
+  local padded  -- the sorted-set member, made when a zset needs it
+  for _, ix in ipairs(groups) do
+    if type(ix) == 'number' then  -- a plain index of a new object
+      redis.call('SADD', KEYS[ix], pk)
+    else
+      if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
+      if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
+      redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
+      if ix[7] ~= 0 then
+        if ix[8] == '' then
+          redis.call('ZREM', KEYS[ix[7]], padded)
+        else
+          redis.call('ZADD', KEYS[ix[7]], ix[8], padded)
+        end
+      end
+      if ix[9] ~= 0 then
+        if ix[10] == 1 and not (ix[12] == 1 and ix[11] == ix[13]) then
+          redis.call('ZREM', KEYS[ix[9]], ix[11] .. padded)
+        end
+        if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. padded) end
+      end
+    end
+  end
 end

@@ -9,7 +9,10 @@
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
 --     schemas hash #, schema tag, field names (msgpack array), cache flag #}...
---   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #}...
+--   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #, expected}...
+--     expected: '' (no check), or what the stored record must be for anything to be
+--       written (ifUnchanged): 'absent', or the record_digest (lib.lua) of the writing
+--       model's fields; otherwise the reply is {5, object number}.
 --     stamp #: the object's stamp key (0 for an object without a pk yet: no client
 --       can have cached it).  While the model's cache flag exists (some process keeps a
 --       client-side cache of it), the stamp is SET and DELeted, which tells those
@@ -27,7 +30,8 @@
 --   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
 -- Reply: {1, pk...} | {0, generation, model number} | {2, object number, record}
 --   | {3, object number} (a partial update found no record)
---   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written).
+--   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written)
+--   | {5, object number} (an ifUnchanged object's stored record changed or is gone).
 
 local request = cmsgpack.unpack(ARGV[1])
 local models, objects = request[1], request[2]
@@ -57,8 +61,14 @@ for o, ob in ipairs(objects) do
   if pk ~= '' then
     local model = models[ob[1]]
     local stored = redis.call('HGET', KEYS[model[3]], pk)
+    local expected = ob[7] or ''  -- ifUnchanged: what must be stored ('' no check)
+    if expected ~= '' and not stored and expected ~= 'absent' then return {5, o} end
     if stored then
       local record, values, tag = read_record(KEYS[model[6]], stored)
+      if expected ~= '' and (expected == 'absent'
+                             or record_digest(record, schema_names(nil, model[7])) ~= expected) then
+        return {5, o}
+      end
       if ob[3] == 'P' and tag ~= model[7] then return {2, o, stored} end
       for _, ix in ipairs(ob[5]) do
         if not matches(record[ix[1]], ix[2], ix[3]) then return {2, o, stored} end
@@ -72,21 +82,8 @@ for o, ob in ipairs(objects) do
   end
 end
 
--- Unique values: the value's set may hold no other object, in Redis or in this call.
-local claims = {}
-for o, ob in ipairs(objects) do
-  for _, ix in ipairs(ob[5]) do
-    if type(ix) == 'table' and ix[6] == 1 then  -- sent only for values that are not irNull
-      local key = KEYS[ix[5]]
-      if claims[ix[5]] and claims[ix[5]] ~= o then return {4, o, ix[1]} end
-      claims[ix[5]] = o
-      local n = redis.call('SCARD', key)
-      if n > 1 or (n == 1 and (ob[2] == '' or redis.call('SISMEMBER', key, ob[2]) == 0)) then
-        return {4, o, ix[1]}
-      end
-    end
-  end
-end
+local clash, field = unique_clash(objects, nil)
+if clash then return {4, clash, field} end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
 
@@ -103,41 +100,9 @@ for o, ob in ipairs(objects) do
       redis.call('SET', counter, pk)
     end
   end
-  if ob[3] == 'F' then
-    redis.call('HSET', objs_key, pk, ob[4])
-  else
-    local values, where = existing[o], where_of(ob[1])
-    for _, p in ipairs(ob[4]) do values[where[p[1]]] = stored_value(p[2], p[3]) end
-    redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
-  end
-  redis.call('ZADD', KEYS[model[4]], pk, pk)
-  if ob[6] ~= 0 and stamping[ob[1]] then
-    redis.call('SET', KEYS[ob[6]], '1')
-    redis.call('DEL', KEYS[ob[6]])
-  end
-  local padded  -- the sorted-set member, made when a zset needs it
-  for _, ix in ipairs(ob[5]) do
-    if type(ix) == 'number' then  -- a plain index of a new object
-      redis.call('SADD', KEYS[ix], pk)
-    else
-      if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
-      if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
-      redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
-      if ix[7] ~= 0 then
-        if ix[8] == '' then
-          redis.call('ZREM', KEYS[ix[7]], padded)
-        else
-          redis.call('ZADD', KEYS[ix[7]], ix[8], padded)
-        end
-      end
-      if ix[9] ~= 0 then
-        if ix[10] == 1 and not (ix[12] == 1 and ix[11] == ix[13]) then
-          redis.call('ZREM', KEYS[ix[9]], ix[11] .. padded)
-        end
-        if ix[12] == 1 then redis.call('ZADD', KEYS[ix[9]], 0, ix[13] .. padded) end
-      end
-    end
-  end
+  write_record(objs_key, KEYS[model[4]], pk, ob[3], ob[4], existing[o], ob[3] == 'P' and where_of(ob[1]))
+  if ob[6] ~= 0 and stamping[ob[1]] then touch_stamp(KEYS[ob[6]]) end
+  write_entries(pk, ob[5])
   pks[o + 1] = pk
 end
 return pks
