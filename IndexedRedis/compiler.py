@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import InvalidQueryError
 from .fields import irNull
 from .lookups import Condition, resolve_filter
-from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and
+from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and, tree_leaves
 
 if TYPE_CHECKING:
     from .keys import GenerationKeys
@@ -78,6 +78,11 @@ class Query:
     @property
     def is_everything(self) -> bool:
         return not self.conditions and not self.where
+
+    @property
+    def leaves(self) -> tuple[Condition, ...]:
+        """Every condition, those inside the trees included."""
+        return self.conditions + tuple(leaf for tree in self.where for leaf in tree_leaves(tree))
 
     @property
     def only_negations(self) -> bool:

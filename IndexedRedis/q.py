@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .options import ModelOptions
 
 __all__ = ["Q", "AND", "OR", "NOT", "Node", "TRUE", "FALSE", "is_leaf", "resolve_node", "negate",
-           "conjoin", "split_and"]
+           "conjoin", "split_and", "tree_leaves"]
 
 AND, OR, NOT = "AND", "OR", "NOT"
 Node = tuple[Any, ...]
@@ -138,6 +138,14 @@ def negate(node: Node) -> Node:
     if flipped is not None:
         return (flipped, *node[1:])
     return (NOT, node)
+
+
+def tree_leaves(node: Node) -> list[Condition]:
+    """The leaves of a tree, in order."""
+    if is_leaf(node):
+        return [node]
+    kids = (node[1],) if node[0] == NOT else node[1]
+    return [leaf for kid in kids for leaf in tree_leaves(kid)]
 
 
 def split_and(node: Node) -> tuple[list[Condition], list[Node]]:

@@ -28,6 +28,7 @@ from test_query_model import (
 )
 
 from IndexedRedis import InvalidQueryError, Q
+from IndexedRedis.flows.update import UpdatePlan
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -205,3 +206,14 @@ def test_cached_q_queries_see_another_process_writes(redis_url: str) -> None:
         assert [o._id for o in either.all()] == want(rows, lambda a, t: a == "artist-2" or t == 0)
     finally:
         writer.close()
+
+
+def test_update_of_a_q_query_set(redis_client: redis.Redis) -> None:
+    """update() takes Q trees, and checks the fields of their leaves (a concurrent
+    change of one of them re-reads the object, as for plain conditions)."""
+    a, b, c = QItem.reset([QItem(n=1, tag="red"), QItem(n=2, tag="green"), QItem(n=3, tag="Blue")])
+    qs = QItem.objects.filter(Q(n=1) | Q(tag="green"))
+    assert set(UpdatePlan(QItem._meta, qs.query, {"note": "x"}).checked) == {"n", "tag", "note"}
+    assert qs.update(note="hit") == 2
+    assert QItem.objects.exclude(Q(n=1) | Q(tag="green")).update(note="miss") == 1
+    assert [o.note for o in QItem.objects.getMultiple([a, b, c])] == ["hit", "hit", "miss"]
