@@ -56,9 +56,9 @@ class Query:
         """This query and ``filter(*qs, **filters)`` (``exclude``: and not them)."""
         if not qs and not exclude:  # the plain filter() of keywords: leaves only
             return self._with((AND, tuple(resolve_filter(meta, key, value) for key, value in filters.items())))
-        if exclude and not qs and not filters:
-            return self
         node = resolve_node(meta, qs, filters)
+        if node == TRUE:  # nothing to hold (no filters, or empty Q()s): a no-op, as in Django
+            return self
         return self._with(negate(node) if exclude else node)
 
     def _with(self, node: Node) -> Query:

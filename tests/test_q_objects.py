@@ -152,6 +152,8 @@ def test_q_semantics_examples(redis_client: redis.Redis) -> None:
     assert objs.exclude(n__gt=1).getPrimaryKeys() == [a, d]  # irNull is not > 1
     assert objs.filter(~Q(n__in=[1, 2]) & ~Q(tag="Blue")).count() == 0
     assert objs.exclude().getPrimaryKeys() == pks
+    assert objs.exclude(Q()).getPrimaryKeys() == pks  # an empty Q is a no-op, as in Django
+    assert objs.exclude(Q() | Q()).getPrimaryKeys() == pks
     assert objs.filter(Q()).count() == 4
     assert objs.filter(Q(n__in=[]) | Q(n=1)).getPrimaryKeys() == [a]
     assert objs.filter(Q(n=1) | Q(tag="Blue")).orderBy("-n").getPrimaryKeys() == [d, a]
