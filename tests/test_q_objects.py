@@ -144,6 +144,8 @@ def test_q_semantics_examples(redis_client: redis.Redis) -> None:
     a, b, c, d = pks
     objs = QItem.objects
     assert objs.filter(Q(n=1) | Q(tag="green")).getPrimaryKeys() == [a, c]
+    assert {objs.filter(Q(n=1) | Q(tag="green")).random()._id for _ in range(20)} <= {a, c}
+    assert objs.exclude(Q(n=1) | Q(tag="green")).random()._id in (b, d)
     assert objs.filter(Q(n=1) | Q(tag="green"), tag="red").getPrimaryKeys() == [a]
     # exclude of several keywords: NOT (a AND b)
     assert objs.exclude(n=2, tag="red").getPrimaryKeys() == [a, c, d]

@@ -179,11 +179,14 @@ def test_async_twins_return_what_the_sync_ones_do(redis_client: redis.Redis) -> 
         return [await qs.avalues("n", "tag"), await qs.avalues_list("x", flat=True),
                 await qs.aaggregate(**{k: v for k, v in AGGREGATES.items() if not k.startswith("d")}),
                 await qs.acountBy("tag"), sorted(await qs.adistinct("n")),
-                sorted(await qs.ain_bulk()), sorted(await qs.ain_bulk([1, 2, 3, 4]))]
+                sorted(await qs.ain_bulk()), sorted(await qs.ain_bulk([1, 2, 3, 4])),
+                [o._id for o in await qs.aall()], await qs.acount(), await qs.aexists(),
+                (await qs.afirst())._id, (await qs.alast())._id]
 
     sync = [qs.values("n", "tag"), qs.values_list("x", flat=True),
             qs.aggregate(**{k: v for k, v in AGGREGATES.items() if not k.startswith("d")}),
-            qs.countBy("tag"), sorted(qs.distinct("n")), sorted(qs.in_bulk()), sorted(qs.in_bulk([1, 2, 3, 4]))]
+            qs.countBy("tag"), sorted(qs.distinct("n")), sorted(qs.in_bulk()), sorted(qs.in_bulk([1, 2, 3, 4])),
+            [o._id for o in qs.all()], qs.count(), qs.exists(), qs.first()._id, qs.last()._id]
     assert asyncio.run(both()) == sync
     assert sync[0] and sync[3]
 
