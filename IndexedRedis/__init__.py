@@ -73,6 +73,7 @@ from .model import (
 from .q import Q
 from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
+from .typed import Field
 
 __version__ = "7.0.0.dev0"
 
@@ -88,6 +89,7 @@ getIndexedRedisEncoding = getDefaultIREncoding
 
 __all__ = [
     "IndexedRedisModel",
+    "Field",
     "isIndexedRedisModel",
     "QuerySet",
     "Q",

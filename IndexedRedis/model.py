@@ -16,7 +16,7 @@ import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pprint import pprint as _pprint
-from typing import IO, Any, ClassVar, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .compat import COMPAT_ENV_VAR, compat6
 from .connection import (
@@ -29,6 +29,7 @@ from .connection import (
     sync_client_of,
 )
 from .dispatch import run_async, run_sync
+from .display import describe
 from .drivers.runner import run
 from .entries import same_stored
 from .exceptions import InvalidModelException, SharedKeysWarning, UnknownFieldError
@@ -38,10 +39,12 @@ from .flows import delete, links, reload, reset, reset_stream, save
 from .flows.common import RESET_BATCH
 from .flows.context import Context
 from .foreign import resolve
+from .jsonvalues import json_value
 from .names import nearest
 from .options import ModelOptions, checked_meta
 from .query import QuerySet, as_pk
 from .state import SHARED, read_only_error
+from .typed import Field, TypedRules, dataclass_transform, read_declaration
 
 __all__ = ["IndexedRedisModel", "isIndexedRedisModel", "toggleDeprecatedMessages", "validatedModels"]
 
@@ -119,6 +122,16 @@ class FieldList(list):  # type: ignore[type-arg]
         return super().__getitem__(key)
 
 
+class _ObjectsAccessor:
+    """``Model.objects``: a fresh ``QuerySet`` of the model it is read on (typed by it:
+    ``Song.objects`` is a ``QuerySet[Song]``)."""
+
+    def __get__(self, instance: object, owner: type[M]) -> QuerySet[M]:
+        if owner._meta is None:
+            checked_meta(owner)  # raises
+        return QuerySet(owner)
+
+
 class _ModelAccessor:
     """A class-level attribute computed from the model (``objects``, ``saver``, ``deleter``)."""
 
@@ -149,6 +162,9 @@ class ModelBase(type):
             return  # an abstract intermediate base
         cls._meta = meta  # type: ignore[assignment]
         type.__setattr__(cls, "FIELDS", FieldList(meta.fields))
+        rules = getattr(cls, "_typed_rules", None)
+        if rules is not None and "_typed_rules" not in vars(cls):  # derived from a typed model (copyModel...)
+            type.__setattr__(cls, "_typed_rules", rules.restricted_to(meta.field_names))
         validatedModels.add(cls)
         _warn_if_keys_are_shared(cls, meta)
         if meta.foreign_fields:
@@ -181,6 +197,14 @@ def _warn_if_keys_are_shared(cls: Any, meta: ModelOptions) -> None:
 def _read_model(cls: Any, name: str) -> ModelOptions | None:
     """The metadata of a model class (None for an abstract base); raises
     InvalidModelException naming what is wrong."""
+    declared = read_declaration(cls, name, IndexedRedisModel)
+    if declared is not None:  # typed attributes (typed.py)
+        type.__setattr__(cls, "_typed_rules", declared.rules)
+        if declared.abstract:
+            return None
+        type.__setattr__(cls, "INDEXED_FIELDS", list(declared.indexed))
+        type.__setattr__(cls, "UNIQUE_FIELDS", list(declared.unique))
+        return _options(cls, declared.fields, declared.indexed, declared.unique)
     fields = getattr(cls, "FIELDS", None)
     key_name = getattr(cls, "KEY_NAME", None)
     if not fields and key_name is None:
@@ -195,9 +219,13 @@ def _read_model(cls: Any, name: str) -> ModelOptions | None:
             raise InvalidModelException(
                 f"Model {name}: {legacy} is no longer supported (removed in IndexedRedis 5); "
                 f"put {replacement} objects in FIELDS instead")
-    return ModelOptions(cls, list(fields), list(indexed), key_name,
+    return _options(cls, list(fields), list(indexed), getattr(cls, "UNIQUE_FIELDS", None) or ())
+
+
+def _options(cls: Any, fields: list[Any], indexed: list[Any], unique: Any) -> ModelOptions:
+    return ModelOptions(cls, fields, indexed, getattr(cls, "KEY_NAME", None),
                         getattr(cls, "REDIS_CONNECTION_PARAMS", None),
-                        unique=getattr(cls, "UNIQUE_FIELDS", None) or (),
+                        unique=unique,
                         lex=getattr(cls, "LEX_INDEXED_FIELDS", None) or (),
                         key_group=getattr(cls, "KEY_GROUP", None),
                         wait=getattr(cls, "WAIT_REPLICAS", 0),
@@ -235,8 +263,10 @@ class _StoredRecord:
         obj.__dict__["_orig"] = value
 
 
+@dataclass_transform(kw_only_default=True, field_specifiers=(Field,))
 class IndexedRedisModel(metaclass=ModelBase):
-    """Extend this to define a model; see the README for the class attributes."""
+    """Extend this to define a model; see the README for the class attributes, and
+    ``typed.py`` for the typed declaration style (``artist: str = Field(index=True)``)."""
 
     FIELDS: ClassVar[Sequence[Any]] = []
     INDEXED_FIELDS: ClassVar[Sequence[Any]] = []
@@ -248,13 +278,16 @@ class IndexedRedisModel(metaclass=ModelBase):
     WAIT_REPLICAS: ClassVar[int] = 0
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     CLIENT_CACHE: ClassVar[bool | int | dict[str, int] | None] = None
-    _connection: ClassVar[Any] = None  # a redis.Redis, redis.asyncio.Redis or cluster client
+    _connection: Any = None  # a redis.Redis, redis.asyncio.Redis or cluster client (class or instance)
     _meta: ClassVar[ModelOptions]
     #: The InvalidModelException of a broken model whose error the 6.x switch deferred
     #: to first use (see ``compat``); None otherwise.
     _model_error: ClassVar[InvalidModelException | None] = None
 
-    objects: ClassVar[QuerySet[Any]] = _ModelAccessor(QuerySet)  # type: ignore[assignment]
+    #: A typed model's run-time promises (``typed.TypedRules``); None for FIELDS-style models.
+    _typed_rules: ClassVar[TypedRules | None] = None
+
+    objects = _ObjectsAccessor()
     saver: ClassVar[ModelSaver] = _ModelAccessor(lambda model: ModelSaver(model))  # type: ignore[assignment]
     deleter: ClassVar[ModelDeleter] = _ModelAccessor(  # type: ignore[assignment]
         lambda model: ModelDeleter(model))
@@ -272,6 +305,9 @@ class IndexedRedisModel(metaclass=ModelBase):
         pk = kwargs.pop("_id", None)
         state["_id"] = None if pk is None else int(pk)
         state["_orig"] = {}
+        rules = type(self)._typed_rules
+        if rules is not None:
+            rules.check_init(meta.name, kwargs)
         for field in meta.fields:
             name = field.name
             if name in kwargs:
@@ -290,16 +326,20 @@ class IndexedRedisModel(metaclass=ModelBase):
                 f"{meta.name}() got {name!r}, which is not one of its fields "
                 f"({', '.join(meta.field_names)}).{nearest(name, meta.field_names)}")
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def _checked_setattr(self, name: str, value: Any) -> None:
         meta = type(self)._meta
         field = meta.fields_by_name.get(name) if meta is not None else None
         if field is not None:
             if SHARED in self.__dict__:
                 raise read_only_error(self, name)
+            if value is None or value is irNull:
+                rules = type(self)._typed_rules
+                if rules is not None and name in rules.not_null:
+                    raise rules.null_error(meta.name, name, value)
             value = meta.to_python(field, value)
         object.__setattr__(self, name, value)
 
-    def __getattr__(self, name: str) -> Any:
+    def _link_pk_getattr(self, name: str) -> Any:
         # Only reached for missing attributes: ``<link field>__id`` gives the linked pk(s).
         if name.endswith("__id") and not name.startswith("__"):
             meta = type(self)._meta
@@ -310,6 +350,12 @@ class IndexedRedisModel(metaclass=ModelBase):
                     return irNull
                 return value.pks() if isinstance(value, ForeignLinks) else value.current_pk()
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # Hidden from type checkers: with them, any attribute name would pass (``p.nmae``);
+    # without them, typed models' attributes are checked (FIELDS-style ones are unknown).
+    if not TYPE_CHECKING:
+        __setattr__ = _checked_setattr
+        __getattr__ = _link_pk_getattr
 
     # ---- connection ----------------------------------------------------------------
 
@@ -360,15 +406,24 @@ class IndexedRedisModel(metaclass=ModelBase):
         return field.toStorage(meta.to_python(field, self.__dict__.get(name, field.getDefaultValue())))
 
     def asDict(self, includeMeta: bool = False, forStorage: bool = False,
-               strKeys: bool = False) -> dict[str, Any]:
+               strKeys: bool = False, forJSON: bool = False) -> dict[str, Any]:
         """A plain dict of field name -> value (with ``_id`` when ``includeMeta``).
 
         Foreign links appear as the linked pk (a list of pks for multi-links).
         ``forStorage`` gives the stored forms instead.  Keys are always plain ``str``
-        (``strKeys`` is accepted for 6.x compatibility).
+        (``strKeys`` is accepted for 6.x compatibility).  ``forJSON`` gives values that
+        ``json.dumps`` takes: irNull -> None, datetimes -> ISO 8601, bytes -> base64,
+        Decimal -> its text (see jsonvalues.py).
         """
         meta = type(self)._meta
         state = self.__dict__
+        if forJSON:
+            if forStorage:
+                raise ValueError(f"{meta.name}.asDict: forJSON and forStorage cannot be combined")
+            safe = {name: json_value(state[name]) for name in meta.field_names}
+            if includeMeta:
+                safe["_id"] = self._id
+            return safe
         if forStorage:
             result: dict[str, Any] = dict(meta.storage_of(self))
         else:
@@ -489,13 +544,12 @@ class IndexedRedisModel(metaclass=ModelBase):
         return hash((type(self).__qualname__, self._id))
 
     def __repr__(self) -> str:
-        meta = type(self)._meta
-        values = ", ".join(f"{name}={self.__dict__.get(name)!r}" for name in meta.field_names)
-        return f"<{meta.name} _id={self._id!r} {values}>"
+        """``<Song _id=3 artist='Pink Floyd' title='Time' ...>`` (see display.py)."""
+        return describe(self)
 
     def __str__(self) -> str:
-        changes = " (Unsaved Changes)" if self._id is not None and self.hasUnsavedChanges() else ""
-        return f"<{type(self).__name__} obj _id={self._id!r}{changes} at {hex(id(self))}>"
+        """``repr``, saying ``(unsaved changes)`` for a stored object changed since read."""
+        return describe(self, changes=True)
 
     # ---- copying and pickling --------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random as _random
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .cache import registry as cache_registry
 from .compiler import PK_ORDER, Query, resolve_order
@@ -27,6 +27,8 @@ from .query_helpers import ReadHelpers
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from 3.11; only read by type checkers here
+
     from .flows.requests import Flow
     from .model import IndexedRedisModel
     from .reports import CheckReport, StatsReport
@@ -47,22 +49,22 @@ class QuerySet(ReadHelpers, Generic[M]):
 
     # ---- building ------------------------------------------------------------------
 
-    def filter(self, *qs: Q, **filters: Any) -> QuerySet[M]:
+    def filter(self, *qs: Q, **filters: Any) -> Self:
         """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)
         and ``Q`` objects (``Q(a=1) | Q(b=2)``): all of them must hold."""
         return type(self)(self.model, self.query.narrowed(self.model._meta, filters, qs))
 
-    def filterInline(self, *qs: Q, **filters: Any) -> QuerySet[M]:
+    def filterInline(self, *qs: Q, **filters: Any) -> Self:
         """Narrow this query set in place and return it."""
         self.query = self.query.narrowed(self.model._meta, filters, qs)
         return self
 
-    def exclude(self, *qs: Q, **filters: Any) -> QuerySet[M]:
+    def exclude(self, *qs: Q, **filters: Any) -> Self:
         """A new query set without the objects for which the filters and ``Q`` objects
         all hold: ``exclude(a=1, b=2)`` keeps those where NOT (a=1 AND b=2)."""
         return type(self)(self.model, self.query.narrowed(self.model._meta, filters, qs, exclude=True))
 
-    def orderBy(self, field: str) -> QuerySet[M]:
+    def orderBy(self, field: str) -> Self:
         """A new query set ordered by ``field`` (``'-field'``: descending), on the server.
 
         The field must be an indexed number field, or a text field in LEX_INDEXED_FIELDS;
@@ -195,6 +197,12 @@ class QuerySet(ReadHelpers, Generic[M]):
     def aiterate(self, batchSize: int = 1000, cascadeFetch: bool = False) -> AsyncIterator[M]:
         """``iterate``, for ``async for``."""
         return iterate_async(self.model, lambda ctx: read.iterate_flow(ctx, self.query, batchSize, cascadeFetch))
+
+    @overload
+    def __getitem__(self, index: int) -> M: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> IRQueryableList[M]: ...
 
     def __getitem__(self, index: int | slice) -> Any:
         """``qs[5]`` is the sixth object in order; ``qs[20:40]`` fetches that page only."""

@@ -718,14 +718,16 @@ class IRQueryableList(QueryableList[T]):
         model, pks = self.getModel(), self._pks()
         if not pks or model is None:
             return IRQueryableList((), model)
-        return IRQueryableList([obj for obj in model.objects.getMultiple(pks) if obj is not None], model)
+        found = [obj for obj in model.objects.getMultiple(pks) if obj is not None]
+        return IRQueryableList(cast("list[T]", found), model)
 
     async def arefetch(self) -> IRQueryableList[T]:
         """``refetch``, awaitable."""
         model, pks = self.getModel(), self._pks()
         if not pks or model is None:
             return IRQueryableList((), model)
-        return IRQueryableList([obj for obj in await model.objects.agetMultiple(pks) if obj is not None], model)
+        found = [obj for obj in await model.objects.agetMultiple(pks) if obj is not None]
+        return IRQueryableList(cast("list[T]", found), model)
 
     def _pks(self) -> list[int]:
         return [pk for pk in (obj.getPk() for obj in self._objects()) if pk is not None]

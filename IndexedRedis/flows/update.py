@@ -58,6 +58,9 @@ class UpdatePlan:
                 check_expression(meta, name, value)
                 self.expressions[name] = value
             else:
+                rules = meta.model._typed_rules  # a typed model: no None where its annotation has none
+                if rules is not None and name in rules.not_null and (value is None or value is irNull):
+                    raise rules.null_error(meta.name, name, value)
                 value = meta.to_python(field, value)
                 if isinstance(value, (ForeignLink, ForeignLinks)) and any(o._id is None for o in value.objects()):
                     raise FieldValueError(

@@ -12,6 +12,11 @@ class Product(IndexedRedisModel):
     FIELDS = [IRField("product_id", valueType=int), "name", "category", IRField("price_cents", valueType=int)]
     INDEXED_FIELDS = ["product_id", "category"]
     KEY_NAME = "WebDemoProduct"
+    # Beside FIELDS, annotations only tell type checkers the attributes (ignored at run time).
+    product_id: int
+    name: str
+    category: str
+    price_cents: int
 
 
 class CategoryRegionSales(IndexedRedisModel):
