@@ -40,7 +40,7 @@ _EVERYTHING = Query()  # immutable: every unfiltered query set shares it
 T = TypeVar("T")
 
 
-class QuerySet(ReadHelpers, Generic[M]):
+class QuerySet(ReadHelpers[M], Generic[M]):
     """The objects of a model matching every filter applied so far."""
 
     def __init__(self, model: type[M], query: Query | None = None) -> None:

@@ -8,7 +8,7 @@ or, in its ``a``-prefixed twin, on the asyncio one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .exceptions import InvalidQueryError
 from .flows import summary, upsert
@@ -18,13 +18,15 @@ from .pks import as_pk
 if TYPE_CHECKING:
     from .compiler import Query
     from .flows.requests import Flow
+    from .model import IndexedRedisModel
 
 __all__ = ["ReadHelpers"]
 
 T = TypeVar("T")
+M = TypeVar("M", bound="IndexedRedisModel")
 
 
-class ReadHelpers:
+class ReadHelpers(Generic[M]):
     """Mixed into ``QuerySet`` (which gives ``model``, ``query``, ``_run``, ``_arun``)."""
 
     if TYPE_CHECKING:
@@ -128,42 +130,46 @@ class ReadHelpers:
         params = {key: value for key, value in kwargs.items() if "__" not in key}
         return self.model, self.filter(**kwargs).query, params, dict(defaults or {})
 
-    def get_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[Any, bool]:
+    def get_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[M, bool]:
         """``(obj, created)``: the object matching ``kwargs`` (filters), or a new one
         saved from the plain ``field=value`` keywords and ``defaults``.  Race-free when
         a UNIQUE_FIELDS field is among the keywords (a creator that loses the save's
         unique check returns the winner's object); otherwise two concurrent callers
         may both create.  Raises InvalidQueryError if several objects match."""
-        return self._run(upsert.get_or_create_flow, *self._upsert_args(defaults, kwargs, "get_or_create"),
-                         False, "get_or_create")
+        return cast("tuple[M, bool]", self._run(upsert.get_or_create_flow,
+                                                *self._upsert_args(defaults, kwargs, "get_or_create"),
+                                                False, "get_or_create"))
 
-    async def aget_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[Any, bool]:
+    async def aget_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[M, bool]:
         """``get_or_create``, awaitable."""
-        return await self._arun(upsert.get_or_create_flow, *self._upsert_args(defaults, kwargs, "get_or_create"),
-                                False, "get_or_create")
+        return cast("tuple[M, bool]", await self._arun(upsert.get_or_create_flow,
+                                                       *self._upsert_args(defaults, kwargs, "get_or_create"),
+                                                       False, "get_or_create"))
 
-    def update_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[Any, bool]:
+    def update_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[M, bool]:
         """``(obj, created)``: the object matching ``kwargs`` with ``defaults`` set on
         it and saved, or a new one as ``get_or_create`` makes it.  The create is
         race-free as ``get_or_create``'s; concurrent updates are last-writer-wins per
         field."""
-        return self._run(upsert.get_or_create_flow, *self._upsert_args(defaults, kwargs, "update_or_create"),
-                         True, "update_or_create")
+        return cast("tuple[M, bool]", self._run(upsert.get_or_create_flow,
+                                                *self._upsert_args(defaults, kwargs, "update_or_create"),
+                                                True, "update_or_create"))
 
-    async def aupdate_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[Any, bool]:
+    async def aupdate_or_create(self, defaults: dict[str, Any] | None = None, **kwargs: Any) -> tuple[M, bool]:
         """``update_or_create``, awaitable."""
-        return await self._arun(upsert.get_or_create_flow,
-                                *self._upsert_args(defaults, kwargs, "update_or_create"), True, "update_or_create")
+        return cast("tuple[M, bool]", await self._arun(upsert.get_or_create_flow,
+                                                       *self._upsert_args(defaults, kwargs, "update_or_create"),
+                                                       True, "update_or_create"))
 
-    def in_bulk(self, pks: Iterable[Any] | None = None) -> dict[int, Any]:
+    def in_bulk(self, pks: Iterable[Any] | None = None) -> dict[int, M]:
         """``{pk: obj}`` of the matching objects; with ``pks``, of those among them
         (missing ones left out; on a filtered query set the filters apply too, at the
         cost of one more round trip for the matching pks)."""
-        return self._run(upsert.in_bulk_flow, self.query, _pks(pks))
+        return cast("dict[int, M]", self._run(upsert.in_bulk_flow, self.query, _pks(pks)))
 
-    async def ain_bulk(self, pks: Iterable[Any] | None = None) -> dict[int, Any]:
+    async def ain_bulk(self, pks: Iterable[Any] | None = None) -> dict[int, M]:
         """``in_bulk``, awaitable."""
-        return await self._arun(upsert.in_bulk_flow, self.query, _pks(pks))
+        return cast("dict[int, M]", await self._arun(upsert.in_bulk_flow, self.query, _pks(pks)))
 
 
 def _pks(pks: Iterable[Any] | None) -> list[int] | None:
