@@ -3,20 +3,22 @@ call.  Pure: it names keys and builds arguments, and talks to no server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .compat import compat6
 from .exceptions import InvalidQueryError
 from .fields import irNull
 from .lookups import Condition, resolve_filter
 from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and, tree_leaves
+from .textindex import OrderPlan, TextPlan, condition_letters, walk_spec
 
 if TYPE_CHECKING:
     from .keys import GenerationKeys
     from .options import ModelOptions
 
-__all__ = ["Order", "PK_ORDER", "Query", "compile_query", "resolve_order"]
+__all__ = ["Order", "PK_ORDER", "Query", "compile_query", "resolve_order", "order_plan_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ def resolve_order(meta: ModelOptions, spec: str) -> Order:
     if name in ("_id", "pk"):
         return Order(None, descending)
     index = meta.specs.get(name)
-    if index is None or not (index.numeric or index.lex):
+    if index is None or not (index.numeric or index.lex or index.text):
         if name not in meta.fields_by_name:
             why = "it is not a field of the model"
         elif index is None:
@@ -108,20 +110,29 @@ def resolve_order(meta: ModelOptions, spec: str) -> Order:
             why = "its index holds one set per value, which has no order"
         raise InvalidQueryError(
             f"Cannot order {meta.name} by {name!r}: {why}. Ordering is done on the server and "
-            f"needs a number field (int, float, bool, datetime, fixed point) in INDEXED_FIELDS, "
-            f"or a text field in LEX_INDEXED_FIELDS; or order by '_id'.")
+            f"needs a number field (int, float, bool, datetime, fixed point) or a text field "
+            f"(without hashIndex) in INDEXED_FIELDS; or order by '_id'.")
     return Order(name, descending)
+
+
+#: What a query's text plans are kept under (``textindex``): a condition, or the order.
+def order_plan_key(order: Order) -> tuple[str, str | None, bool]:
+    return ("order", order.field, order.descending)
 
 
 def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
                   conditions: tuple[Condition, ...], order: Order = PK_ORDER, offset: int = 0,
                   limit: int = -1, after: int | None = None, rnd: int = 0,
-                  where: tuple[Node, ...] = (), extra: tuple[Any, ...] = ()) -> tuple[list[bytes], list[Any]]:
-    """The KEYS and ARGV of a query.lua call.  ``extra``: the operation's own arguments,
-    after the conditions; a ``("score", field)`` among them stands for the number of
-    the field's score zset in KEYS."""
+                  plans: Mapping[Any, Any] | None = None, where: tuple[Node, ...] = (),
+                  extra: tuple[Any, ...] = ()) -> tuple[list[bytes], list[Any]]:
+    """The KEYS and ARGV of a query.lua call.  ``plans`` holds the client's beliefs about
+    text dictionaries (``TextPlan`` per 'D' condition, ``OrderPlan`` per text order);
+    ``where``: condition trees that must hold too; ``extra``: the operation's own
+    arguments, after the conditions (a ``("score", field)`` among them stands for the
+    number of the field's score zset in KEYS)."""
     keys = [meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas]
     numbers: dict[bytes, int] = {}
+    plans = plans or {}
 
     def number(key: bytes) -> int:
         found = numbers.get(key)
@@ -130,30 +141,57 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
             found = numbers[key] = len(keys)
         return found
 
+    pseudo: list[Any] = []  # text pseudo-conditions: the indexes read, the order's values
+    count = len(conditions) + len(where)
     if order.field is None:
         args: list[Any] = [gen, op, b"pk", 0, b"1" if order.descending else b"0", 0, b"", 0]
     else:
         index = meta.specs[order.field]
-        ordered_key = gk.score_index(order.field) if index.numeric else gk.lex_index(order.field)
+        if index.numeric:
+            kind, ordered_key = b"z", gk.score_index(order.field)
+        elif index.lex:
+            kind, ordered_key = b"x", gk.lex_index(order.field)
+        else:
+            kind, ordered_key = b"d", gk.text_dict(order.field)
         unordered = 0
         odd = index.field.unorderedValue() if index.numeric else irNull
         if odd is not irNull:  # nan has no score: it is ordered with the irNull values
             unordered = number(gk.index(order.field, index.field.toIndex(odd)))
-        args = [gen, op, b"z" if index.numeric else b"x", number(ordered_key),
+        args = [gen, op, kind, number(ordered_key),
                 b"1" if order.descending else b"0", number(gk.null_index(order.field)), order.field,
                 unordered]
-    args += [offset, limit, b"" if after is None else after, rnd, len(conditions) + len(where)]
+        if kind == b"d":
+            plan: OrderPlan | None = plans.get(order_plan_key(order))
+            values = plan.values if plan is not None else ()
+            pseudo += (b"O", number(gk.layout), order.field, plan.version if plan else b"?",
+                      b"1" if plan is not None and plan.complete else b"0", len(values),
+                      *(number(gk.index(order.field, v)) for v in values))
+            count += 1
+    leaves = conditions + tuple(leaf for tree in where for leaf in tree_leaves(tree))
+    needs = {(c[1], condition_letters(meta.specs[c[1]], c[0])) for c in leaves}
+    if order.field is not None:
+        needs.add((order.field, args[2].replace(b"d", b"sd").replace(b"z", b"sz").replace(b"x", b"sx")))
+    six = compat6()  # 6.x answered from whatever a mix of layouts left: only text lookups refuse
+    for name, letters in sorted(needs):
+        if six and b"d" not in letters:
+            continue
+        if meta.specs[name].field.hashIndex:
+            letters = letters.replace(b"s", b"h")
+        pseudo += (b"R", number(gk.layout), name, letters)
+        count += 1
+    args += [offset, limit, b"" if after is None else after, rnd, count, *pseudo]
     for condition in conditions:
-        args += leaf_args(gk, number, condition)
+        args += leaf_args(gk, number, condition, plans)
     for tree in where:
         args.append(b"T")
-        _tree_args(gk, number, tree, args)
+        _tree_args(gk, number, tree, args, plans)
     for item in extra:
         args.append(number(gk.score_index(item[1])) if isinstance(item, tuple) else item)
     return keys, args
 
 
-def leaf_args(gk: GenerationKeys, number: Callable[[bytes], int], condition: Condition) -> list[Any]:
+def leaf_args(gk: GenerationKeys, number: Callable[[bytes], int], condition: Condition,
+              plans: Mapping[Any, Any]) -> list[Any]:
     """The ARGV of one condition (a leaf), its keys given by number: the one place
     where leaves are encoded (see query.lua's LEAF table for their reading)."""
     kind, field = condition[0], condition[1]
@@ -167,6 +205,13 @@ def leaf_args(gk: GenerationKeys, number: Callable[[bytes], int], condition: Con
         return [b"U", len(condition[2]), *(value_set(v) for v in condition[2])]
     if kind == "Z":
         return [b"Z", number(gk.score_index(field)), condition[2], condition[3]]
+    if kind == "D":
+        text_plan: TextPlan | None = plans.get(condition)
+        values = text_plan.values if text_plan is not None else ()
+        return [b"D", number(gk.layout), field, text_plan.version if text_plan else b"?",
+                number(gk.text_dict(field)), number(gk.fold_dict(field)),
+                *walk_spec(condition[2], condition[3], condition[4]), len(values),
+                *(value_set(v) for v in values)]
     if kind == "L":
         return [b"L", number(gk.lex_index(field)), condition[2], condition[3], field, condition[4], condition[5]]
     raise InvalidQueryError(f"unknown condition kind {kind!r} in {condition!r}")
@@ -175,14 +220,15 @@ def leaf_args(gk: GenerationKeys, number: Callable[[bytes], int], condition: Con
 _TREE_OPS = {AND: b"&", OR: b"|"}
 
 
-def _tree_args(gk: GenerationKeys, number: Callable[[bytes], int], node: Node, args: list[Any]) -> None:
+def _tree_args(gk: GenerationKeys, number: Callable[[bytes], int], node: Node, args: list[Any],
+               plans: Mapping[Any, Any]) -> None:
     """A condition tree in prefix form: '&' n kids... | '|' n kids... | '!' kid | a leaf."""
     if is_leaf(node):
-        args += leaf_args(gk, number, node)
+        args += leaf_args(gk, number, node, plans)
     elif node[0] == NOT:
         args.append(b"!")
-        _tree_args(gk, number, node[1], args)
+        _tree_args(gk, number, node[1], args, plans)
     else:
         args += (_TREE_OPS[node[0]], len(node[1]))
         for kid in node[1]:
-            _tree_args(gk, number, kid, args)
+            _tree_args(gk, number, kid, args, plans)

@@ -4,11 +4,13 @@ arguments the write scripts take to add, move or drop them.  Pure: no I/O."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .fields import NULL_STORED, digest, wire_bytes
 from .keys import GenerationKeys, lex_member, lex_text, padded_pk
+from .textindex import fold_member
 
 if TYPE_CHECKING:
     from .options import ModelOptions
@@ -91,9 +93,24 @@ def index_group(meta: ModelOptions, gk: GenerationKeys, number: Number, field: A
     if spec.lex:
         old_flag, old_text = lex_arg(old)
         new_flag, new_text = lex_arg(new)
-        return (*group, number(gk.lex_index(field.name)), int(old_flag == b"1"), old_text,
-                int(new_flag == b"1"), new_text)
-    return (*group, 0, 0, b"", 0, b"")
+        group = (*group, number(gk.lex_index(field.name)), int(old_flag == b"1"), old_text,
+                 int(new_flag == b"1"), new_text)
+    else:
+        group = (*group, 0, 0, b"", 0, b"")
+    if spec.text:
+        return (*group, *dict_arg(gk, number, field.name, old, new))
+    return group
+
+
+def dict_arg(gk: GenerationKeys, number: Number, name: str, old: Any, new: Any) -> tuple[Any, ...]:
+    """save.lua's dictionary part of an index group: dictionary #, folded dictionary #,
+    the old value's folded member, whether the new value has a dictionary entry, its
+    text and its folded member."""
+    old_fold = b"" if old is ABSENT or old is NULL_STORED else fold_member(wire_bytes(old))
+    if new is NULL_STORED:
+        return (number(gk.text_dict(name)), number(gk.fold_dict(name)), old_fold, 0, b"", b"")
+    text = wire_bytes(new)
+    return (number(gk.text_dict(name)), number(gk.fold_dict(name)), old_fold, 1, text, fold_member(text))
 
 
 def insert_group(meta: ModelOptions, gk: GenerationKeys, number: Number, field: Any, new: Any) -> Any:
@@ -101,7 +118,7 @@ def insert_group(meta: ModelOptions, gk: GenerationKeys, number: Number, field: 
     for a plain index (not unique, no sorted set) only the number of the set the pk
     joins, which save.lua unpacks and walks at a fraction of a whole group's cost."""
     spec = meta.specs[field.name]
-    if spec.numeric or spec.lex or (spec.unique and new is not NULL_STORED):
+    if spec.numeric or spec.lex or spec.text or (spec.unique and new is not NULL_STORED):
         return index_group(meta, gk, number, field, ABSENT, new)
     return number(meta.index_key(gk, field, new))
 
@@ -113,9 +130,10 @@ def delete_args(meta: ModelOptions, gk: GenerationKeys, number: Number,
     for field in meta.indexed:
         old = believed.get(field.name, ABSENT)
         if old is ABSENT:
-            args += (b"a", b"", 0, b"0", b"")
+            args += (b"a", b"", 0, b"0", b"", b"")
         else:
-            args += (*stored_arg(old), number(meta.index_key(gk, field, old)), *lex_arg(old))
+            fold = fold_member(wire_bytes(old)) if meta.specs[field.name].text and old is not NULL_STORED else b""
+            args += (*stored_arg(old), number(meta.index_key(gk, field, old)), *lex_arg(old), fold)
     return args
 
 
@@ -128,6 +146,7 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     unique: set[int] = set()
     scored: dict[int, list[Any]] = {}
     lexed: dict[int, list[Any]] = {}
+    words: dict[int, dict[bytes, None]] = {}  # dictionary members, in order, without repeats
     for pk, record in zip(pks, records, strict=True):
         for field in meta.indexed:
             stored = record[field.name]
@@ -143,12 +162,27 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
             if spec.lex and stored is not NULL_STORED:
                 lexed.setdefault(number(gk.lex_index(field.name)), []).extend(
                     (b"0", lex_member(wire_bytes(stored), pk)))
+            if spec.text and stored is not NULL_STORED:
+                text = wire_bytes(stored)
+                words.setdefault(number(gk.text_dict(field.name)), {})[text] = None
+                fold = fold_member(text)
+                if fold:
+                    words.setdefault(number(gk.fold_dict(field.name)), {})[fold] = None
     args: list[Any] = []
     for key_number, items in members.items():
         args += (b"U" if key_number in unique else b"S", key_number, len(items), *items)
     for groups in (scored, lexed):
         for key_number, items in groups.items():
             args += (b"Z", key_number, len(items), *items)
+    for key_number, distinct in words.items():
+        args += (b"Z", key_number, 2 * len(distinct))
+        for word in distinct:
+            args += (b"0", word)
+    digest, flat = meta.layout  # a reset builds every index of the model
+    # Fresh dictionary versions, that no earlier dataset had (a plan of one never fits another).
+    token = b"%d" % (int.from_bytes(os.urandom(7), "big") + 1)  # an integer: writes HINCRBY it
+    versions = [item for f in meta.indexed if meta.specs[f.name].text for item in (b"v:" + f.name.encode(), token)]
+    args += (b"H", number(gk.layout), len(flat) + 2 + len(versions), b"_", digest, *flat, *versions)
     return args
 
 
@@ -159,10 +193,11 @@ def current_index_keys(meta: ModelOptions, gk: GenerationKeys, record: dict[str,
 
 def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:
     """Every key an index of this record may live under, in any layout it may have had
-    (any field, hashed or not, or indexed as raw text)."""
+    (any field, hashed or not, or indexed as raw text; its sorted sets and dictionaries)."""
     keys: set[bytes] = set()
     for name, stored in record.items():
         keys.add(gk.null_index(name))
+        keys.update((gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name)))
         if stored is NULL_STORED:
             continue
         candidates = {wire_bytes(stored)}
@@ -184,6 +219,9 @@ def sorted_index_keys(meta: ModelOptions, gk: GenerationKeys, thorough: bool) ->
     """The sorted sets of a generation: the current layout's, or (``thorough``) every
     field's of both kinds."""
     if thorough:
-        return [key for name in sorted(meta.field_names) for key in (gk.score_index(name), gk.lex_index(name))]
+        return [gk.layout] + [key for name in sorted(meta.field_names) for key in (
+            gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name))]
     keys = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
-    return keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]
+    keys += [key for f in meta.indexed if meta.specs[f.name].text
+             for key in (gk.text_dict(f.name), gk.fold_dict(f.name))]
+    return [gk.layout] + keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]

@@ -9,6 +9,7 @@ __all__ = [
     "InvalidModelException",
     "FieldValueError",
     "InvalidQueryError",
+    "IndexNotBuiltError",
     "ConcurrencyError",
     "ConflictError",
     "UnknownFieldError",
@@ -44,6 +45,17 @@ class FieldValueError(IndexedRedisError, TypeError, ValueError):
 
 class InvalidQueryError(IndexedRedisError, ValueError):
     """A filter names an unknown field or lookup, or a field that is not indexed."""
+
+
+class IndexNotBuiltError(InvalidQueryError):
+    """A query needs an index the stored data has not built (the field was indexed, or
+    its index changed, after the data was written): ``model`` and ``field`` name it.
+    ``Model.objects.reindex()`` (or ``indexedredis reindex module:Model``) builds it."""
+
+    def __init__(self, message: str, model: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.field = field
 
 
 class ConcurrencyError(IndexedRedisError):

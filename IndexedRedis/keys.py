@@ -27,6 +27,14 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
     ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
+    ir:{TAG}:g<N>:d:<field>                 zset (all scores 0): the text field's distinct stored
+                                            values, one member per value (text lookups, text order)
+    ir:{TAG}:g<N>:f:<field>                 zset (all scores 0): "<escaped casefold>\0\0<value>" for
+                                            the distinct values whose casefold differs from them
+    ir:{TAG}:g<N>:layout                    hash: field -> letters of the indexes built for it
+                                            (see textindex.py), "_" -> the layout digest of the
+                                            writers when all agree, "v:<field>" -> the version
+                                            of the field's dictionaries
     ir:{TAG}:g<N>:t:<pk>                    an object's stamp: never left behind (a write SETs and
                                             DELs it), so that client-side caches tracking the
                                             model's prefix learn which pk changed
@@ -94,6 +102,20 @@ class GenerationKeys:
         """Sorted set of ``<text>\\0<zero-padded pk>`` members, in text order."""
         return self.prefix + b"x:" + field_name.encode("utf-8")
 
+    def text_dict(self, field_name: str) -> bytes:
+        """Sorted set (scores 0) of a text field's distinct stored values."""
+        return self.prefix + b"d:" + field_name.encode("utf-8")
+
+    def fold_dict(self, field_name: str) -> bytes:
+        """Sorted set (scores 0) of ``<escaped casefold>\\0\\0<value>`` for the distinct
+        values of a text field whose casefold differs from the value."""
+        return self.prefix + b"f:" + field_name.encode("utf-8")
+
+    @cached_property
+    def layout(self) -> bytes:
+        """Hash: which indexes the generation's data has built, and dictionary versions."""
+        return self.prefix + b"layout"
+
     @cached_property
     def stamp_prefix(self) -> bytes:
         return self.prefix + b"t:"
@@ -130,9 +152,10 @@ class KeyInfo:
 
     ``kind`` is one of the bookkeeping names (``gen``, ``genseq``, ``staging``, ``dead``,
     ``nextpk``, ``schemas``, ``lastreset``, ``refresh_lease``, ``refresh_state``), a
-    generation's ``objs`` / ``ids``, an index (``value`` set, ``null`` set, ``score`` zset,
-    ``lex`` zset, with ``field`` and, for a value set, the index ``value``), or ``unknown``
-    (a name of no layout this version knows).
+    generation's ``objs`` / ``ids`` / ``layout``, an index (``value`` set, ``null`` set,
+    ``score`` zset, ``lex`` zset, text ``dict`` / ``fold`` dictionary, with ``field`` and,
+    for a value set, the index ``value``), or ``unknown`` (a name of no layout this
+    version knows).
     """
 
     kind: str
@@ -141,9 +164,9 @@ class KeyInfo:
     value: bytes | None = None
 
 
-_INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex"}
+_INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex", b"d": "dict", b"f": "fold"}
 #: The kinds of key that hold a generation's data (the rest is bookkeeping or unknown).
-GENERATION_KINDS = frozenset({"objs", "ids", "value", "null", "score", "lex"})
+GENERATION_KINDS = frozenset({"objs", "ids", "value", "null", "score", "lex", "dict", "fold", "layout"})
 
 
 def padded_pk(pk: int) -> bytes:
@@ -229,7 +252,7 @@ class ModelKeys:
         if not sep or head[:1] != b"g" or not number.isdigit() or (number[:1] == b"0" and len(number) > 1):
             return KeyInfo("unknown")
         gen = int(number)
-        if tail in (b"objs", b"ids"):
+        if tail in (b"objs", b"ids", b"layout"):
             return KeyInfo(tail.decode(), gen)
         index_kind = _INDEX_KINDS.get(tail[:1])
         if index_kind is None or tail[1:2] != b":":

@@ -10,6 +10,11 @@ the compiler understands (see ``compiler.py``):
 * ``("L", field, min, max, raw min, raw max)``: a range over a text field's lexicographic
   index (lex syntax over its members, and the same bounds over plain text)
 * ``("N", field, index value)``: excludes the value's set
+* ``("D", field, mode, a, b)``: any of the sets of the values a text field's dictionary
+  holds that meet a text condition (see ``textindex.py``): mode ``r`` a range (``a``,
+  ``b`` lex bounds over the values), ``i`` a case-insensitive prefix (``b`` = ``p``) or
+  equality (``e``) with the case-folded text ``a``, ``c`` a substring ``a`` (``b`` =
+  ``i``: of the case-folded value)
 
 Every lookup says which index kinds can serve it; asking another kind raises an
 ``InvalidQueryError`` that explains why and what would work.
@@ -24,6 +29,7 @@ from .exceptions import InvalidQueryError
 from .fields import irNull
 from .keys import lex_text
 from .names import nearest
+from .textindex import after_prefix, folded
 
 if TYPE_CHECKING:
     from .fields import IRField
@@ -38,7 +44,8 @@ Condition = tuple[Any, ...]
 _OPEN = object()  # an open end of a range
 
 _RANGE_HELP = ("ranges and ordering need a number field (IRField with valueType int, float, bool "
-               "or datetime, or IRFixedPointField) or a text field listed in LEX_INDEXED_FIELDS")
+               "or datetime, or IRFixedPointField) or a text field (a plain IRField or a name in FIELDS, "
+               "without hashIndex)")
 
 
 def register_lookup(cls: type[Lookup]) -> type[Lookup]:
@@ -127,7 +134,7 @@ class _Range(Lookup):
     """
 
     def _check(self) -> None:
-        if not (self.spec.numeric or self.spec.lex):
+        if not (self.spec.numeric or self.spec.lex or self.spec.text):
             what = ("its index is hashed (only equality can be looked up)" if self.field.hashIndex
                     else "its index holds one set per value, which only serves equality")
             raise self.refuse(f"{self.field.name!r} cannot be compared by order: {what}; {_RANGE_HELP}")
@@ -156,6 +163,12 @@ class _Range(Lookup):
                 text = repr(float(score)).encode("ascii")
                 bounds.append(text if inclusive else b"(" + text)
             return ("Z", self.field.name, bounds[0], bounds[1])
+        if not self.spec.lex:  # the text dictionary: bounds over the values themselves
+            text_ends = [b"-", b"+"]
+            for position, value, inclusive in ((0, low, low_inclusive), (1, high, high_inclusive)):
+                if value is not _OPEN:
+                    text_ends[position] = (b"[" if inclusive else b"(") + self.field.toIndex(self._value(value))
+            return ("D", self.field.name, b"r", text_ends[0], text_ends[1])
         lex_low, raw_low, lex_high, raw_high = b"-", b"-", b"+", b"+"
         if low is not _OPEN:
             text = self.field.toIndex(self._value(low))
@@ -222,18 +235,34 @@ class Range(_Range):
         return self.condition_between(low=pair[0], high=pair[1])
 
 
+class TextLookup(Lookup):
+    """A lookup on text, served by the field's dictionary of distinct values."""
+
+    how: ClassVar[str] = "as text"
+
+    def text(self, value: Any) -> bytes:
+        if not self.spec.text:
+            why = ("its index is hashed, so the text is not kept" if self.field.hashIndex else
+                   f"only text fields can be matched {self.how}")
+            raise self.refuse(f"{self.field.name!r} cannot be matched {self.how}: {why}; text lookups need "
+                              f"a text field (a plain IRField or a name in FIELDS, without hashIndex)")
+        text = self.python_value(value)
+        if text is irNull:
+            raise self.refuse("expects text, not irNull; use __isnull")
+        return self.field.toIndex(text)
+
+
 @register_lookup
-class StartsWith(Lookup):
-    """``field__startswith='abc'`` on a text field in LEX_INDEXED_FIELDS."""
+class StartsWith(TextLookup):
+    """``field__startswith='abc'``: the text begins with 'abc' (case-sensitive)."""
 
     lookup_name = "startswith"
+    how = "by prefix"
 
     def condition(self, value: Any) -> Condition:
         if not self.spec.lex:
-            why = ("only text fields can be matched by prefix" if not self.field.isText() else
-                   "the field has no lexicographic index; list it in LEX_INDEXED_FIELDS (which "
-                   "costs a sorted-set entry per object)")
-            raise self.refuse(f"{self.field.name!r} cannot be matched by prefix: {why}")
+            raw = self.text(value)
+            return ("D", self.field.name, b"r", b"[" + raw, after_prefix(raw) if raw else b"+")
         prefix = self.python_value(value)
         if prefix is irNull:
             raise self.refuse("expects text, not irNull")
@@ -244,12 +273,46 @@ class StartsWith(Lookup):
         return ("L", self.field.name, b"[" + escaped, after_prefix(escaped), b"[" + raw, after_prefix(raw))
 
 
-def after_prefix(prefix: bytes) -> bytes:
-    """The exclusive lex bound just past every text that starts with ``prefix``."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return b"+"
-    return b"(" + stripped[:-1] + bytes([stripped[-1] + 1])
+@register_lookup
+class IStartsWith(TextLookup):
+    """``field__istartswith='abc'``: the text begins with 'abc', compared case-folded
+    (``str.casefold``)."""
+
+    lookup_name = "istartswith"
+    how = "by prefix"
+
+    def condition(self, value: Any) -> Condition:
+        return ("D", self.field.name, b"i", folded(self.text(value)), b"p")
+
+
+@register_lookup
+class IExact(TextLookup):
+    """``field__iexact='abc'``: the text equals 'abc', compared case-folded."""
+
+    lookup_name = "iexact"
+
+    def condition(self, value: Any) -> Condition:
+        return ("D", self.field.name, b"i", folded(self.text(value)), b"e")
+
+
+@register_lookup
+class Contains(TextLookup):
+    """``field__contains='abc'``: the text holds 'abc' (case-sensitive)."""
+
+    lookup_name = "contains"
+
+    def condition(self, value: Any) -> Condition:
+        return ("D", self.field.name, b"c", self.text(value), b"")
+
+
+@register_lookup
+class IContains(TextLookup):
+    """``field__icontains='abc'``: the text holds 'abc', compared case-folded."""
+
+    lookup_name = "icontains"
+
+    def condition(self, value: Any) -> Condition:
+        return ("D", self.field.name, b"c", folded(self.text(value)), b"i")
 
 
 def resolve_filter(meta: ModelOptions, key: str, value: Any) -> Condition:

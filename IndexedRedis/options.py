@@ -17,6 +17,7 @@ from .instances import InstanceBuilder, immutable
 from .keys import GenerationKeys, ModelKeys
 from .names import nearest
 from .records import RecordCodec
+from .textindex import model_layout
 
 if TYPE_CHECKING:
     from .model import IndexedRedisModel
@@ -30,14 +31,16 @@ class IndexSpec:
 
     Every indexed field has a set per value (equality, IN, isnull).  A field ordered by
     number also has a sorted set scored by its value (ranges, ordering); a field in
-    LEX_INDEXED_FIELDS a lexicographic one (prefixes, text ranges, ordering).
-    UNIQUE_FIELDS are checked on every write.
+    LEX_INDEXED_FIELDS a lexicographic one (one entry per object); every text field
+    (``text``) has dictionaries of its distinct values (text lookups, text order; see
+    ``textindex.py``).  UNIQUE_FIELDS are checked on every write.
     """
 
     field: IRField
     numeric: bool
     lex: bool
     unique: bool
+    text: bool = False
 
 
 class ModelOptions:
@@ -112,8 +115,11 @@ class ModelOptions:
         self.indexed: tuple[IRField, ...] = tuple(indexed_fields)
         self.indexed_names: tuple[str, ...] = tuple(f.name for f in self.indexed)
         self.specs: dict[str, IndexSpec] = {
-            f.name: IndexSpec(f, numeric=f.isNumeric(), lex=f in lex_fields, unique=f in unique_fields)
+            f.name: IndexSpec(f, numeric=f.isNumeric(), lex=f in lex_fields, unique=f in unique_fields,
+                              text=f.isText())
             for f in self.indexed}
+        #: The index layout the model keeps (its digest, and the flat field, letters list).
+        self.layout: tuple[bytes, tuple[bytes, ...]] = model_layout(self.specs)
         self.unique_names: tuple[str, ...] = tuple(f.name for f in unique_fields)
         if connection_params is not None and not isinstance(connection_params, Mapping):
             raise InvalidModelException(

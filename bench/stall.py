@@ -33,6 +33,26 @@ def _pinger(params: dict[str, Any], ready: Any, stop: Any, out: Any) -> None:
     out.put(latencies)
 
 
+def start_pinger(params: dict[str, Any]) -> Any:
+    """Start a process that PINGs every millisecond; returns the function that stops
+    it and gives its latencies (seconds)."""
+    ctx = mp.get_context("spawn")
+    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_pinger, args=(params, ready, stop, out))
+    proc.start()
+    ready.wait(30)
+    time.sleep(0.05)
+
+    def finish() -> list[float]:
+        time.sleep(0.05)
+        stop.set()
+        latencies: list[float] = out.get(timeout=60)
+        proc.join(30)
+        return latencies
+
+    return finish
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -45,19 +65,11 @@ def measure(params: dict[str, Any], n: int) -> dict[str, float]:
     Song = song_model("StallSongs")
     Song.reset([Song(**row) for row in rows(n, seed=1)])  # an old dataset to replace
     new = [Song(**row) for row in rows(n, seed=2)]
-    ctx = mp.get_context("spawn")
-    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_pinger, args=(params, ready, stop, out))
-    proc.start()
-    ready.wait(30)
-    time.sleep(0.05)
+    stop_pinging = start_pinger(params)
     started = time.perf_counter()
     Song.reset(new)
     elapsed = time.perf_counter() - started
-    time.sleep(0.05)
-    stop.set()
-    latencies = out.get(timeout=60)
-    proc.join(30)
+    latencies = stop_pinging()
     Song.reset([])
     ms = [v * 1000 for v in latencies]
     return {"n": n, "reset_s": elapsed, "pings": len(ms), "p50_ms": statistics.median(ms),

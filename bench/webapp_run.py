@@ -46,6 +46,16 @@ def serve(args: argparse.Namespace) -> None:
                 log_level="warning", access_log=False)
 
 
+def server_description() -> str:
+    """uvicorn picks uvloop and httptools when they are installed (``uvicorn[standard]``)."""
+    import importlib.util
+    from importlib.metadata import version
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"uvicorn {version('uvicorn')} ({loop}, {http})"
+
+
 # ---- the load loop --------------------------------------------------------------------
 
 def _paths(page: str, backend: str, n: int) -> list[str]:
@@ -150,19 +160,30 @@ def bench_db(name: str, url: str, args: argparse.Namespace, redis_url: str) -> d
                                "refresh": {k: {"rows": v.rows, "seconds": v.duration} for k, v in jobs.items()}}
     try:
         _wait_http(base, child)
+        for run in range(args.runs):
+            for page in PAGES:
+                for backend in ("sql", "redis"):
+                    expensive = page == "report" and backend == "sql"
+                    seconds = args.seconds * (2 if expensive else 1)
+                    concurrency = 2 if expensive else args.concurrency
+                    asyncio.run(_load(base, _paths(page, backend, 20), 2, 0.5))  # warm-up
+                    if args.client == "wrk" and not expensive:  # seconds per request: a Python loop is as good
+                        figures = _wrk(base, _paths(page, backend, 5000), concurrency, seconds)
+                    else:
+                        figures = asyncio.run(_load(base, _paths(page, backend, 10**6), concurrency, seconds))
+                    results.setdefault(f"{page}/{backend}", {"runs": []})["runs"].append(figures)
+                    print(f"  {name:10} run {run + 1} {page:8} {backend:5} {figures['rps']:9.1f} req/s  "
+                          f"p50 {figures['p50_ms']:8.2f} ms  p99 {figures['p99_ms']:8.2f} ms  "
+                          f"({figures['requests']} requests)", flush=True)
         for page in PAGES:
             for backend in ("sql", "redis"):
-                expensive = page == "report" and backend == "sql"
-                seconds = args.seconds * (2 if expensive else 1)
-                concurrency = 2 if expensive else args.concurrency
-                asyncio.run(_load(base, _paths(page, backend, 20), 2, 0.5))  # warm-up
-                if args.client == "wrk" and not expensive:  # seconds per request: a Python loop is as good
-                    figures = _wrk(base, _paths(page, backend, 5000), concurrency, seconds)
-                else:
-                    figures = asyncio.run(_load(base, _paths(page, backend, 10**6), concurrency, seconds))
-                results[f"{page}/{backend}"] = figures
-                print(f"  {name:10} {page:8} {backend:5} {figures['rps']:9.1f} req/s  p50 {figures['p50_ms']:8.2f} ms"
-                      f"  p99 {figures['p99_ms']:8.2f} ms  ({figures['requests']} requests)", flush=True)
+                entry = results[f"{page}/{backend}"]
+                for figure in ("rps", "p50_ms", "p99_ms"):
+                    entry[figure] = statistics.median(run[figure] for run in entry["runs"])
+            # the ratio of each run (its two loads are minutes apart at most), then their median
+            ratios = [red["rps"] / sql["rps"] for sql, red in zip(results[f"{page}/sql"]["runs"],
+                                                                   results[f"{page}/redis"]["runs"])]
+            results[f"{page}/ratios"] = ratios
     finally:
         child.terminate()
         child.wait(30)
@@ -225,22 +246,31 @@ def markdown(meta: dict[str, Any], dbs: dict[str, dict[str, Any]], refresh: list
     lines = [f"# Web app: SQL vs IndexedRedis ({meta['date']})", "",
              f"{meta['rows']:,} orders; load from {meta['client']}, {meta['concurrency']} concurrent connections "
              f"(2 for the SQL report), "
-             f"{meta['seconds']} s per page; one uvicorn worker; commit {meta['git']}; "
+             f"{meta['seconds']} s per page, {meta['runs']} runs (medians; throughput × is the median of the "
+             f"runs' ratios, their range in brackets); one {meta['server']} worker; commit {meta['git']}; "
              f"load {meta['load']['start']} -> {meta['load']['end']}.", "",
              "| database | page | SQL req/s | SQL p50 / p99 ms | IndexedRedis req/s | IR p50 / p99 ms | "
              "throughput × | p50 × | target |", "|---|---|---|---|---|---|---|---|---|"]
     for name, res in dbs.items():
         for page in PAGES:
-            sql, red = res[f"{page}/sql"], res[f"{page}/redis"]
+            sql, red, ratios = res[f"{page}/sql"], res[f"{page}/redis"], res[f"{page}/ratios"]
+            spread = f" ({min(ratios):.1f}-{max(ratios):.1f})" if len(ratios) > 1 else ""
             lines.append(f"| {name} | {page} | {sql['rps']:.1f} | {sql['p50_ms']:.2f} / {sql['p99_ms']:.2f} | "
                          f"{red['rps']:.1f} | {red['p50_ms']:.2f} / {red['p99_ms']:.2f} | "
-                         f"{red['rps'] / sql['rps']:.1f}× | {sql['p50_ms'] / red['p50_ms']:.1f}× | "
+                         f"{statistics.median(ratios):.1f}×{spread} | {sql['p50_ms'] / red['p50_ms']:.1f}× | "
                          f"≥{TARGETS[page]:g}× |")
+    lines += ["", "Each run (req/s, SQL → IndexedRedis):", "", "| database | page | " +
+              " | ".join(f"run {i + 1}" for i in range(meta["runs"])) + " |", "|---|---|" + "---|" * meta["runs"]]
+    for name, res in dbs.items():
+        for page in PAGES:
+            cells = [f"{sql['rps']:.1f} → {red['rps']:.1f} ({red['rps'] / sql['rps']:.1f}×)"
+                     for sql, red in zip(res[f"{page}/sql"]["runs"], res[f"{page}/redis"]["runs"])]
+            lines.append(f"| {name} | {page} | " + " | ".join(cells) + " |")
     if "mariadb" in dbs:
         maria = dbs["mariadb"]
         lines += ["", "Against the MariaDB-backed pages (the seed's Flask+MySQL case): "
-                  + ", ".join(f"{page} {maria[f'{page}/redis']['rps'] / maria[f'{page}/sql']['rps']:.1f}×"
-                              for page in PAGES) + " the throughput."]
+                  + ", ".join(f"{page} {statistics.median(maria[f'{page}/ratios']):.1f}×" for page in PAGES)
+                  + " the throughput (medians of the runs' ratios)."]
     if refresh:
         lines += ["", "Refresh job, orders from PostgreSQL into IndexedRedis (full mode, one process per size):", "",
                   "| rows | seconds | rows/s | peak RSS MiB | growth over start MiB |", "|---|---|---|---|---|"]
@@ -260,7 +290,7 @@ def chart(dbs: dict[str, dict[str, Any]], path: str, title: str) -> None:
     names = list(dbs)
     width = 0.25
     for offset, page in enumerate(PAGES):
-        ratios = [dbs[n][f"{page}/redis"]["rps"] / dbs[n][f"{page}/sql"]["rps"] for n in names]
+        ratios = [statistics.median(dbs[n][f"{page}/ratios"]) for n in names]
         bars = ax.bar([i + (offset - 1) * width for i in range(len(names))], ratios, width, label=page)
         ax.bar_label(bars, [f"{r:.0f}×" if r >= 10 else f"{r:.1f}×" for r in ratios], fontsize=8)
     ax.axhline(6, color="grey", linestyle="--", linewidth=0.8)
@@ -281,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dbs", default="sqlite,postgresql,mariadb")
     parser.add_argument("--seconds", type=float, default=5.0, help="per page and back end (SQL report: twice)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3, help="rounds of page loads on the same data (default 3)")
     parser.add_argument("--refresh-sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--skip-refresh", action="store_true")
@@ -332,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     meta = {"date": now(), "machine": machine(), "git": git_state(ROOT), "rows": args.rows,
-            "concurrency": args.concurrency, "client": args.client, "seconds": args.seconds,
+            "concurrency": args.concurrency, "client": args.client, "seconds": args.seconds, "runs": args.runs,
+            "server": server_description(),
             "load": {"start": load_start, "end": load_average()},
             "command": command(ROOT, "bench.webapp_run", sys.argv[1:] if argv is None else argv)}
     os.makedirs(args.out, exist_ok=True)
@@ -341,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         fh.write(text)
     with open(os.path.join(args.out, "webapp_latest.json"), "w") as fh:
         json.dump({"meta": meta, "dbs": dbs, "refresh": refresh,
-                   "medians": {n: statistics.median(r[f"{p}/redis"]["rps"] / r[f"{p}/sql"]["rps"] for p in PAGES)
-                               for n, r in dbs.items()}}, fh, indent=2, default=str)
+                   "medians": {n: {p: statistics.median(r[f"{p}/ratios"]) for p in PAGES} for n, r in dbs.items()}}, fh, indent=2, default=str)
     chart(dbs, os.path.join(args.out, "webapp_latest.png"), f"Web app pages, IndexedRedis vs SQL, {args.rows:,} "
           f"orders ({meta['date']})")
     print(text)

@@ -132,6 +132,25 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
             if want_lex != have_lex:
                 problems.append(f"  lex index of {field.name!r} disagrees: missing "
                                 f"{sorted(want_lex - have_lex)[:5]} stale {sorted(have_lex - want_lex)[:5]}")
+    # Text dictionaries (IndexedRedis/textindex.py): exactly the distinct stored values, and the
+    # folded members of those whose casefold differs -- where the layout says they are built.
+    from IndexedRedis.textindex import fold_member
+
+    layout = client.hgetall(gk.layout)
+    for field in meta.indexed:
+        if not meta.specs[field.name].text or b"d" not in layout.get(field.name.encode(), b""):
+            continue
+        values = {wire_bytes(record[field.name]) for record in records.values()
+                  if record[field.name] is not NULL_STORED}
+        have_words = set(client.zrange(gk.text_dict(field.name), 0, -1))
+        if values != have_words:
+            problems.append(f"  dictionary of {field.name!r} disagrees: missing {sorted(values - have_words)[:5]} "
+                            f"stale {sorted(have_words - values)[:5]}")
+        want_folds = {fold_member(v) for v in values} - {b""}
+        have_folds = set(client.zrange(gk.fold_dict(field.name), 0, -1))
+        if want_folds != have_folds:
+            problems.append(f"  folded dictionary of {field.name!r} disagrees: missing "
+                            f"{sorted(want_folds - have_folds)[:5]} stale {sorted(have_folds - want_folds)[:5]}")
     for key in sorted(set(expected) | set(actual)):
         want, have = expected.get(key, set()), actual.get(key, set())
         if want != have:

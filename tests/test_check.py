@@ -17,6 +17,7 @@ from IndexedRedis import IndexedRedisModel, InvalidQueryError, IRField, irNull
 from IndexedRedis.keys import GenerationKeys, lex_member, padded_pk
 from IndexedRedis.records import schema_tag
 from IndexedRedis.reports import KINDS, MAX_DETAILS, CheckReport
+from IndexedRedis.textindex import fold_member
 
 
 class Track(IndexedRedisModel):
@@ -156,7 +157,10 @@ def _deleted_record(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[A
     return {("stale_id", gk.ids, obj._id), ("stale_entry", gk.index("artist", b"a6"), obj._id),
             ("stale_entry", gk.index("year", b"2003"), obj._id), ("stale_entry", gk.index("genre", b"g1"), obj._id),
             ("stale_entry", gk.index("isrc", b"X13"), obj._id), ("stale_entry", gk.index("title", b"t0013"), obj._id),
-            ("stale_entry", gk.score_index("year"), obj._id), ("stale_entry", gk.lex_index("title"), obj._id)}
+            ("stale_entry", gk.score_index("year"), obj._id), ("stale_entry", gk.lex_index("title"), obj._id),
+            # its values held by no other object: in the text dictionaries (isrc's folded one too)
+            ("stale_entry", gk.text_dict("title"), None), ("stale_entry", gk.text_dict("isrc"), None),
+            ("stale_entry", gk.fold_dict("isrc"), None)}
 
 
 def _pk_counter(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[Any]:
@@ -289,6 +293,8 @@ def _unique_clash(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[Any
     c.hset(gk.objs, t[16]._id, Track._meta.codec.pack(Track._meta.storage_of(twin)))
     c.delete(gk.index("isrc", b"X16"))
     c.sadd(gk.index("isrc", b"X17"), t[16]._id)
+    c.zrem(gk.text_dict("isrc"), b"X16")  # X16 is no record's value any more
+    c.zrem(gk.fold_dict("isrc"), fold_member(b"X16"))
     return {("unique_clash", gk.index("isrc", b"X17"), None)}
 
 

@@ -64,7 +64,9 @@ def test_check_reads_the_bookkeeping_at_once_then_the_records_then_the_keys() ->
     again = flow.send([common.STALE_GEN, b"3"])           # another generation is live: its keys
     gk = KEYS.generation(3)
     assert list(again.keys[7:]) == [gk.objs, gk.ids] and again.args == (3,)
-    hscan = flow.send(state_reply())
+    layout = flow.send(state_reply())
+    assert layout == Command(("HGETALL", gk.layout))  # the text dictionaries' versions, before the records
+    hscan = flow.send({})
     assert hscan == Command(("HSCAN", gk.objs, 0, "COUNT", 100))
     record = META.codec.pack({"artist": "x", "track": "2"})
     pipelined = flow.send([b"0", {b"5": record}])
@@ -80,7 +82,8 @@ def test_check_reads_the_bookkeeping_at_once_then_the_records_then_the_keys() ->
     assert walk.args[2:7] == [b"i", "", b"0", 1, 0]             # expected size 1: not walked if it holds 1
     counter = flow.send([common.OK, [[b"0", 0, 1, b"", []], [b"0", 0, 1, b"", []]]])
     assert counter == Command(("GET", KEYS.nextpk))
-    report: CheckReport = finish(flow, b"5")
+    assert flow.send(b"5") == Command(("HGETALL", gk.layout))  # no dictionary built: nothing to compare
+    report: CheckReport = finish(flow, {})
     assert report.ok and report.objects == 1 and report.index_keys == 2 and report.entries == 2
     assert report.evicted_keys == 7 and report.maxmemory_policy == "allkeys-lru"
 
@@ -93,7 +96,9 @@ def test_repair_fixes_pointers_before_anything_is_freed() -> None:
     assert fix.args[1:4] == [b"SREM", fix.keys.index(KEYS.dead) + 1, b"3"] and fix.args[6] == b"x"
     sweep = flow.send([common.OK, b"1"])
     assert sweep.script is scripts.RESET_SWEEP
-    hscan = flow.send([common.OK, 0, [b"2"]])
+    layout = flow.send([common.OK, 0, [b"2"]])
+    assert layout.args[0] == "HGETALL"
+    hscan = flow.send({})
     assert hscan.args[0] == "HSCAN"
 
 
@@ -102,6 +107,7 @@ def test_a_repair_of_a_missing_entry_believes_in_the_record_it_read() -> None:
     next(flow)
     flow.send(state_reply())
     flow.send([common.OK, 0, []])                              # nothing swept, nothing dead
+    flow.send({})  # the layout hash
     record = META.codec.pack({"artist": "x", "track": "2"})
     (check,) = flow.send([b"0", [b"5", record]])               # RESP3-less flat HSCAN reply
     gk = KEYS.generation(3)
@@ -118,6 +124,7 @@ def test_a_reset_during_the_check_makes_it_begin_again() -> None:
     flow = check_flow(ctx())
     next(flow)
     flow.send(state_reply())
+    flow.send({})  # the layout hash
     (check,) = flow.send([b"0", {b"5": META.codec.pack({"artist": "x", "track": "2"})}])
     restart = flow.send([[common.STALE_GEN, b"9"]])
     assert restart.script is scripts.CHECK_STATE

@@ -115,9 +115,9 @@ def test_a_write_that_does_not_fit_raises_and_writes_nothing(server: Any) -> Non
     Item.reset([Item(name=f"n{i % 5}", payload="p" * 100) for i in range(200)])
     before = sorted((o._id, o.name) for o in Item.objects.all())
     filler = 0
-    # Fill the server to its limit from outside, in smaller and smaller values: a value
-    # is refused while its own bytes (the query buffer) push memory over the limit, so
-    # after big ones alone the server may be up to one value's size below it.
+    # Fill the server to its limit from outside, in ever smaller pieces: a refused
+    # 100 kB SET leaves up to 100 kB free once its query buffer is gone, room enough
+    # for a small save.
     for size in (100_000, 10_000, 1_000):
         while True:
             try:
@@ -131,7 +131,7 @@ def test_a_write_that_does_not_fit_raises_and_writes_nothing(server: Any) -> Non
     keys = admin.dbsize()
     with pytest.raises(OutOfMemoryError, match=r"Model Item: Redis refused the write, its memory is full.*"
                                                r"nothing of it was written"):
-        Item(name="new", payload="q" * 50_000).save()
+        Item(name="new", payload="q" * 200_000).save()
     with pytest.raises(OutOfMemoryError):
         Item.reset([Item(name=f"m{i}", payload="r" * 1000) for i in range(500)])
     assert admin.dbsize() == keys  # nothing added, not even a staging generation left

@@ -166,8 +166,8 @@ def test_q_semantics_examples(redis_client: redis.Redis) -> None:
 def test_q_errors_name_the_field_and_model(redis_client: redis.Redis) -> None:
     with pytest.raises(InvalidQueryError, match="QItem.*'nope'"):
         QItem.objects.filter(Q(nope=1) | Q(n=1))
-    with pytest.raises(InvalidQueryError, match="QItem.tag__gt"):
-        QItem.objects.exclude(Q(tag__gt="a"))
+    with pytest.raises(InvalidQueryError, match="QItem.n__startswith"):
+        QItem.objects.exclude(Q(n__startswith="a"))
     with pytest.raises(TypeError, match="QItem.*Q objects"):
         QItem.objects.filter({"n": 1})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Q objects"):
@@ -221,3 +221,38 @@ def test_update_of_a_q_query_set(redis_client: redis.Redis) -> None:
     assert qs.update(note="hit") == 2
     assert QItem.objects.exclude(Q(n=1) | Q(tag="green")).update(note="miss") == 1
     assert [o.note for o in QItem.objects.getMultiple([a, b, c])] == ["hit", "hit", "miss"]
+
+
+TEXT_CASES = [("tag__contains", "e"), ("tag__icontains", "E"), ("tag__istartswith", "B"), ("tag__iexact", "RED"),
+              ("tag__startswith", "gr"), ("tag__gt", "green"), ("tag__range", ("a", "h"))]
+
+
+def text_holds(value: Any, key: str, arg: Any) -> bool:
+    if value is None:
+        return False
+    lookup = key.partition("__")[2]
+    folded, arg_folded = value.casefold(), arg.casefold() if isinstance(arg, str) else arg
+    return {"contains": lambda: arg in value, "icontains": lambda: arg_folded in folded,
+            "istartswith": lambda: folded.startswith(arg_folded), "iexact": lambda: folded == arg_folded,
+            "startswith": lambda: value.startswith(arg), "gt": lambda: value > arg,
+            "range": lambda: arg[0] <= value <= arg[1]}[lookup]()
+
+
+def test_text_dictionary_lookups_inside_q_trees(redis_client: redis.Redis) -> None:
+    """Text lookups (dictionary walks, with their plans) are leaves like any other:
+    inside ORs and negations, driving or tested, with a text order."""
+    tags = ["red", "green", "Blue", "", "Grey", "reef", "BLUE", "gr\u00e9en"]
+    pks = QItem.reset([QItem(tag=tags[i % len(tags)], n=i % 3) for i in range(24)])
+    rows = {pk: (tags[i % len(tags)], i % 3) for i, pk in enumerate(pks)}
+    for (k1, v1), (k2, v2) in zip(TEXT_CASES, TEXT_CASES[1:] + TEXT_CASES[:1]):
+        either = QItem.objects.filter(Q(**{k1: v1}) | Q(**{k2: v2}, n=1))
+        want = [pk for pk in pks if text_holds(rows[pk][0], k1, v1)
+                or (text_holds(rows[pk][0], k2, v2) and rows[pk][1] == 1)]
+        assert either.getPrimaryKeys() == want, (k1, k2)
+        assert either.count() == len(want)
+        neither = QItem.objects.exclude(Q(**{k1: v1}) | Q(n=2))
+        want_not = [pk for pk in pks if not (text_holds(rows[pk][0], k1, v1) or rows[pk][1] == 2)]
+        assert neither.getPrimaryKeys() == want_not, k1
+        by_tag = neither.orderBy("-tag")
+        assert by_tag.getPrimaryKeys() == sorted(want_not, key=lambda pk: (rows[pk][0], pk), reverse=True)
+        assert [o._id for o in by_tag[1:4]] == by_tag.getPrimaryKeys()[1:4]

@@ -11,8 +11,9 @@ import time
 
 import pytest
 from _refresh_models import Stock, run_slow_job, stock_rows
+from _refresh_models import stock_table as make_stock_table
 from consistency import assert_indexes_consistent, assert_no_garbage, current_generation
-from sqldbs import sql_engine, table_name  # noqa: F401  (fixture)
+from sqldbs import engine_or_skip, sql_engine, table_name  # noqa: F401  (fixture)
 
 from IndexedRedis.refresh import RefreshError, RefreshJob, refresh_status
 
@@ -29,14 +30,7 @@ def _expected(rows):
 
 @pytest.fixture
 def stock_table(sql_engine):  # noqa: F811
-    metadata = sa.MetaData()
-    table = sa.Table(table_name("stock"), metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
-                     sa.Column("qty", sa.Integer), sa.Column("shelf_code", sa.String(10)))
-    metadata.create_all(sql_engine)
-    with sql_engine.begin() as conn:
-        conn.execute(table.insert(), [{"sku": r["sku"], "name": r["name"], "qty": r["qty"], "shelf_code": r["shelf"]}
-                                      for r in stock_rows(700)])
+    metadata, table = make_stock_table(sql_engine, "stock", stock_rows(700), "shelf_code")
     try:
         yield sql_engine, table
     finally:
@@ -131,11 +125,7 @@ def test_pg_backend_killed_mid_stream_leaves_the_dataset_untouched_then_retries(
     from sqldbs import PG_URL
 
     app_name = table_name("app")  # marks the job's connections, and only them
-    engine = sa.create_engine(PG_URL, connect_args={"application_name": app_name})
-    try:
-        engine.connect().close()
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    engine = engine_or_skip("postgresql", PG_URL, connect_args={"application_name": app_name})
     metadata = sa.MetaData()
     table = sa.Table(table_name("kill"), metadata, sa.Column("sku", sa.String(20)), sa.Column("name", sa.String(60)),
                      sa.Column("qty", sa.Integer), sa.Column("shelf", sa.String(10)))

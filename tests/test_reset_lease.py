@@ -90,7 +90,7 @@ def test_the_next_reset_frees_a_killed_resets_generation_within_seconds(spawn, r
     counted = model_keys(redis_client, ResetItem)  # by SCAN of the test's own server
     assert counted - set(keys.bookkeeping) == {
         live.objs, live.ids, live.index("batch", b"next%d" % round_no), live.index("parity", b"0"),
-        live.index("parity", b"1")}
+        live.index("parity", b"1"), live.layout, live.text_dict("batch"), live.text_dict("parity")}
 
 
 def test_a_reset_within_the_lease_leaves_a_live_resets_generation_alone(spawn, redis_url, redis_client):

@@ -52,7 +52,8 @@ def test_an_update_reads_then_writes_with_every_key_declared() -> None:
     gk = META.keys.generation(0)
     for key in (gk.index("n", b"4"), gk.index("n", b"5"), gk.score_index("n"), gk.stamp(9), gk.objs, META.keys.gen):
         assert key in second.keys
-    gen, tag, _, checked, objects = request_of(second)
+    gen, tag, _, checked, objects, layout, digest, _ = request_of(second)
+    assert second.keys[layout - 1] == META.keys.generation(0).layout and digest == META.layout[0]
     assert (gen, checked) == (b"0", [b"kind", b"n", b"note"])  # the query's field, what F reads, what changes
     (obj,) = objects
     assert obj[1:3] == [b"9", b"P"] and sorted(p[0] for p in obj[3]) == [b"n", b"note"]

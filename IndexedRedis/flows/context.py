@@ -24,10 +24,12 @@ class GenerationCache:
     pointer first and answers with the current one when the guess was stale.
     """
 
-    __slots__ = ("_gens",)
+    __slots__ = ("_gens", "plans")
 
     def __init__(self) -> None:
         self._gens: dict[bytes, int] = {}
+        #: Text-dictionary plans made on this connection (``flows/text.py``).
+        self.plans: dict[Any, Any] = {}
 
     def get(self, model_prefix: bytes) -> int:
         return self._gens.get(model_prefix, 0)

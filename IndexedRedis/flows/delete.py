@@ -22,6 +22,8 @@ from .schemas import records_flow
 if TYPE_CHECKING:
     from ..model import IndexedRedisModel
 
+_packer = msgpack.Packer(use_bin_type=False)  # the scripts' cmsgpack knows no bin type
+
 __all__ = ["delete_flow", "delete_batches_flow", "delete_objects_flow", "delete_query_flow"]
 
 
@@ -40,10 +42,13 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
         gk = meta.keys.generation(gen)
         number = KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas, meta.keys.cache_flag))
         args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
-        for field in meta.indexed:  # the sorted sets of each field, or 0
+        for field in meta.indexed:  # the sorted sets and dictionaries of each field, or 0
             spec = meta.specs[field.name]
             args += (number(gk.score_index(field.name)) if spec.numeric else 0,
-                     number(gk.lex_index(field.name)) if spec.lex else 0)
+                     number(gk.lex_index(field.name)) if spec.lex else 0,
+                     number(gk.text_dict(field.name)) if spec.text else 0,
+                     number(gk.fold_dict(field.name)) if spec.text else 0)
+        args += (number(gk.layout), meta.layout[0], _packer.pack(list(meta.layout[1])))
         for pk, believed in items:
             args += (pk, number(gk.stamp(pk)))
             args += delete_args(meta, gk, number, believed)

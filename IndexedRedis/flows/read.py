@@ -18,6 +18,7 @@ from .context import Context
 from .links import get_call, links_flow
 from .requests import CacheRead, CacheStore, Command, Emit, Flow, ScriptCall, Transaction
 from .schemas import instances_flow, partial_instances_flow
+from .text import current_plans, text_query_flow
 
 if TYPE_CHECKING:
     from ..model import IndexedRedisModel
@@ -52,16 +53,19 @@ def query_flow(ctx: Context, op: str, query: Query = _EVERYTHING, order: Order |
     ``extra`` (the operation's own arguments, see ``compile_query``) with the others."""
     meta = ctx.meta
     order = query.order if order is None else order
+    if op in ("get", "has"):
+        reply = yield from call_current(ctx, lambda gen: get_call(meta, gen, op, pks))
+        return reply[1:]
+    if op in ("count", "random", "exists", "aggregate", "distinct"):
+        order = PK_ORDER  # the order does not change the answer
 
-    def build(gen: int) -> ScriptCall:
-        if op in ("get", "has"):
-            return get_call(meta, gen, op, pks)
-        gk = meta.keys.generation(gen)
-        keys, args = compile_query(meta, gk, gen, op, query.conditions, order, offset, limit, after, rnd,
-                                   query.where, extra)
+    def build(gen: int, plans: Any) -> ScriptCall:
+        keys, args = compile_query(meta, meta.keys.generation(gen), gen, op, query.conditions, order,
+                                   offset, limit, after, rnd, plans, query.where, extra)
         return ScriptCall(scripts.QUERY, keys, args)
 
-    reply = yield from call_current(ctx, build)
+    wanted = None if limit < 0 else offset + limit
+    reply = yield from text_query_flow(ctx, query.leaves, order, wanted, build)
     return reply[1:]
 
 
@@ -124,13 +128,16 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
     if answer is not None:
         gen = ctx.gen  # the one the query script found live
         gk = meta.keys.generation(gen)
+        plans = current_plans(ctx, query.leaves, order)
         keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after,
-                                where=query.where)
+                                plans=plans, where=query.where)
         # The keys the script may have read, bar the records (the objects' stamps
         # stand for them) and the schemas: the ids too, unless a positive condition
         # drove a whole result.
         positive = not query.where and any(c[0] != "N" for c in query.conditions)
         read = keys[4:] if positive and offset == 0 and limit < 0 and after is None else [keys[2], *keys[4:]]
+        if not plans:  # the layout hash only says which indexes exist: not a dependency
+            read = [k for k in read if k != gk.layout]
         start = len(meta.keys.prefix)
         yield CacheStore(meta, gen, answer.token, objs, query=key, deps=[k[start:] for k in read])
     return objs

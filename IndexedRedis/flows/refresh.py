@@ -16,7 +16,8 @@ from .common import OK
 from .context import Context
 from .requests import Flow, ScriptCall, Transaction
 
-__all__ = ["LeaseReply", "lease_flow", "stored_digest_flow", "record_run_flow", "state_flow"]
+__all__ = ["LeaseReply", "lease_flow", "stored_digest_flow", "stored_fingerprint_flow", "record_run_flow",
+           "state_flow"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ def stored_digest_flow(ctx: Context) -> Flow[str | None]:
     if digest is None or digest_gen is None or digest_gen != (live or b"0"):
         return None
     return bytes(digest).decode("ascii")
+
+
+def stored_fingerprint_flow(ctx: Context) -> Flow[tuple[str, str, int] | None]:
+    """(source fingerprint, digest, generation) that the last refresh recorded, if its
+    digest still describes the live generation and it recorded a fingerprint."""
+    keys = ctx.meta.keys
+    fingerprint, digest, digest_gen, live = yield Transaction(
+        (("HGET", keys.refresh_state, "fingerprint"), ("HGET", keys.refresh_state, "digest"),
+         ("HGET", keys.refresh_state, "digest_gen"), ("GET", keys.gen)))
+    if not fingerprint or digest is None or digest_gen is None or digest_gen != (live or b"0"):
+        return None
+    return (bytes(fingerprint).decode("utf-8", "replace"), bytes(digest).decode("ascii"), int(digest_gen))
 
 
 def record_run_flow(ctx: Context, ok: bool, fields: Mapping[str, Any], gen: int | None = None,

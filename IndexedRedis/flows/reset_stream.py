@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..model import IndexedRedisModel
     from ..options import ModelOptions
 
-__all__ = ["StreamedReset", "reset_stream_flow", "PK_CHUNK"]
+__all__ = ["StreamedReset", "SwitchRefused", "reset_stream_flow", "PK_CHUNK"]
 
 PK_CHUNK = 10 * RESET_BATCH  # pks reserved per round trip; the unused ones of the last chunk are skipped
 
@@ -43,6 +43,16 @@ class StreamedReset:
     count: int
     switched: bool
     freed: int
+
+
+class SwitchRefused(ConcurrencyError):
+    """The switch was refused because the lease it was guarded by (``switch_lease``)
+    is no longer held by this reset's token: nothing was switched in, and the new
+    generation was abandoned."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def _unique_clash(meta: ModelOptions, gk: GenerationKeys, key: bytes) -> UniqueConstraintError:
@@ -92,7 +102,8 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
                       progress: Callable[[int, int | None], None] | None = None,
                       on_record: Callable[[bytes], None] | None = None,
                       before_switch: Callable[[int], Flow[bool]] | None = None,
-                      between_batches: Callable[[int], Flow[None]] | None = None) -> Flow[StreamedReset]:
+                      between_batches: Callable[[int], Flow[None]] | None = None,
+                      switch_lease: tuple[bytes, str] | None = None) -> Flow[StreamedReset]:
     """Replace the model's dataset with the objects ``objs`` yields, holding one batch
     at a time.
 
@@ -100,8 +111,11 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
     ``before_switch(count)`` is a flow that decides, once everything is written,
     whether to switch the new generation in (False: it is abandoned and freed, and
     the live dataset stays as it was); ``between_batches(count)`` is a flow run after
-    each batch (to renew a lease).  An exception from the iterator (a failed SQL
-    query, a lost connection) abandons the new generation the same way, and is raised.
+    each batch (to renew a lease).  ``switch_lease`` (lease key, token): the switch
+    script checks, in the same step, that the key still holds the token, and refuses
+    to switch otherwise (``SwitchRefused``; the new generation is abandoned).  An
+    exception from the iterator (a failed SQL query, a lost connection) abandons the
+    new generation the same way, and is raised.
     """
     meta, keys = ctx.meta, ctx.meta.keys
     dead = yield from sweep_flow(ctx)  # what killed resets left is freed first
@@ -159,8 +173,15 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
                 yield from between_batches(count)
         switch = True if before_switch is None else (yield from before_switch(count))
         if switch:
-            reply = yield from script((meta,), ScriptCall(
-                scripts.RESET_SWITCH, (keys.gen, keys.staging, keys.dead, keys.lastreset), (gen, started_ms, count)))
+            switch_keys: tuple[bytes, ...] = (keys.gen, keys.staging, keys.dead, keys.lastreset)
+            switch_args: tuple[Any, ...] = (gen, started_ms, count)
+            if switch_lease is not None:
+                switch_keys, switch_args = switch_keys + (switch_lease[0],), switch_args + (switch_lease[1],)
+            reply = yield from script((meta,), ScriptCall(scripts.RESET_SWITCH, switch_keys, switch_args))
+            if reply[0] == 2:
+                holder = reply[1].decode("utf-8", "replace") if isinstance(reply[1], bytes) else str(reply[1])
+                raise SwitchRefused(f"{meta.name}.reset: the switch was refused: the lease it needs is held by "
+                                    f"{holder or 'nobody'} now, not by this reset; nothing was switched in", holder)
             if reply[0] != OK:
                 raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished")
     except Exception:

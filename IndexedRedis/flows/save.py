@@ -109,7 +109,8 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
             gk = gen_keys[meta] = meta.keys.generation(gen)
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
                            number(meta.keys.nextpk), number(meta.keys.schemas),
-                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, number(meta.keys.cache_flag)))
+                           b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, number(meta.keys.cache_flag),
+                           number(gk.layout), meta.layout[0], meta.layout[1]))
         objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]

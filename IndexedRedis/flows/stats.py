@@ -29,7 +29,8 @@ _SAMPLES = 5           # elements MEMORY USAGE samples in a big key (its default
 _LARGEST = 3           # biggest value sets shown per field
 
 #: The kinds of key stats reports memory for, in the order shown.
-MEMORY_KINDS = ("records", "ids", "value sets", "null sets", "score indexes", "lex indexes", "bookkeeping",
+MEMORY_KINDS = ("records", "ids", "value sets", "null sets", "score indexes", "lex indexes", "text dictionaries",
+                "bookkeeping",
                 "former layouts", "other generations", "unknown")
 
 
@@ -164,7 +165,11 @@ def _kind(meta: Any, gen: int, info: KeyInfo) -> str:
         return "records"
     if info.kind == "ids":
         return "ids"
+    if info.kind == "layout":
+        return "bookkeeping"
     spec = meta.specs.get(info.field)
+    if info.kind in ("dict", "fold"):
+        return "text dictionaries" if spec is not None and spec.text else "former layouts"
     if spec is None or (info.kind == "score" and not spec.numeric) or (info.kind == "lex" and not spec.lex):
         return "former layouts"
     return {"value": "value sets", "null": "null sets", "score": "score indexes", "lex": "lex indexes"}[info.kind]

@@ -157,7 +157,8 @@ def _call(plan: UpdatePlan, gen: int, batch: Sequence[_Target]) -> ScriptCall:
                       for field in meta.indexed if field.name in t.changed]
         objects.append((0, b"%d" % t.pk, b"F" if t.full else b"P", payload, groups, number(gk.stamp(t.pk)),
                         record_digest(t.record, plan.checked)))
-    request = (b"%d" % gen, b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, plan.checked, objects)
+    request = (b"%d" % gen, b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, plan.checked, objects,
+               number(gk.layout), meta.layout[0], meta.layout[1])
     return ScriptCall(scripts.UPDATE, number.keys, (_packer.pack(request),))
 
 

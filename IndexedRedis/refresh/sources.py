@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["Source", "SQLSource", "CallableSource", "make_source", "Mapping_"]
+__all__ = ["Source", "SQLSource", "CallableSource", "make_source", "make_fingerprint", "Mapping_"]
 
 #: How a row becomes field values: None (same-named columns), {field: column}, or a
 #: callable taking the row as a dict (column -> value) and returning {field: value}.
@@ -129,3 +129,31 @@ def make_source(source: Any, engine: Any, job_name: str, field_names: tuple[str,
         return CallableSource(source)
     raise TypeError(f"refresh job {job_name}: the source must be an SQLAlchemy select() or a callable yielding "
                     f"dicts or model objects, got {type(source).__name__}")
+
+
+def make_fingerprint(fingerprint: Any, source: Source, job_name: str) -> Callable[[], Any] | None:
+    """A job's ``fingerprint=``: None, a callable returning a value whose ``str`` changes
+    whenever the source's rows do, or an SQLAlchemy statement (for example
+    ``select(func.max(t.c.updated_at), func.count())``) run on the SQL source's engine,
+    whose rows are the fingerprint."""
+    if fingerprint is None:
+        return None
+    try:
+        from sqlalchemy.sql import Executable
+    except ImportError:  # pragma: no cover - SQLAlchemy is optional
+        Executable = ()  # type: ignore[assignment,misc]
+    if isinstance(fingerprint, Executable):
+        if not isinstance(source, SQLSource):
+            raise TypeError(f"refresh job {job_name}: a fingerprint statement needs an SQL source (its engine "
+                            f"runs it); give a callable instead")
+        statement = fingerprint
+
+        def run_statement() -> Any:
+            with source.engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(statement)]
+
+        return run_statement
+    if callable(fingerprint):
+        return fingerprint  # type: ignore[no-any-return]
+    raise TypeError(f"refresh job {job_name}: fingerprint= must be a callable or an SQLAlchemy select(), "
+                    f"got {type(fingerprint).__name__}")

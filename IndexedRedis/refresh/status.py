@@ -11,7 +11,8 @@ from ..flows.refresh import state_flow
 
 __all__ = ["refresh_status", "format_status"]
 
-_NUMBERS = {"last_success": float, "last_error_at": float, "duration": float, "rows": int, "rows_changed": int,
+_NUMBERS = {"last_success": float, "last_error_at": float, "duration": float, "rows": int, "rows_read": int,
+            "rows_changed": int,
             "runs": int, "failures": int}
 
 
@@ -23,7 +24,7 @@ def refresh_status(model: Any) -> dict[str, Any]:
     state, holder, remaining = run_sync(model, state_flow)
     status: dict[str, Any] = {"model": model.__name__}
     for name, raw in state.items():
-        if name in ("digest", "digest_gen"):
+        if name in ("digest", "digest_gen", "fingerprint"):
             continue
         kind = _NUMBERS.get(name)
         status[name] = kind(raw) if kind is not None and raw != "" else (raw or None)

@@ -1,6 +1,7 @@
 """The server-side Lua scripts, each in a .lua file of its own, loaded once.
 
-Every script starts with ``lib.lua``.  A ``Script`` runs by EVALSHA and falls back to
+Every script starts with ``lib.lua``; those that keep or read text dictionaries and
+index layouts also with ``textindex.lua`` (``libs``).  A ``Script`` runs by EVALSHA and falls back to
 EVAL (which also caches it on the server) when the server does not know it yet, so a
 restarted or new server needs no set-up.
 """
@@ -14,7 +15,8 @@ from typing import Any
 
 __all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
-           "CHECK_STATE", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE", "CACHE_FLAG"]
+           "CHECK_STATE", "TEXT_WALK", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE",
+           "CACHE_FLAG"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -23,10 +25,11 @@ _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
 class Script:
     """One Lua script, identified by the SHA1 of its full source."""
 
-    def __init__(self, name: str, readonly: bool = False) -> None:
+    def __init__(self, name: str, readonly: bool = False, libs: Sequence[str] = ()) -> None:
         self.name = name
         self.readonly = readonly  # changes nothing: a driver may send it again after a failure
-        self.source = _LIB + "\n" + _here.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        parts = [_LIB, *(_here.joinpath(f"{lib}.lua").read_text(encoding="utf-8") for lib in libs)]
+        self.source = "\n".join((*parts, _here.joinpath(f"{name}.lua").read_text(encoding="utf-8")))
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
 
     def evalsha_args(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
@@ -39,10 +42,11 @@ class Script:
         return f"<Script {self.name} {self.sha[:8]}>"
 
 
-SAVE = Script("save")
-UPDATE = Script("update")
-DELETE = Script("delete")
-QUERY = Script("query", readonly=True)
+SAVE = Script("save", libs=("textindex",))
+UPDATE = Script("update", libs=("textindex",))
+DELETE = Script("delete", libs=("textindex",))
+QUERY = Script("query", readonly=True, libs=("textindex",))
+TEXT_WALK = Script("text_walk", readonly=True, libs=("textindex",))
 RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 RESET_SWITCH = Script("reset_switch")
@@ -56,7 +60,7 @@ CACHE_FLAG = Script("cache_flag")
 CHECK_STATE = Script("check_state", readonly=True)
 CHECK_RECORDS = Script("check_records", readonly=True)
 CHECK_MEMBERS = Script("check_members", readonly=True)
-REPAIR = Script("repair")
+REPAIR = Script("repair", libs=("textindex",))
 FREE_KEYS = Script("free_keys")
 MEMORY_USAGE = Script("memory_usage", readonly=True)
 

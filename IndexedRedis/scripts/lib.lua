@@ -175,16 +175,20 @@ local function write_record(objs_key, ids_key, pk, mode, payload, values, where)
   redis.call('ZADD', ids_key, pk, pk)
 end
 
--- Move one object's index entries as its index groups say (see save.lua's header).
-local function write_entries(pk, groups)
+-- Move one object's index entries as its index groups say (see save.lua's header);
+-- `after(group, moved)`, if given, runs once a group's value sets are written (the text
+-- dictionaries' upkeep: text_upkeep in textindex.lua).
+local function write_entries(pk, groups, after)
   local padded  -- the sorted-set member, made when a zset needs it
   for _, ix in ipairs(groups) do
     if type(ix) == 'number' then  -- a plain index of a new object
       redis.call('SADD', KEYS[ix], pk)
     else
       if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
-      if ix[4] ~= 0 and ix[4] ~= ix[5] then redis.call('SREM', KEYS[ix[4]], pk) end
+      local moved = ix[4] ~= 0 and ix[4] ~= ix[5]
+      if moved then redis.call('SREM', KEYS[ix[4]], pk) end
       redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it
+      if after then after(ix, moved) end
       if ix[7] ~= 0 then
         if ix[8] == '' then
           redis.call('ZREM', KEYS[ix[7]], padded)

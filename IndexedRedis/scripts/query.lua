@@ -11,7 +11,8 @@
 -- ARGV: 1 expected generation, 2 operation, then
 --   'get' / 'has': the pks (those found and their records, as for 'records'; or
 --   whether the first exists).
---   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset), order key number,
+--   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset | 'd' text dictionary,
+--   whose values come in an 'O' condition), order key number,
 --   descending ('1'/'0'), null set key number (0: none), order field name, the key
 --   number of a set of values with no place in the order (nan; 0: none), which are
 --   ordered with the irNull values;
@@ -24,6 +25,9 @@
 --                             syntax); when this does not drive, the field's stored
 --                             text is checked against rawmin / rawmax (same syntax)
 --     'N' key                 members of the set are excluded
+--     'R' / 'D' / 'O' ...     an index the query reads (checked as built), a text
+--                             dictionary condition, a text order's values: see
+--                             text_condition in textindex.lua (replies 20-22 there)
 --     'T' node                a condition tree (OR, NOT...: see parse_node), tested
 --                             on the candidates; it drives when it has candidates
 --                             ('&' of a positive leaf, '|' of kids that all have some)
@@ -273,6 +277,16 @@ end, function(c, pks)
   return flags
 end)
 
+-- A text dictionary condition: the value sets its walk found (textindex.lua), as 'U'.
+LEAF.D = {
+  parse = function(c, p)
+    local u, after = text_condition(ARGV, p - 1)
+    c.keys = u.keys
+    return after
+  end,
+  size = LEAF.U.size, members = LEAF.U.members, test = LEAF.U.test,
+}
+
 -- Condition trees (see q.py and compiler._tree_args): '&' n kids, '|' n kids,
 -- '!' kid, or a leaf.  A tree tests a list of pks by asking each kid only about the
 -- pks still undecided; its candidates are those of its cheapest kid for '&', the
@@ -366,6 +380,9 @@ for _ = 1, tonumber(ARGV[13]) do
   local t = ARGV[pos]
   if t == 'T' then
     trees[#trees + 1], pos = parse_node(pos + 1)
+  elseif t == 'R' or t == 'O' then  -- built indexes, a text order's values (textindex.lua)
+    local _none
+    _none, pos = text_condition(ARGV, pos)
   else
     local c
     c, pos = parse_node(pos)
@@ -373,6 +390,9 @@ for _ = 1, tonumber(ARGV[13]) do
   end
 end
 local extra = pos  -- the operation's own arguments start here
+
+local refused = text_verify(ids_key)
+if refused then return refused end
 
 local negative_keys = {}
 for i, c in ipairs(negatives) do negative_keys[i] = c.key end
@@ -650,16 +670,37 @@ else
       nulls = null_segment()
       for i = 1, math.min(#nulls, wanted) do ordered[#ordered + 1] = nulls[i] end
     end
-    walk(function(from)
-      local chunk
-      if desc then
-        chunk = redis.call('ZREVRANGE', order_key, from, from + CHUNK_WALK - 1)
-      else
-        chunk = redis.call('ZRANGE', order_key, from, from + CHUNK_WALK - 1)
-      end
-      for i = 1, #chunk do chunk[i] = unpadded(chunk[i]) end
-      return chunk
-    end, ordered)
+    if order_kind == 'd' then  -- the text dictionary's values, in order (the 'O' condition)
+      local next_value = 0
+      local plain = #positives == 0 and #negatives == 0 and #trees == 0
+      walk(function()
+        while true do
+          next_value = next_value + 1
+          local key = text_order.keys[next_value]
+          if key == nil then
+            text_order.ran_out = true
+            return nil
+          end
+          -- Unfiltered, a value whose objects all come before the page is skipped by its
+          -- size: a deep page reads the sizes of the values before it, not their members.
+          local n = plain and redis.call('SCARD', key) or 0
+          if not plain or #ordered + n > offset then return sort_pks(redis.call('SMEMBERS', key), desc) end
+          offset, wanted = offset - n, wanted - n
+        end
+      end, ordered)
+      if text_order.ran_out and not text_order.complete then return {TEXT_MORE, #text_order.keys} end
+    else
+      walk(function(from)
+        local chunk
+        if desc then
+          chunk = redis.call('ZREVRANGE', order_key, from, from + CHUNK_WALK - 1)
+        else
+          chunk = redis.call('ZRANGE', order_key, from, from + CHUNK_WALK - 1)
+        end
+        for i = 1, #chunk do chunk[i] = unpadded(chunk[i]) end
+        return chunk
+      end, ordered)
+    end
     if not desc and #ordered < wanted then
       nulls = null_segment()
       for i = 1, #nulls do

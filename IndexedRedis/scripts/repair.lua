@@ -7,19 +7,23 @@
 -- ARGV: 1 expected generation, then per fix: op, key number, member, score, pk,
 --   belief, belief field, belief kind, belief value
 --   ops: 'SADD' / 'SREM' a set member, 'ZADD' (with score) / 'ZREM' a zset member,
---     'MAX' raise a counter to at least the member
+--     'MAX' raise a counter to at least the member, 'DADD' / 'DREM' a text dictionary entry
+--     (score: the layout hash's key number, whose 'v:<belief field>' version is bumped)
 --   beliefs: 'x' none | 'a' no record has the pk | 'e' a record has it | 'b' the record
 --     is this blob (belief value) | 'f' the record's field (belief field) holds irNull
---     (kind 'n') or the value (kind 'v')
+--     (kind 'n') or the value (kind 'v') | 's' / 'z' the set numbered by the belief value
+--     has members / has none
 -- Reply: {1, a '1' (applied) or '0' (skipped) per fix} | {0, generation}
 
 local gen = current_gen(KEYS[1])
 if gen ~= ARGV[1] then return {0, gen} end
 
-local types = {SADD = 'set', SREM = 'set', ZADD = 'zset', ZREM = 'zset', MAX = 'string'}
+local types = {SADD = 'set', SREM = 'set', ZADD = 'zset', ZREM = 'zset', MAX = 'string', DADD = 'zset',
+               DREM = 'zset'}
 local fixes, flags = {}, {}
 for pos = 2, #ARGV, 9 do
-  local fix = {op = ARGV[pos], key = KEYS[tonumber(ARGV[pos + 1])], member = ARGV[pos + 2], score = ARGV[pos + 3]}
+  local fix = {op = ARGV[pos], key = KEYS[tonumber(ARGV[pos + 1])], member = ARGV[pos + 2], score = ARGV[pos + 3],
+               field = ARGV[pos + 6]}
   local pk, belief = ARGV[pos + 4], ARGV[pos + 5]
   local holds = true
   if belief == 'a' then
@@ -28,6 +32,9 @@ for pos = 2, #ARGV, 9 do
     holds = redis.call('HEXISTS', KEYS[2], pk) == 1
   elseif belief == 'b' then
     holds = redis.call('HGET', KEYS[2], pk) == ARGV[pos + 8]
+  elseif belief == 's' or belief == 'z' then
+    local n = redis.call('SCARD', KEYS[tonumber(ARGV[pos + 8])])
+    holds = (belief == 's') == (n > 0)
   elseif belief == 'f' then
     local blob = redis.call('HGET', KEYS[2], pk)
     local ok, record = false, nil
@@ -47,6 +54,9 @@ for _, fix in ipairs(fixes) do
   if fix.op == 'MAX' then
     local now = tonumber(redis.call('GET', fix.key) or '0')
     if not now or now < tonumber(fix.member) then redis.call('SET', fix.key, fix.member) end
+  elseif fix.op == 'DADD' or fix.op == 'DREM' then
+    if fix.op == 'DADD' then redis.call('ZADD', fix.key, 0, fix.member) else redis.call('ZREM', fix.key, fix.member) end
+    dict_bump(KEYS[tonumber(fix.score)], fix.field)
   elseif fix.op == 'ZADD' then
     redis.call('ZADD', fix.key, fix.score, fix.member)
   else

@@ -8,7 +8,8 @@
 -- KEYS: every key, referenced by number from the request.
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
---     schemas hash #, schema tag, field names (msgpack array), cache flag #}...
+--     schemas hash #, schema tag, field names (msgpack array), cache flag #, layout hash #,
+--     layout digest, layout (field, letters...)}...  (layouts: see textindex.lua)
 --   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #, expected}...
 --     expected: '' (no check), or what the stored record must be for anything to be
 --       written (ifUnchanged): 'absent', or the record_digest (lib.lua) of the writing
@@ -22,7 +23,11 @@
 --       a stored record of another schema is refused (reply 2): the client sends it whole.
 --     index group: {field, kind, believed stored value, old set #, new set #, unique (1/0),
 --       score zset # (0: none), new score ('' = not in the zset), lex zset # (0: none),
---       old lex flag (1/0), old text, new lex flag, new text}
+--       old lex flag (1/0), old text, new lex flag, new text, dictionary # (0: none),
+--       folded dictionary #, old folded member, new dict flag (1/0), new text, new folded
+--       member}  (a folded member '' means none; the old dictionary value is the believed
+--       stored value.  A value enters the dictionaries when its set gains its first
+--       member, and leaves them when its set empties.)
 --     An object saved without a pk may give, for a plain index (not unique, no sorted
 --     set), just the new set # (a number) instead of the group.
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
@@ -86,6 +91,8 @@ local clash, field = unique_clash(objects, nil)
 if clash then return {4, clash, field} end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
+local layouts = {}  -- per model: field -> the indexes kept (textindex.lua)
+for m, model in ipairs(models) do layouts[m] = layout_sync(KEYS[model[10]], KEYS[model[4]], model[11], model[12]) end
 
 local pks = {1}
 for o, ob in ipairs(objects) do
@@ -102,7 +109,7 @@ for o, ob in ipairs(objects) do
   end
   write_record(objs_key, KEYS[model[4]], pk, ob[3], ob[4], existing[o], ob[3] == 'P' and where_of(ob[1]))
   if ob[6] ~= 0 and stamping[ob[1]] then touch_stamp(KEYS[ob[6]]) end
-  write_entries(pk, ob[5])
+  write_entries(pk, ob[5], text_upkeep(layouts[ob[1]], KEYS[model[10]]))
   pks[o + 1] = pk
 end
 return pks

@@ -11,7 +11,8 @@
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4 schemas hash, 5 cache flag,
 --   then the index keys and stamps, by number.
 -- ARGV[1]: the request, msgpack: {expected generation, schema tag, field names (msgpack
---   array), digest field names, objects}
+--   array), digest field names, objects, layout hash #, layout digest, layout (field,
+--   letters...)}  (layouts and text dictionaries: textindex.lua)
 --   objects: {0, pk, mode, payload, index groups, stamp #, digest}...  (the layout of
 --     save.lua's objects: mode 'P' payload {field, kind, stored value}... for the
 --     changed fields, mode 'F' the whole record, sent for a stored record of another
@@ -53,6 +54,8 @@ if clash then return {4, clash, field} end
 if #live == 0 then return {1, 0} end
 
 register_schema(KEYS[4], tag, request[3])
+local layout_key = KEYS[request[6]]
+local upkeep = text_upkeep(layout_sync(layout_key, KEYS[3], request[7], request[8]), layout_key)
 local stamping = redis.call('EXISTS', KEYS[5]) == 1
 local where = {}
 for i, name in ipairs(schema_names(nil, tag)) do where[name] = i end
@@ -60,7 +63,7 @@ for o, ob in ipairs(objects) do
   if existing[o] then
     write_record(KEYS[2], KEYS[3], ob[2], ob[3], ob[4], existing[o], where)
     if stamping then touch_stamp(KEYS[ob[6]]) end
-    write_entries(ob[2], ob[5])
+    write_entries(ob[2], ob[5], upkeep)
   end
 end
 return {1, #live}

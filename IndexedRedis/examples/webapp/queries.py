@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, bindparam, distinct, func, select
 
 from .schema import Shop
 
-__all__ = ["products_query", "report_query", "category_query", "product_query"]
+__all__ = ["products_query", "report_query", "category_query", "product_query", "category_statement",
+           "product_statement"]
 
 
 def products_query(shop: Shop) -> Select[Any]:
@@ -23,6 +24,17 @@ def category_query(shop: Shop, category: str) -> Select[Any]:
 
 def product_query(shop: Shop, product_id: int) -> Select[Any]:
     return products_query(shop).where(shop.products.c.id == product_id)
+
+
+def category_statement(shop: Shop) -> Select[Any]:
+    """``category_query`` with the category as a bound parameter (``category``): the
+    statement is built once and SQLAlchemy compiles it once (its compiled cache)."""
+    return products_query(shop).where(shop.products.c.category == bindparam("category")).order_by(shop.products.c.id)
+
+
+def product_statement(shop: Shop) -> Select[Any]:
+    """``product_query`` with the id as a bound parameter (``product_id``)."""
+    return products_query(shop).where(shop.products.c.id == bindparam("product_id"))
 
 
 def report_query(shop: Shop) -> Select[Any]:

@@ -36,6 +36,7 @@ from ..inspection import model_state_flow
 from ..requests import Flow, ScriptCall
 from ..reset import sweep_flow
 from .bookkeeping import bookkeeping, counters, server
+from .dictionaries import dictionaries_flow, layout_flow
 from .indexes import WALK_KEYS, keys_flow
 from .records import records_flow
 from .state import CheckPass, Moved, Progress, apply
@@ -82,11 +83,13 @@ def _run(p: CheckPass) -> Flow[None]:
         yield from apply(p, fixes)
         swept = yield from sweep_flow(p.ctx)  # lapsed leases: their generations are dead now
         p.dead |= {gen for gen in swept if gen != p.gen}
+    before = yield from layout_flow(p)  # the dictionaries' versions before the records are read
     if p.gk.objs not in state.wrong_types:
         yield from records_flow(p, state.records)
     yield from keys_flow(p)
     if p.keys.nextpk not in state.wrong_types:
         yield from counters(p)
+    yield from dictionaries_flow(p, before)
     if p.repair:
         for gen in sorted(p.dead):  # their keys are gone (SCAN found them all): forget them
             gk = p.keys.generation(gen)

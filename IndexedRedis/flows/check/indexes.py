@@ -116,18 +116,21 @@ def _judge_key(p: CheckPass, key: bytes, info: KeyInfo, garbage: dict[tuple[str,
         p.report.add(kind, key, detail=f"generation {info.gen}")
         garbage.setdefault((kind, info.gen), []).append(key)
         return None
-    if info.kind == "objs":
+    if info.kind in ("objs", "layout"):
         return None
     if info.kind == "ids":
         return Walk(key, b"i", "", p.expected_size(key))
     assert info.field is not None
     spec = p.meta.specs.get(info.field)
     current = spec is not None and (info.kind in ("value", "null") or (info.kind == "score" and spec.numeric)
-                                    or (info.kind == "lex" and spec.lex))
+                                    or (info.kind == "lex" and spec.lex)
+                                    or (info.kind in ("dict", "fold") and spec.text))
     if not current:
         p.report.add("former_layout", key, detail=f"{info.kind} index of {info.field!r}")
         garbage.setdefault(("former_layout", p.gen), []).append(key)
         return None
+    if info.kind in ("dict", "fold"):
+        return None  # checked both ways by dictionaries.py
     mode = {"value": b"v", "null": b"n", "score": b"z", "lex": b"x"}[info.kind]
     return Walk(key, mode, info.field, p.expected_size(key))
 

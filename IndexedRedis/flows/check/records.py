@@ -101,6 +101,8 @@ def _check_request(p: CheckPass, pairs: list[tuple[bytes, bytes]]) -> tuple[Scri
             if spec.numeric:
                 zkey = gk.score_index(name)
                 checks.append(("Z" if score else "A", zkey, number(zkey), score))
+            if spec.text and stored is not NULL_STORED:
+                p.text_implied.setdefault(name, set()).add(wire_bytes(stored))
             if spec.lex and stored is not NULL_STORED:
                 xkey = gk.lex_index(name)
                 checks.append(("X", xkey, number(xkey), lex_member(wire_bytes(stored), pk)))

@@ -42,7 +42,7 @@ class Fix:
     """One fix for repair.lua, with the belief it holds (see there)."""
 
     kind: str              # the finding it repairs
-    op: bytes              # SADD SREM ZADD ZREM MAX
+    op: bytes              # SADD SREM ZADD ZREM MAX, DADD DREM (a dictionary entry)
     key: bytes
     member: Any
     score: Any = b""
@@ -83,6 +83,8 @@ class CheckPass:
         # entry was found there.  Keys not counted (beyond EXPECTED_KEYS) are walked.
         self.expected: dict[int, int] = {}
         self.counted_all = True
+        #: The distinct values the records imply per text field (their dictionaries must hold them).
+        self.text_implied: dict[str, set[bytes]] = {}
 
     def expect(self, key: bytes, more: int = 1) -> None:
         slot = hash(key)
@@ -114,6 +116,10 @@ def apply(p: CheckPass, fixes: list[Fix]) -> Flow[None]:
         number = KeyNumbers((p.keys.gen, p.gk.objs, p.keys.schemas))
         args: list[Any] = [p.gen]
         for fix in part:
+            if fix.op in (b"DADD", b"DREM"):  # the layout hash and the value set are keys too
+                args += (fix.op, number(fix.key), fix.member, number(fix.score), fix.pk, fix.belief,
+                         fix.belief_field, fix.belief_kind, number(fix.belief_value))
+                continue
             args += (fix.op, number(fix.key), fix.member, fix.score, fix.pk, fix.belief, fix.belief_field,
                      fix.belief_kind, fix.belief_value)
         reply = yield from script((p.meta,), ScriptCall(scripts.REPAIR, number.keys, args))

@@ -1,0 +1,216 @@
+-- Text dictionaries and index layouts (see IndexedRedis/textindex.py); prepended, after
+-- lib.lua, to the scripts that keep or read them.
+--
+-- A generation's layout hash: field -> letters of the indexes its data has built
+-- ('s' value sets, 'h' hashed value sets, 'z' score zset, 'x' lex zset, 'd' text
+-- dictionaries), '_' -> the digest of the writers' layout while every writer agreed,
+-- 'v:<field>' -> the version of the field's dictionaries, bumped whenever a value
+-- enters or leaves them.  No layout hash in a non-empty generation: written before
+-- layouts existed, it has every index but the dictionaries.
+
+local TEXT_NOT_BUILT, TEXT_STALE, TEXT_MORE = 20, 21, 22
+
+-- The layout a writer keeps up to date in a generation: field -> letters.  `flat` is
+-- the writer's {field, letters, ...}, `digest` their digest.  An empty generation takes
+-- the writer's layout; otherwise an index the writer does not keep leaves the layout
+-- (its entries would drift).  Writes only before the caller's first data write.
+local function layout_sync(layout_key, ids_key, digest, flat)
+  local mine = {}
+  for i = 1, #flat, 2 do mine[flat[i]] = flat[i + 1] end
+  if redis.call('HGET', layout_key, '_') == digest then return mine end
+  local stored = redis.call('HGETALL', layout_key)
+  local built = {}
+  for i = 1, #stored, 2 do
+    local name = stored[i]
+    if name ~= '_' and string.sub(name, 1, 2) ~= 'v:' then built[name] = stored[i + 1] end
+  end
+  if redis.call('ZCARD', ids_key) == 0 then  -- empty: the writer's layout is the truth
+    for name in pairs(built) do
+      if not mine[name] then redis.call('HDEL', layout_key, name) end
+    end
+    local args = {'_', digest}
+    for i = 1, #flat do args[#args + 1] = flat[i] end
+    redis.call('HSET', layout_key, unpack(args))
+    return mine
+  end
+  if #stored == 0 then return {} end  -- written before layouts: no dictionaries to keep
+  redis.call('HDEL', layout_key, '_')
+  local kept = {}
+  for name, letters in pairs(built) do
+    local own, both = mine[name] or '', ''
+    for i = 1, #letters do
+      local letter = string.sub(letters, i, i)
+      if string.find(own, letter, 1, true) then both = both .. letter end
+    end
+    if both == '' then
+      redis.call('HDEL', layout_key, name)
+    else
+      if both ~= letters then redis.call('HSET', layout_key, name, both) end
+      kept[name] = both
+    end
+  end
+  return kept
+end
+
+local function keeps_dict(layout, field)
+  local letters = layout[field]
+  return letters ~= nil and string.find(letters, 'd', 1, true) ~= nil
+end
+
+-- Bump a field's dictionary version.  A version starts at the server's clock (in
+-- microseconds), so that a layout hash made again (the data deleted, a database
+-- flushed) never repeats a version a client may still hold a plan for.
+local function dict_bump(layout_key, field)
+  local name = 'v:' .. field
+  if redis.call('HINCRBY', layout_key, name, 1) == 1 then
+    local t = redis.call('TIME')
+    redis.call('HSET', layout_key, name, t[1] .. string.format('%06d', tonumber(t[2])))
+  end
+end
+
+-- A value leaves a field's dictionaries (its set emptied); `fold` is its folded member
+-- ('': none).  (A value enters them where save.lua's ZADD adds it.)
+local function dict_leave(layout_key, field, dict_key, fold_key, text, fold)
+  redis.call('ZREM', dict_key, text)
+  if fold ~= '' then redis.call('ZREM', fold_key, fold) end
+  dict_bump(layout_key, field)
+end
+
+-- The dictionaries' upkeep for write_entries (lib.lua): after an index group (see
+-- save.lua's header) moved an object between value sets, the old value leaves the
+-- dictionaries when its set emptied, and the new one enters them when its set had no
+-- member before (ZADD adds it only then; otherwise nothing changes, nor the version).
+-- `layout`: what layout_sync returned for the writer; a field whose layout has no 'd'
+-- (data written before the dictionaries) keeps none.
+local function text_upkeep(layout, layout_key)
+  return function(ix, moved)
+    if ix[14] == nil or ix[14] == 0 or not keeps_dict(layout, ix[1]) then return end
+    if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
+      dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
+    end
+    if ix[17] == 1 and redis.call('ZADD', KEYS[ix[14]], 0, ix[18]) == 1 then
+      if ix[19] ~= '' then redis.call('ZADD', KEYS[ix[15]], 0, ix[19]) end
+      dict_bump(layout_key, ix[1])
+    end
+  end
+end
+
+-- Walk a field's dictionaries for a text condition, at most `budget` members per call.
+-- spec: raw_min, raw_max (lex bounds over the values), fold_min, fold_max (over the
+-- folded members; fold_min '' skips them), needle ('': every member in range; else
+-- only those whose text holds it).  cursor: 's' start, 'r<bound>' / 'f<bound>' where
+-- the raw / folded walk goes on, '' done.  Returns the candidate values (the client
+-- checks each exactly) and the next cursor.
+local function text_walk(dict_key, fold_key, spec, cursor, budget)
+  local out = {}
+  if cursor == 's' then cursor = 'r' .. spec.raw_min end
+  local needle = spec.needle
+  local folded_needle = string.gsub(needle, '%z', '\0\1')
+  while cursor ~= '' and budget > 0 do
+    local phase, low = string.sub(cursor, 1, 1), string.sub(cursor, 2)
+    local key = phase == 'r' and dict_key or fold_key
+    local high = phase == 'r' and spec.raw_max or spec.fold_max
+    local got = redis.call('ZRANGEBYLEX', key, low, high, 'LIMIT', 0, budget)
+    budget = budget - #got
+    for _, member in ipairs(got) do
+      if phase == 'r' then
+        if needle == '' or string.find(member, needle, 1, true) then out[#out + 1] = member end
+      else
+        local cut = string.find(member, '\0\0', 1, true)
+        if cut and (needle == '' or string.find(string.sub(member, 1, cut - 1), folded_needle, 1, true)) then
+          out[#out + 1] = string.sub(member, cut + 2)
+        end
+      end
+    end
+    if budget > 0 then  -- this part is done
+      if phase == 'r' and spec.fold_min ~= '' then cursor = 'f' .. spec.fold_min else cursor = '' end
+    else
+      cursor = phase .. '(' .. got[#got]
+    end
+  end
+  return out, cursor
+end
+
+-- ---- the query's side ------------------------------------------------------------
+local text_layout_key
+local text_requirements = {}  -- {field, letters}: indexes the query reads
+local text_plans = {}          -- dictionary conditions: {field, version, spec, dict, fold}
+local text_order               -- {field, version, complete, keys} when ordered by a dictionary
+
+-- Parse a query condition of kind 'R' (an index the query reads: layout #, field,
+-- letters), 'D' (a dictionary condition: layout #, field, believed version, dict #,
+-- fold #, raw min, raw max, fold min, fold max, needle, n, n value set #s) or 'O' (the
+-- order's values: layout #, field, believed version, complete '1'/'0', n, n set #s).
+-- Returns the positive condition it stands for (or nil) and the next position.
+local function text_condition(argv, pos)
+  local t = argv[pos]
+  text_layout_key = KEYS[tonumber(argv[pos + 1])]
+  if t == 'R' then
+    text_requirements[#text_requirements + 1] = {field = argv[pos + 2], letters = argv[pos + 3]}
+    return nil, pos + 4
+  end
+  if t == 'O' then
+    local n = tonumber(argv[pos + 5])
+    local keys = {}
+    for i = 1, n do keys[i] = KEYS[tonumber(argv[pos + 5 + i])] end
+    text_order = {field = argv[pos + 2], version = argv[pos + 3], complete = argv[pos + 4] == '1', keys = keys}
+    return nil, pos + 6 + n
+  end
+  local plan = {field = argv[pos + 2], version = argv[pos + 3], dict = KEYS[tonumber(argv[pos + 4])],
+                fold = KEYS[tonumber(argv[pos + 5])],
+                spec = {raw_min = argv[pos + 6], raw_max = argv[pos + 7], fold_min = argv[pos + 8],
+                        fold_max = argv[pos + 9], needle = argv[pos + 10]}}
+  local n = tonumber(argv[pos + 11])
+  local keys = {}
+  for i = 1, n do keys[i] = KEYS[tonumber(argv[pos + 11 + i])] end
+  text_plans[#text_plans + 1] = plan
+  return {t = 'U', keys = keys}, pos + 12 + n
+end
+
+-- Check, before the query reads anything else, that the indexes it reads are built and
+-- that its dictionary plans are current.  Returns nil, or the reply to give instead:
+-- {20, field, letters} an index is not built | {21, plan number (0: the order), version,
+-- cursor, values...} a plan is stale (with the values of a bounded walk).
+local TEXT_CHEAP = 1000
+local function text_verify(ids_key)
+  if text_layout_key == nil then return nil end
+  local names = {}
+  for _, r in ipairs(text_requirements) do names[#names + 1] = r.field end
+  for _, p in ipairs(text_plans) do names[#names + 1] = 'v:' .. p.field end
+  if text_order then names[#names + 1] = 'v:' .. text_order.field end
+  local got = redis.call('HMGET', text_layout_key, unpack(names))
+  local legacy
+  for i, r in ipairs(text_requirements) do
+    local have = got[i]
+    if not have then
+      if legacy == nil then
+        if redis.call('EXISTS', text_layout_key) == 1 then legacy = 'no'
+        elseif redis.call('ZCARD', ids_key) > 0 then legacy = 'old' else legacy = 'empty' end
+      end
+      if legacy == 'no' or (legacy == 'old' and string.find(r.letters, 'd', 1, true)) then
+        return {TEXT_NOT_BUILT, r.field, r.letters}
+      end
+    else
+      for j = 1, #r.letters do
+        if not string.find(have, string.sub(r.letters, j, j), 1, true) then
+          return {TEXT_NOT_BUILT, r.field, r.letters}
+        end
+      end
+    end
+  end
+  local base = #text_requirements
+  for i, p in ipairs(text_plans) do
+    local version = got[base + i] or '0'
+    if version ~= p.version then
+      local values, cursor = text_walk(p.dict, p.fold, p.spec, 's', TEXT_CHEAP)
+      local reply = {TEXT_STALE, i, version, cursor}
+      for _, v in ipairs(values) do reply[#reply + 1] = v end
+      return reply
+    end
+  end
+  if text_order then
+    local version = got[#names] or '0'
+    if version ~= text_order.version then return {TEXT_STALE, 0, version, ''} end
+  end
+  return nil
+end
