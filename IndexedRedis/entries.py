@@ -116,10 +116,16 @@ def dict_arg(gk: GenerationKeys, number: Number, name: str, old: Any, new: Any) 
 def insert_group(meta: ModelOptions, gk: GenerationKeys, number: Number, field: Any, new: Any) -> Any:
     """``index_group`` for an object saved without a pk (so nothing is believed of it):
     for a plain index (not unique, no sorted set) only the number of the set the pk
-    joins, which save.lua unpacks and walks at a fraction of a whole group's cost."""
+    joins, which save.lua unpacks and walks at a fraction of a whole group's cost; for a
+    plain text index, the set's number with the dictionary entry it may add."""
     spec = meta.specs[field.name]
-    if spec.numeric or spec.lex or spec.text or (spec.unique and new is not NULL_STORED):
+    if spec.numeric or spec.lex or (spec.unique and new is not NULL_STORED):
         return index_group(meta, gk, number, field, ABSENT, new)
+    if spec.text and new is not NULL_STORED:
+        text = wire_bytes(new)
+        group = (field.name, number(meta.index_key(gk, field, new)), number(gk.text_dict(field.name)), text)
+        fold = fold_member(text)
+        return group + (number(gk.fold_dict(field.name)), fold) if fold else group
     return number(meta.index_key(gk, field, new))
 
 

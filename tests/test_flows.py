@@ -90,9 +90,14 @@ def test_a_new_objects_plain_indexes_go_as_bare_set_numbers_and_the_rest_whole()
     flow = save.save_flow(ctx_for(FSong), [FSong(artist="a", title="t", track=3)])
     request = start(flow)
     artist, track = _save_groups(request)
-    # text: its dictionaries too (the value may enter them)
+    # text: the set, and the dictionary entry the value may add ({field, set, dictionary, text})
     gk = FSong._meta.keys.generation(0)
-    assert isinstance(artist, list) and request.keys[artist[13] - 1] == gk.text_dict("artist")
+    assert isinstance(artist, list) and len(artist) == 4 and artist[0] == b"artist" and artist[3] == b"a"
+    assert request.keys[artist[1] - 1] == gk.index("artist", b"a")
+    assert request.keys[artist[2] - 1] == gk.text_dict("artist")
+    request = start(save.save_flow(ctx_for(FSong), [FSong(artist="Straße", track=3)]))
+    artist, _ = _save_groups(request)  # a value whose casefold differs: its folded member too
+    assert len(artist) == 6 and request.keys[artist[4] - 1] == gk.fold_dict("artist")
     assert isinstance(track, list) and track[0] == b"track"  # numeric: its score zset too
     request = start(save.save_flow(ctx_for(FSong6), [FSong6(artist="a", track=3)]))
     artist, track = _save_groups(request)

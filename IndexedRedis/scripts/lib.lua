@@ -176,13 +176,16 @@ local function write_record(objs_key, ids_key, pk, mode, payload, values, where)
 end
 
 -- Move one object's index entries as its index groups say (see save.lua's header);
--- `after(group, moved)`, if given, runs once a group's value sets are written (the text
--- dictionaries' upkeep: text_upkeep in textindex.lua).
+-- `after(group, moved, compact)`, if given, runs once a group's value sets are written
+-- (the text dictionaries' upkeep: text_upkeep in textindex.lua).
 local function write_entries(pk, groups, after)
   local padded  -- the sorted-set member, made when a zset needs it
   for _, ix in ipairs(groups) do
     if type(ix) == 'number' then  -- a plain index of a new object
       redis.call('SADD', KEYS[ix], pk)
+    elseif #ix <= 6 then  -- a plain text index of a new object (see save.lua's header)
+      redis.call('SADD', KEYS[ix[2]], pk)
+      if after then after(ix, false, true) end
     else
       if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
       local moved = ix[4] ~= 0 and ix[4] ~= ix[5]

@@ -29,7 +29,9 @@
 --       stored value.  A value enters the dictionaries when its set gains its first
 --       member, and leaves them when its set empties.)
 --     An object saved without a pk may give, for a plain index (not unique, no sorted
---     set), just the new set # (a number) instead of the group.
+--     set), just the new set # (a number) instead of the group; and for a plain text
+--     index, {field, new set #, dictionary #, text} (then folded dictionary #, folded
+--     member, when the value has a folded member).
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old set # is 0).  Sorted-set members
 --   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
@@ -94,6 +96,9 @@ for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], mode
 local layouts = {}  -- per model: field -> the indexes kept (textindex.lua)
 for m, model in ipairs(models) do layouts[m] = layout_sync(KEYS[model[10]], KEYS[model[4]], model[11], model[12]) end
 
+local upkeeps = {}  -- per model: the dictionaries' upkeep for write_entries
+for m, model in ipairs(models) do upkeeps[m] = text_upkeep(layouts[m], KEYS[model[10]]) end
+
 local pks = {1}
 for o, ob in ipairs(objects) do
   local model = models[ob[1]]
@@ -109,7 +114,7 @@ for o, ob in ipairs(objects) do
   end
   write_record(objs_key, KEYS[model[4]], pk, ob[3], ob[4], existing[o], ob[3] == 'P' and where_of(ob[1]))
   if ob[6] ~= 0 and stamping[ob[1]] then touch_stamp(KEYS[ob[6]]) end
-  write_entries(pk, ob[5], text_upkeep(layouts[ob[1]], KEYS[model[10]]))
+  write_entries(pk, ob[5], upkeeps[ob[1]])
   pks[o + 1] = pk
 end
 return pks

@@ -14,10 +14,12 @@ local TEXT_NOT_BUILT, TEXT_STALE, TEXT_MORE = 20, 21, 22
 -- the writer's {field, letters, ...}, `digest` their digest.  An empty generation takes
 -- the writer's layout; otherwise an index the writer does not keep leaves the layout
 -- (its entries would drift).  Writes only before the caller's first data write.
+-- When the stored digest is the writer's (the common case), it returns true: every index
+-- the writer keeps is built, so every dictionary the writer names is kept.
 local function layout_sync(layout_key, ids_key, digest, flat)
+  if redis.call('HGET', layout_key, '_') == digest then return true end
   local mine = {}
   for i = 1, #flat, 2 do mine[flat[i]] = flat[i + 1] end
-  if redis.call('HGET', layout_key, '_') == digest then return mine end
   local stored = redis.call('HGETALL', layout_key)
   local built = {}
   for i = 1, #stored, 2 do
@@ -53,6 +55,7 @@ local function layout_sync(layout_key, ids_key, digest, flat)
 end
 
 local function keeps_dict(layout, field)
+  if layout == true then return true end
   local letters = layout[field]
   return letters ~= nil and string.find(letters, 'd', 1, true) ~= nil
 end
@@ -83,7 +86,14 @@ end
 -- `layout`: what layout_sync returned for the writer; a field whose layout has no 'd'
 -- (data written before the dictionaries) keeps none.
 local function text_upkeep(layout, layout_key)
-  return function(ix, moved)
+  return function(ix, moved, compact)
+    if compact then  -- {field, set #, dictionary #, text[, folded dictionary #, folded member]}
+      if keeps_dict(layout, ix[1]) and redis.call('ZADD', KEYS[ix[3]], 0, ix[4]) == 1 then
+        if ix[5] then redis.call('ZADD', KEYS[ix[5]], 0, ix[6]) end
+        dict_bump(layout_key, ix[1])
+      end
+      return
+    end
     if ix[14] == nil or ix[14] == 0 or not keeps_dict(layout, ix[1]) then return end
     if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
       dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
