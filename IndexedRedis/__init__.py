@@ -5,6 +5,7 @@ round trip; ``Model.reset`` swaps a whole dataset without stalling the server.
 """
 
 from . import fields
+from .aggregates import Avg, Count, Max, Min, Sum
 from .compat import getCompatibility, setCompatibility
 from .connection import (
     acloseRedisConnections,
@@ -71,6 +72,7 @@ from .model import (
     toggleDeprecatedMessages,
     validatedModels,
 )
+from .q import Q
 from .query import QuerySet, cacheStats
 from .results import IRQueryableList, QueryableList
 from .typed import Field
@@ -92,6 +94,12 @@ __all__ = [
     "Field",
     "isIndexedRedisModel",
     "QuerySet",
+    "Q",
+    "Count",
+    "Sum",
+    "Min",
+    "Max",
+    "Avg",
     "IRQueryableList",
     "QueryableList",
     "IRField",

@@ -3,7 +3,7 @@ call.  Pure: it names keys and builds arguments, and talks to no server."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from .exceptions import InvalidQueryError
 from .expiry import expected
 from .fields import irNull
 from .lookups import Condition, resolve_filter
+from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and, tree_leaves
 from .textindex import OrderPlan, TextPlan, condition_letters, walk_spec
 
 if TYPE_CHECKING:
@@ -37,31 +38,59 @@ PK_ORDER = Order(None)
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """What a query set selects and in which order (see ``lookups.py`` for conditions)."""
+    """What a query set selects and in which order: ``conditions`` (leaves, see
+    ``lookups.py``) and ``where`` (condition trees, see ``q.py``) must all hold."""
 
     conditions: tuple[Condition, ...] = ()
     order: Order = PK_ORDER
     #: The conditions as a set, so that narrowing a query many times over (thousands
     #: of chained ``__ne`` filters) does not compare each new condition with every one.
-    distinct: frozenset[Condition] = field(default=frozenset(), repr=False, compare=False)
+    condition_set: frozenset[Condition] = field(default=frozenset(), repr=False, compare=False)
+    #: Trees that must hold too (ORs, negated ranges...): each is tested on the server
+    #: against the candidates the conditions (or the trees) give.
+    where: tuple[Node, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.distinct) != len(self.conditions):
-            object.__setattr__(self, "distinct", frozenset(self.conditions))
+        if len(self.condition_set) != len(self.conditions):
+            object.__setattr__(self, "condition_set", frozenset(self.conditions))
 
-    def narrowed(self, meta: ModelOptions, filters: dict[str, Any]) -> Query:
-        added: list[Condition] = []
-        for key, value in filters.items():
-            condition = resolve_filter(meta, key, value)
-            if condition not in self.distinct and condition not in added:
-                added.append(condition)
-        if not added:
+    def narrowed(self, meta: ModelOptions, filters: dict[str, Any], qs: tuple[Any, ...] = (),
+                 exclude: bool = False) -> Query:
+        """This query and ``filter(*qs, **filters)`` (``exclude``: and not them)."""
+        if not qs and not exclude:  # the plain filter() of keywords: leaves only
+            return self._with((AND, tuple(resolve_filter(meta, key, value) for key, value in filters.items())))
+        node = resolve_node(meta, qs, filters)
+        if node == TRUE:  # nothing to hold (no filters, or empty Q()s): a no-op, as in Django
             return self
-        return replace(self, conditions=self.conditions + tuple(added), distinct=self.distinct.union(added))
+        return self._with(negate(node) if exclude else node)
+
+    def _with(self, node: Node) -> Query:
+        if node == TRUE:
+            return self
+        leaves, others = split_and(node)
+        added: list[Condition] = []
+        for condition in leaves:
+            if condition not in self.condition_set and condition not in added:
+                added.append(condition)
+        trees = tuple(tree for tree in dict.fromkeys(others) if tree not in self.where)
+        if not added and not trees:
+            return self
+        return replace(self, conditions=self.conditions + tuple(added),
+                       condition_set=self.condition_set.union(added), where=self.where + trees)
 
     @property
     def is_everything(self) -> bool:
-        return not self.conditions
+        return not self.conditions and not self.where
+
+    @property
+    def leaves(self) -> tuple[Condition, ...]:
+        """Every condition, those inside the trees included."""
+        return self.conditions + tuple(leaf for tree in self.where for leaf in tree_leaves(tree))
+
+    @property
+    def only_negations(self) -> bool:
+        """Whether no condition gives the server candidates (it then walks the ids)."""
+        return not self.where and all(c[0] == "N" for c in self.conditions)
 
 
 def resolve_order(meta: ModelOptions, spec: str) -> Order:
@@ -95,9 +124,13 @@ def order_plan_key(order: Order) -> tuple[str, str | None, bool]:
 def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
                   conditions: tuple[Condition, ...], order: Order = PK_ORDER, offset: int = 0,
                   limit: int = -1, after: int | None = None, rnd: int = 0,
-                  plans: Mapping[Any, Any] | None = None) -> tuple[list[bytes], list[Any]]:
+                  plans: Mapping[Any, Any] | None = None, where: tuple[Node, ...] = (),
+                  extra: tuple[Any, ...] = ()) -> tuple[list[bytes], list[Any]]:
     """The KEYS and ARGV of a query.lua call.  ``plans`` holds the client's beliefs about
-    text dictionaries (``TextPlan`` per 'D' condition, ``OrderPlan`` per text order)."""
+    text dictionaries (``TextPlan`` per 'D' condition, ``OrderPlan`` per text order);
+    ``where``: condition trees that must hold too; ``extra``: the operation's own
+    arguments, after the conditions (a ``("score", field)`` among them stands for the
+    number of the field's score zset in KEYS)."""
     keys = [meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas]
     numbers: dict[bytes, int] = {}
     plans = plans or {}
@@ -109,11 +142,8 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
             found = numbers[key] = len(keys)
         return found
 
-    def value_set(field: str, value: bytes | None) -> int:
-        return number(gk.null_index(field) if value is None else gk.index(field, value))
-
-    extra: list[Any] = []  # text pseudo-conditions: the indexes read, the order's values
-    count = len(conditions)
+    pseudo: list[Any] = []  # text pseudo-conditions: the indexes read, the order's values
+    count = len(conditions) + len(where)
     if order.field is None:
         args: list[Any] = [gen, op, b"pk", 0, b"1" if order.descending else b"0", 0, b"", 0]
     else:
@@ -134,11 +164,12 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
         if kind == b"d":
             plan: OrderPlan | None = plans.get(order_plan_key(order))
             values = plan.values if plan is not None else ()
-            extra += (b"O", number(gk.layout), order.field, plan.version if plan else b"?",
+            pseudo += (b"O", number(gk.layout), order.field, plan.version if plan else b"?",
                       b"1" if plan is not None and plan.complete else b"0", len(values),
                       *(number(gk.index(order.field, v)) for v in values))
             count += 1
-    needs = {(c[1], condition_letters(meta.specs[c[1]], c[0])) for c in conditions}
+    leaves = conditions + tuple(leaf for tree in where for leaf in tree_leaves(tree))
+    needs = {(c[1], condition_letters(meta.specs[c[1]], c[0])) for c in leaves}
     if order.field is not None:
         needs.add((order.field, args[2].replace(b"d", b"sd").replace(b"z", b"sz").replace(b"x", b"sx")))
     six = compat6()  # 6.x answered from whatever a mix of layouts left: only text lookups refuse
@@ -147,27 +178,60 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
             continue
         if meta.specs[name].field.hashIndex:
             letters = letters.replace(b"s", b"h")
-        extra += (b"R", number(gk.layout), name, letters)
+        pseudo += (b"R", number(gk.layout), name, letters)
         count += 1
-    args += [offset, limit, b"" if after is None else after, rnd, count, *extra]
+    args += [offset, limit, b"" if after is None else after, rnd, count, *pseudo]
     for condition in conditions:
-        kind, field = condition[0], condition[1]
-        if kind in ("S", "N"):
-            args += (kind, value_set(field, condition[2]))
-        elif kind == "U":
-            args += (b"U", len(condition[2]), *(value_set(field, v) for v in condition[2]))
-        elif kind == "Z":
-            args += (b"Z", number(gk.score_index(field)), condition[2], condition[3])
-        elif kind == "D":
-            text_plan: TextPlan | None = plans.get(condition)
-            values = text_plan.values if text_plan is not None else ()
-            args += (b"D", number(gk.layout), field, text_plan.version if text_plan else b"?",
-                     number(gk.text_dict(field)), number(gk.fold_dict(field)),
-                     *walk_spec(condition[2], condition[3], condition[4]), len(values),
-                     *(value_set(field, v) for v in values))
-        else:
-            args += (b"L", number(gk.lex_index(field)), condition[2], condition[3], field,
-                     condition[4], condition[5])
+        args += leaf_args(gk, number, condition, plans)
+    for tree in where:
+        args.append(b"T")
+        _tree_args(gk, number, tree, args, plans)
+    for item in extra:
+        args.append(number(gk.score_index(item[1])) if isinstance(item, tuple) else item)
     if meta.ttl_ms is not None:
         args[0] = expected(meta, gk, gen, number)
     return keys, args
+
+
+def leaf_args(gk: GenerationKeys, number: Callable[[bytes], int], condition: Condition,
+              plans: Mapping[Any, Any]) -> list[Any]:
+    """The ARGV of one condition (a leaf), its keys given by number: the one place
+    where leaves are encoded (see query.lua's LEAF table for their reading)."""
+    kind, field = condition[0], condition[1]
+
+    def value_set(value: bytes | None) -> int:
+        return number(gk.null_index(field) if value is None else gk.index(field, value))
+
+    if kind in ("S", "N"):
+        return [kind, value_set(condition[2])]
+    if kind == "U":
+        return [b"U", len(condition[2]), *(value_set(v) for v in condition[2])]
+    if kind == "Z":
+        return [b"Z", number(gk.score_index(field)), condition[2], condition[3]]
+    if kind == "D":
+        text_plan: TextPlan | None = plans.get(condition)
+        values = text_plan.values if text_plan is not None else ()
+        return [b"D", number(gk.layout), field, text_plan.version if text_plan else b"?",
+                number(gk.text_dict(field)), number(gk.fold_dict(field)),
+                *walk_spec(condition[2], condition[3], condition[4]), len(values),
+                *(value_set(v) for v in values)]
+    if kind == "L":
+        return [b"L", number(gk.lex_index(field)), condition[2], condition[3], field, condition[4], condition[5]]
+    raise InvalidQueryError(f"unknown condition kind {kind!r} in {condition!r}")
+
+
+_TREE_OPS = {AND: b"&", OR: b"|"}
+
+
+def _tree_args(gk: GenerationKeys, number: Callable[[bytes], int], node: Node, args: list[Any],
+               plans: Mapping[Any, Any]) -> None:
+    """A condition tree in prefix form: '&' n kids... | '|' n kids... | '!' kid | a leaf."""
+    if is_leaf(node):
+        args += leaf_args(gk, number, node, plans)
+    elif node[0] == NOT:
+        args.append(b"!")
+        _tree_args(gk, number, node[1], args, plans)
+    else:
+        args += (_TREE_OPS[node[0]], len(node[1]))
+        for kid in node[1]:
+            _tree_args(gk, number, kid, args, plans)

@@ -24,6 +24,8 @@ from .flows.expiry import sweep_expired_flow
 from .flows.stats import stats_flow
 from .names import nearest
 from .pks import as_pk, lookup_pk
+from .q import Q
+from .query_helpers import ReadHelpers
 from .results import IRQueryableList
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ _EVERYTHING = Query()  # immutable: every unfiltered query set shares it
 T = TypeVar("T")
 
 
-class QuerySet(Generic[M]):
+class QuerySet(ReadHelpers[M], Generic[M]):
     """The objects of a model matching every filter applied so far."""
 
     def __init__(self, model: type[M], query: Query | None = None) -> None:
@@ -49,14 +51,20 @@ class QuerySet(Generic[M]):
 
     # ---- building ------------------------------------------------------------------
 
-    def filter(self, **filters: Any) -> Self:
-        """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)."""
-        return type(self)(self.model, self.query.narrowed(self.model._meta, filters))
+    def filter(self, *qs: Q, **filters: Any) -> Self:
+        """A new query set narrowed by filters (``field=value``, ``field__<lookup>=value``)
+        and ``Q`` objects (``Q(a=1) | Q(b=2)``): all of them must hold."""
+        return type(self)(self.model, self.query.narrowed(self.model._meta, filters, qs))
 
-    def filterInline(self, **filters: Any) -> Self:
+    def filterInline(self, *qs: Q, **filters: Any) -> Self:
         """Narrow this query set in place and return it."""
-        self.query = self.query.narrowed(self.model._meta, filters)
+        self.query = self.query.narrowed(self.model._meta, filters, qs)
         return self
+
+    def exclude(self, *qs: Q, **filters: Any) -> Self:
+        """A new query set without the objects for which the filters and ``Q`` objects
+        all hold: ``exclude(a=1, b=2)`` keeps those where NOT (a=1 AND b=2)."""
+        return type(self)(self.model, self.query.narrowed(self.model._meta, filters, qs, exclude=True))
 
     def orderBy(self, field: str) -> Self:
         """A new query set ordered by ``field`` (``'-field'``: descending), on the server.
@@ -419,6 +427,7 @@ class QuerySet(Generic[M]):
 
     def __repr__(self) -> str:
         parts = [f"{c[0]}:{c[1]}={c[2:]!r}" for c in self.query.conditions]
+        parts += [f"where={tree!r}" for tree in self.query.where]
         order = self.query.order
         if order != PK_ORDER:
             parts.append(f"orderBy={'-' if order.descending else ''}{order.field or '_id'}")

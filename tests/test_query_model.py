@@ -228,8 +228,13 @@ def row_of(obj: QItem) -> dict[str, Any]:
 
 def check_query(rows: dict[int, dict[str, Any]], query: dict[str, Any]) -> None:
     want = expected_pks(rows, query)
+    assert_query_set(build(query), rows, want, query["slice"])
+
+
+def assert_query_set(qs: Any, rows: dict[int, dict[str, Any]], want: list[int],
+                     page: tuple[int, int | None] | None) -> None:
+    """Every terminal of ``qs`` gives the pks ``want`` (in order) and the stored rows."""
     event("result: " + ("empty" if not want else "everything" if len(want) == len(rows) else "some"))
-    qs = build(query)
     assert qs.getPrimaryKeys() == want
     found = qs.all()
     assert [o._id for o in found] == want
@@ -239,8 +244,8 @@ def check_query(rows: dict[int, dict[str, Any]], query: dict[str, Any]) -> None:
     assert qs.exists() is bool(want)
     first, last = qs.first(), qs.last()
     assert (first and first._id, last and last._id) == ((want[0], want[-1]) if want else (None, None))
-    if query["slice"] is not None:
-        start, stop = query["slice"]
+    if page is not None:
+        start, stop = page
         assert [o._id for o in qs[start:stop]] == want[start:stop]
         if start < len(want):
             assert qs[start]._id == want[start]

@@ -469,3 +469,27 @@ def test_text_order_pages_skip_no_expired_objects(redis_client: redis.Redis) -> 
     assert [o._id for o in Session.objects.orderBy("user")[4:6]] == in_order[4:6]
     assert [o._id for o in Session.objects.orderBy("user")[1:3]] == in_order[1:3]
     assert [o._id for o in Session.objects.orderBy("-user")[0:2]] == [in_order[6], in_order[5]]
+
+
+def test_read_helpers_and_q_objects_leave_expired_objects_out(redis_client: redis.Redis) -> None:
+    from IndexedRedis import Max, Q, Sum
+
+    alive = [session(i, user="a" if i % 2 else "b") for i in range(1, 5)]
+    Session.saver.save(alive, ttl=ALIVE)
+    doomed = [session(i, user="a") for i in (50, 60)]
+    Session.saver.save(doomed, ttl=EXPIRED)
+    time.sleep(0.05)
+    objs = Session.objects
+    assert sorted(objs.values_list("n", flat=True)) == [1, 2, 3, 4]
+    assert objs.aggregate(total=Sum("n"), top=Max("n")) == {"total": 10, "top": 4}
+    assert objs.countBy("user") == {"a": 2, "b": 2}
+    assert sorted(objs.distinct("user")) == ["a", "b"]
+    assert sorted(o.n for o in objs.filter(Q(user="a") | Q(n__gte=40))) == [1, 3]
+    assert sorted(o.n for o in objs.exclude(Q(user="b"))) == [1, 3]
+    assert objs.filter(Q(user="a") | Q(n=60)).count() == 2
+    assert set(objs.in_bulk([o._id for o in alive + doomed])) == {o._id for o in alive}
+    made, created = objs.get_or_create(token="t50", defaults={"user": "z", "n": 7, "note": ""})
+    assert created and made._id != doomed[0]._id  # the expired holder of t50 holds nothing
+    Session.objects.sweepExpired()
+    assert Session.objects.check().ok
+    assert_indexes_consistent(redis_client, Session)

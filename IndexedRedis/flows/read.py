@@ -54,23 +54,24 @@ def get_flow(ctx: Context, pks: Sequence[int]) -> Flow[list[Any]]:
 
 def query_flow(ctx: Context, op: str, query: Query = _EVERYTHING, order: Order | None = None, offset: int = 0,
                limit: int = -1, after: int | None = None, rnd: int = 0,
-               pks: Sequence[int] = ()) -> Flow[list[Any]]:
-    """Run query.lua (see its header and ``compiler.py``); ``pks`` go with 'get'/'has'."""
+               pks: Sequence[int] = (), extra: tuple[Any, ...] = ()) -> Flow[list[Any]]:
+    """Run query.lua (see its header and ``compiler.py``); ``pks`` go with 'get'/'has',
+    ``extra`` (the operation's own arguments, see ``compile_query``) with the others."""
     meta = ctx.meta
     order = query.order if order is None else order
     if op in ("get", "has"):
         reply = yield from call_current(ctx, lambda gen: get_call(meta, gen, op, pks))
         return reply[1:]
-    if op in ("count", "random", "exists"):
+    if op in ("count", "random", "exists", "aggregate", "distinct"):
         order = PK_ORDER  # the order does not change the answer
 
     def build(gen: int, plans: Any) -> ScriptCall:
         keys, args = compile_query(meta, meta.keys.generation(gen), gen, op, query.conditions, order,
-                                   offset, limit, after, rnd, plans)
+                                   offset, limit, after, rnd, plans, query.where, extra)
         return ScriptCall(scripts.QUERY, keys, args)
 
     wanted = None if limit < 0 else offset + limit
-    reply = yield from text_query_flow(ctx, query.conditions, order, wanted, build)
+    reply = yield from text_query_flow(ctx, query.leaves, order, wanted, build)
     return reply[1:]
 
 
@@ -78,9 +79,10 @@ def _whole(query: Query, order: Order) -> Order | None:
     """The order the client must sort a whole result in (None: it comes sorted).
 
     The server leaves a whole pk-ordered result unsorted only when a positive
-    condition drove it; otherwise it walked or diffed the pk-ordered ids.
+    condition (or a tree) drove it; otherwise it walked or diffed the pk-ordered ids.
+    With trees the client cannot tell, and sorts (a sorted list sorts in linear time).
     """
-    if order.field is not None or all(c[0] == "N" for c in query.conditions):
+    if order.field is not None or query.only_negations:
         return None
     return order
 
@@ -132,13 +134,13 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
     if answer is not None:
         gen = ctx.gen  # the one the query script found live
         gk = meta.keys.generation(gen)
-        plans = current_plans(ctx, query.conditions, order)
+        plans = current_plans(ctx, query.leaves, order)
         keys, _ = compile_query(meta, gk, gen, "records", query.conditions, order, offset, limit, after,
-                                plans=plans)
+                                plans=plans, where=query.where)
         # The keys the script may have read, bar the records (the objects' stamps
         # stand for them) and the schemas: the ids too, unless a positive condition
         # drove a whole result.
-        positive = any(c[0] != "N" for c in query.conditions)
+        positive = not query.where and any(c[0] != "N" for c in query.conditions)
         read = keys[4:] if positive and offset == 0 and limit < 0 and after is None else [keys[2], *keys[4:]]
         if not plans:  # the layout hash only says which indexes exist: not a dependency
             read = [k for k in read if k != gk.layout]
@@ -150,7 +152,7 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
 def cache_key(query: Query, order: Order, offset: int, limit: int, after: int | None, sort: Order | None) -> Any:
     """What a cached query result is kept under: a tuple of plain values (hashed in C,
     unlike the dataclasses)."""
-    return (query.conditions, order.field, order.descending, offset, limit, after,
+    return (query.conditions, query.where, order.field, order.descending, offset, limit, after,
             None if sort is None else sort.descending)
 
 

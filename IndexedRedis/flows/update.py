@@ -71,7 +71,7 @@ class UpdatePlan:
         read: set[str] = set(assignments)
         for expr in self.expressions.values():
             read |= expr.fields()
-        for condition in query.conditions:
+        for condition in query.leaves:  # those of Q trees too
             if isinstance(condition, tuple) and condition and condition[0] in _KNOWN_CONDITIONS:
                 read.add(condition[1])
             else:  # a condition of another shape: every field may decide whether it matches

@@ -30,9 +30,19 @@
 --     'R' / 'D' / 'O' ...     an index the query reads (checked as built), a text
 --                             dictionary condition, a text order's values: see
 --                             text_condition in textindex.lua (replies 20-22 there)
+--     'T' node                a condition tree (OR, NOT...: see parse_node), tested
+--                             on the candidates; it drives when it has candidates
+--                             ('&' of a positive leaf, '|' of kids that all have some)
+--                             and they are the fewest
+--   then the operation's own arguments:
+--     'aggregate': n, then n times: score zset key number, field name
+--     'distinct': a field name
 -- Operations: records / random -> the pks found (one msgpack array of numbers: cheaper
 --   to send and parse than a reply item per pk), {their records} | pks -> {pks} |
---   count -> n | exists -> 0/1.  Reply {0, generation} when the generation moved.
+--   count -> n | exists -> 0/1 | aggregate -> matches, then per field: how many have
+--   a score, their sum (text), the stored value of the lowest and of the highest |
+--   distinct -> msgpack of (kind, stored value, count) triples.
+--   Reply {0, generation} when the generation moved.
 --   (Concatenating the records too would cost more: Lua's table.concat of megabytes
 --   takes longer than Redis needs to send them one by one.)
 -- A whole result (no offset, limit or cursor) in pk order may come unsorted: the
@@ -108,50 +118,23 @@ local offset, limit, after, rnd = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11
 if op == 'exists' then offset, limit = 0, 1 end
 local wanted = limit < 0 and math.huge or offset + limit
 
-local positives, negatives = {}, {}
-local pos = 14
-for _ = 1, tonumber(ARGV[13]) do
-  local t = ARGV[pos]
-  if t == 'S' or t == 'N' then
-    local c = {t = t, key = KEYS[tonumber(ARGV[pos + 1])]}
-    if t == 'S' then positives[#positives + 1] = c else negatives[#negatives + 1] = c end
-    pos = pos + 2
-  elseif t == 'U' then
-    local c = {t = t, keys = {}}
-    for i = 1, tonumber(ARGV[pos + 1]) do c.keys[i] = KEYS[tonumber(ARGV[pos + 1 + i])] end
-    positives[#positives + 1] = c
-    pos = pos + 2 + #c.keys
-  elseif t == 'R' or t == 'D' or t == 'O' then  -- text dictionaries, built indexes (textindex.lua)
-    local c
-    c, pos = text_condition(ARGV, pos)
-    if c then positives[#positives + 1] = c end
-  elseif t == 'Z' then
-    positives[#positives + 1] = {t = t, key = KEYS[tonumber(ARGV[pos + 1])], min = ARGV[pos + 2],
-                                 max = ARGV[pos + 3]}
-    pos = pos + 4
-  else -- 'L'
-    positives[#positives + 1] = {t = t, key = KEYS[tonumber(ARGV[pos + 1])], min = ARGV[pos + 2],
-                                 max = ARGV[pos + 3], field = ARGV[pos + 4], rawmin = ARGV[pos + 5],
-                                 rawmax = ARGV[pos + 6]}
-    pos = pos + 7
-  end
-end
-
-local refused = text_verify(ids_key)
-if refused then return refused end
-
 local function padded(pk) return string.format('%012d', tonumber(pk)) end
 local function unpadded(member) return tostring(tonumber(string.sub(member, -12))) end
 
-local function size_of(c)
-  if c.t == 'S' then return redis.call('SCARD', c.key) end
-  if c.t == 'U' then
-    local n = 0
-    for _, key in ipairs(c.keys) do n = n + redis.call('SCARD', key) end
-    return n
+local function paddeds_of(pks)
+  local out = {}
+  for i = 1, #pks do out[i] = padded(pks[i]) end
+  return out
+end
+
+-- Append to `out` the members of `list` not `seen` yet.
+local function add_new(seen, out, list)
+  for _, m in ipairs(list) do
+    if not seen[m] then
+      seen[m] = true
+      out[#out + 1] = m
+    end
   end
-  if c.t == 'Z' then return redis.call('ZCOUNT', c.key, c.min, c.max) end
-  return redis.call('ZLEXCOUNT', c.key, c.min, c.max)
 end
 
 -- The members of any of many sets (SUNION of at most CHUNK keys at a time: Lua's
@@ -161,12 +144,7 @@ local function union_members(keys)
   if #keys <= CHUNK then return redis.call('SUNION', unpack(keys)) end
   local seen, out = {}, {}
   for i = 1, #keys, CHUNK do
-    for _, m in ipairs(redis.call('SUNION', unpack(keys, i, math.min(i + CHUNK - 1, #keys)))) do
-      if not seen[m] then
-        seen[m] = true
-        out[#out + 1] = m
-      end
-    end
+    add_new(seen, out, redis.call('SUNION', unpack(keys, i, math.min(i + CHUNK - 1, #keys))))
   end
   return out
 end
@@ -193,45 +171,13 @@ local function membership(keys)
       for i = 1, #pks do flags[i] = found[pks[i]] or false end
       return flags
     end
+    for i = 1, #pks do flags[i] = false end
     for _, key in ipairs(keys) do
       local answers = chunked_call('SMISMEMBER', key, pks)
       for i = 1, #pks do if answers[i] == 1 then flags[i] = true end end
     end
     return flags
   end
-end
-
-local negative_keys = {}
-for i, c in ipairs(negatives) do negative_keys[i] = c.key end
-local in_negatives = membership(negative_keys)
-
--- Every pk, in pk order, but those of the negative conditions' sets.
-local function all_but_negatives()
-  local keys = {ids_key}
-  local n = math.min(#negatives, CHUNK - 1)
-  for i = 1, n do keys[#keys + 1] = negative_keys[i] end
-  local rest = redis.call('ZDIFF', #keys, unpack(keys))
-  if #negatives <= n then return rest end
-  local more = {}
-  for i = n + 1, #negative_keys do more[#more + 1] = negative_keys[i] end
-  local excluded = {}
-  for _, m in ipairs(union_members(more)) do excluded[m] = true end
-  local out = {}
-  for _, pk in ipairs(rest) do if not excluded[pk] then out[#out + 1] = pk end end
-  return out
-end
-
-local function members_of(c)
-  if c.t == 'S' then return redis.call('SMEMBERS', c.key) end
-  if c.t == 'U' then return union_members(c.keys) end
-  local raw
-  if c.t == 'Z' then
-    raw = redis.call('ZRANGEBYSCORE', c.key, c.min, c.max)
-  else
-    raw = redis.call('ZRANGEBYLEX', c.key, c.min, c.max)
-  end
-  for i = 1, #raw do raw[i] = unpadded(raw[i]) end
-  return raw
 end
 
 -- Score bounds in Redis syntax: '(' excludes, '-inf' / '+inf' are open.
@@ -287,37 +233,244 @@ local function stored_values(pks, field)
   return values
 end
 
--- The pks of a list that meet every condition but `skip` (already met by all of them).
+local function set_flags(pks, flags)
+  for i = 1, #pks do flags[i] = flags[i] == 1 end
+  return flags
+end
+
+-- The kinds of leaf condition (see compiler.leaf_args, which encodes them).  Each
+-- reads its ARGV from `pos` into `c` and returns the position after them, and says
+-- which of a list of pks it holds (`test`: a flag per position).  A kind with a
+-- candidate set also says how large it is (`size`) and what its members are; one
+-- without (`size` nil: a complement) is tested only.  A new kind is one more entry.
+local LEAF = {}
+LEAF.S = {
+  parse = function(c, p) c.key = KEYS[tonumber(ARGV[p])]; return p + 1 end,
+  size = function(c) return redis.call('SCARD', c.key) end,
+  members = function(c) return redis.call('SMEMBERS', c.key) end,
+  test = function(c, pks) return set_flags(pks, chunked_call('SMISMEMBER', c.key, pks)) end,
+}
+LEAF.N = {
+  parse = LEAF.S.parse,
+  test = function(c, pks)
+    local flags = chunked_call('SMISMEMBER', c.key, pks)
+    for i = 1, #pks do flags[i] = flags[i] == 0 end
+    return flags
+  end,
+}
+LEAF.U = {
+  parse = function(c, p)
+    c.keys = {}
+    for i = 1, tonumber(ARGV[p]) do c.keys[i] = KEYS[tonumber(ARGV[p + i])] end
+    return p + 1 + #c.keys
+  end,
+  size = function(c)
+    local n = 0
+    for _, key in ipairs(c.keys) do n = n + redis.call('SCARD', key) end
+    return n
+  end,
+  members = function(c) return union_members(c.keys) end,
+  test = function(c, pks)
+    c.any = c.any or membership(c.keys)
+    return c.any(pks)
+  end,
+}
+-- A range over a sorted set whose members end with padded pks (kinds Z and L):
+-- `more` reads the kind's further arguments, `test` checks pks.
+local function range_leaf(count_cmd, range_cmd, more, test)
+  return {
+    parse = function(c, p)
+      c.key, c.min, c.max = KEYS[tonumber(ARGV[p])], ARGV[p + 1], ARGV[p + 2]
+      return more(c, p + 3)
+    end,
+    size = function(c) return redis.call(count_cmd, c.key, c.min, c.max) end,
+    members = function(c)
+      local raw = redis.call(range_cmd, c.key, c.min, c.max)
+      for i = 1, #raw do raw[i] = unpadded(raw[i]) end
+      return raw
+    end,
+    test = test,
+  }
+end
+LEAF.Z = range_leaf('ZCOUNT', 'ZRANGEBYSCORE', function(_, p) return p end, function(c, pks)
+  local scores = chunked_call('ZMSCORE', c.key, paddeds_of(pks))
+  local flags = {}
+  for i = 1, #pks do flags[i] = score_in(scores[i], c) end
+  return flags
+end)
+LEAF.L = range_leaf('ZLEXCOUNT', 'ZRANGEBYLEX', function(c, p)
+  c.field, c.rawmin, c.rawmax = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+  return p + 3
+end, function(c, pks)
+  local values = stored_values(pks, c.field)
+  local flags = {}
+  for i = 1, #pks do flags[i] = text_in(values[i], c) end
+  return flags
+end)
+
+-- A text dictionary condition: the value sets its walk found (textindex.lua), as 'U'.
+LEAF.D = {
+  parse = function(c, p)
+    local u, after = text_condition(ARGV, p - 1)
+    c.keys = u.keys
+    return after
+  end,
+  size = LEAF.U.size, members = LEAF.U.members, test = LEAF.U.test,
+}
+
+-- Condition trees (see q.py and compiler._tree_args): '&' n kids, '|' n kids,
+-- '!' kid, or a leaf.  A tree tests a list of pks by asking each kid only about the
+-- pks still undecided; its candidates are those of its cheapest kid for '&', the
+-- union of its kids' for '|' (when each has some), none for '!'.
+local function parse_node(p)
+  local t = ARGV[p]
+  if t == '&' or t == '|' then
+    local node = {op = t, kids = {}}
+    p = p + 2
+    for i = 1, tonumber(ARGV[p - 1]) do node.kids[i], p = parse_node(p) end
+    return node, p
+  elseif t == '!' then
+    local node = {op = t, kids = {}}
+    node.kids[1], p = parse_node(p + 1)
+    return node, p
+  end
+  local kind = LEAF[t]
+  if not kind then error('IR_BAD_QUERY unknown condition kind ' .. tostring(t)) end
+  local c = {t = t}
+  return c, kind.parse(c, p + 1)
+end
+
+local function node_size(n)
+  if n.sized then return n.size end
+  n.sized = true
+  if n.t then
+    local size = LEAF[n.t].size
+    n.size = size and size(n) or nil
+  elseif n.op == '&' then
+    for _, kid in ipairs(n.kids) do
+      local s = node_size(kid)
+      if s and (n.size == nil or s < n.size) then n.size, n.best = s, kid end
+    end
+  elseif n.op == '|' then
+    n.size = 0
+    for _, kid in ipairs(n.kids) do
+      local s = node_size(kid)
+      if s == nil then n.size = nil; break end
+      n.size = n.size + s
+    end
+  end
+  return n.size
+end
+
+local function node_members(n)
+  if n.t then return LEAF[n.t].members(n) end
+  if n.op == '&' then return node_members(n.best) end
+  local seen, out = {}, {}
+  for _, kid in ipairs(n.kids) do add_new(seen, out, node_members(kid)) end
+  return out
+end
+
+-- The pks whose flag is still `value`, and their positions.
+local function still(pks, flags, value)
+  local at, sub = {}, {}
+  for i = 1, #pks do
+    if flags[i] == value then
+      at[#at + 1] = i
+      sub[#sub + 1] = pks[i]
+    end
+  end
+  return at, sub
+end
+
+local function node_test(n, pks)
+  if n.t then return LEAF[n.t].test(n, pks) end
+  local flags = {}
+  if n.op == '!' then
+    local inner = node_test(n.kids[1], pks)
+    for i = 1, #pks do flags[i] = not inner[i] end
+    return flags
+  end
+  local all = n.op == '&'  -- '&': undecided while true; '|': while false
+  for i = 1, #pks do flags[i] = all end
+  for _, kid in ipairs(n.kids) do
+    local at, sub = still(pks, flags, all)
+    if #sub == 0 then break end
+    local answers = node_test(kid, sub)
+    for j = 1, #sub do
+      if answers[j] ~= all then flags[at[j]] = not all end
+    end
+  end
+  return flags
+end
+
+-- The conditions: leaves with candidates (positives), '__ne' sets (negatives, which
+-- a walk of the ids can skip with ZDIFF), and trees.
+local positives, negatives, trees = {}, {}, {}
+local pos = 14
+for _ = 1, tonumber(ARGV[13]) do
+  local t = ARGV[pos]
+  if t == 'T' then
+    trees[#trees + 1], pos = parse_node(pos + 1)
+  elseif t == 'R' or t == 'O' then  -- built indexes, a text order's values (textindex.lua)
+    local _none
+    _none, pos = text_condition(ARGV, pos)
+  else
+    local c
+    c, pos = parse_node(pos)
+    if t == 'N' then negatives[#negatives + 1] = c else positives[#positives + 1] = c end
+  end
+end
+local extra = pos  -- the operation's own arguments start here
+
+local refused = text_verify(ids_key)
+if refused then return refused end
+
+local negative_keys = {}
+for i, c in ipairs(negatives) do negative_keys[i] = c.key end
+local in_negatives = membership(negative_keys)
+
+-- Every pk, in pk order, but those of the negative conditions' sets.
+local function all_but_negatives()
+  local keys = {ids_key}
+  local n = math.min(#negatives, CHUNK - 1)
+  for i = 1, n do keys[#keys + 1] = negative_keys[i] end
+  local rest = redis.call('ZDIFF', #keys, unpack(keys))
+  if #negatives <= n then return rest end
+  local more = {}
+  for i = n + 1, #negative_keys do more[#more + 1] = negative_keys[i] end
+  local excluded = {}
+  for _, m in ipairs(union_members(more)) do excluded[m] = true end
+  local out = {}
+  for _, pk in ipairs(rest) do if not excluded[pk] then out[#out + 1] = pk end end
+  return out
+end
+
+local function members_of(c)
+  if c.t then return LEAF[c.t].members(c) end
+  return node_members(c)
+end
+
+-- The pks of a list that meet every condition but `skip` (a positive leaf already
+-- met by all of them).
 local function keep(pks, skip)
   if #pks == 0 then return pks end
   local ok = {}
   for i = 1, #pks do ok[i] = true end
-  local paddeds
   for _, c in ipairs(positives) do
     if c ~= skip then
-      if c.t == 'S' then
-        local flags = chunked_call('SMISMEMBER', c.key, pks)
-        for i = 1, #pks do if flags[i] == 0 then ok[i] = false end end
-      elseif c.t == 'U' then
-        c.any = c.any or membership(c.keys)
-        local any = c.any(pks)
-        for i = 1, #pks do if not any[i] then ok[i] = false end end
-      elseif c.t == 'Z' then
-        if not paddeds then
-          paddeds = {}
-          for i = 1, #pks do paddeds[i] = padded(pks[i]) end
-        end
-        local scores = chunked_call('ZMSCORE', c.key, paddeds)
-        for i = 1, #pks do if not score_in(scores[i], c) then ok[i] = false end end
-      else
-        local values = stored_values(pks, c.field)
-        for i = 1, #pks do if not text_in(values[i], c) then ok[i] = false end end
-      end
+      local flags = LEAF[c.t].test(c, pks)
+      for i = 1, #pks do if not flags[i] then ok[i] = false end end
     end
   end
   if #negatives > 0 then
     local excluded = in_negatives(pks)
     for i = 1, #pks do if excluded[i] then ok[i] = false end end
+  end
+  for _, tree in ipairs(trees) do
+    local at, sub = still(pks, ok, true)
+    if #sub == 0 then break end
+    local flags = node_test(tree, sub)
+    for j = 1, #sub do if not flags[j] then ok[at[j]] = false end end
   end
   local kept = {}
   for i = 1, #pks do if ok[i] then kept[#kept + 1] = pks[i] end end
@@ -332,22 +485,109 @@ if pending > 0 then
   all_but_negatives = function() return alive(all_live()) end
 end
 
+-- Summaries over the matching pks, CHUNK_READ at a time (see the header):
+-- 'aggregate' reads scores, 'distinct' reads the stored values of one field.
+local CHUNK_READ = 1000
+
+local function summary(what, pks, at)
+  if what == 'aggregate' then
+    local reply = {1, #pks}
+    local n_fields = tonumber(ARGV[at])
+    for f = 1, n_fields do
+      local key, field = KEYS[tonumber(ARGV[at + 2 * f - 1])], ARGV[at + 2 * f]
+      local n, sum, lo, hi, lo_pk, hi_pk = 0, 0, nil, nil, nil, nil
+      for i = 1, #pks, CHUNK_READ do
+        local part = {}
+        for j = i, math.min(i + CHUNK_READ - 1, #pks) do part[#part + 1] = padded(pks[j]) end
+        local scores = redis.call('ZMSCORE', key, unpack(part))
+        for j = 1, #part do
+          local score = scores[j] and tonumber(scores[j])
+          if score then
+            n = n + 1
+            sum = sum + score
+            if lo == nil or score < lo then lo, lo_pk = score, part[j] end
+            if hi == nil or score > hi then hi, hi_pk = score, part[j] end
+          end
+        end
+      end
+      local lo_value, hi_value = false, false
+      if n > 0 then
+        local records = redis.call('HMGET', objs_key, unpadded(lo_pk), unpadded(hi_pk))
+        lo_value = records[1] and read_record(KEYS[4], records[1])[field] or false
+        hi_value = records[2] and read_record(KEYS[4], records[2])[field] or false
+      end
+      reply[#reply + 1] = n
+      reply[#reply + 1] = string.format('%.17g', sum)
+      reply[#reply + 1] = lo_value
+      reply[#reply + 1] = hi_value
+    end
+    return reply
+  end
+  -- 'distinct': every stored value of the field and how many hold it, packed as
+  -- msgpack triples (kind 'v' value | 'a' absent from an older record, the value, count).
+  local field = ARGV[at]
+  local counts, order = {}, {}
+  for i = 1, #pks, CHUNK_READ do
+    local records = redis.call('HMGET', objs_key, unpack(pks, i, math.min(i + CHUNK_READ - 1, #pks)))
+    for j = 1, #records do
+      if records[j] then
+        local value = read_record(KEYS[4], records[j])[field]
+        local slot
+        if value == nil then slot = 'a'
+        elseif type(value) == 'number' then slot = 'd' .. string.format('%.17g', value)
+        else slot = type(value) .. ':' .. tostring(value) end
+        local entry = counts[slot]
+        if entry == nil then
+          entry = {value == nil and 'a' or 'v', value == nil and 0 or value, 0}
+          counts[slot] = entry
+          order[#order + 1] = entry
+        end
+        entry[3] = entry[3] + 1
+      end
+    end
+  end
+  local flat = {}
+  for _, entry in ipairs(order) do
+    flat[#flat + 1] = entry[1]
+    flat[#flat + 1] = entry[2]
+    flat[#flat + 1] = entry[3]
+  end
+  return {1, cmsgpack.pack(flat)}
+end
+
+-- The driver: the condition with the fewest candidates (a positive leaf, or a tree
+-- that has candidates); without one, the ids (less the negatives' sets) are walked.
 local driver
 local driver_size = math.huge
 for _, c in ipairs(positives) do
-  local n = size_of(c)
+  local n = LEAF[c.t].size(c)
   if n < driver_size then driver, driver_size = c, n end
+end
+for _, tree in ipairs(trees) do
+  local n = node_size(tree)
+  if n and n < driver_size then driver, driver_size = tree, n end
+end
+
+-- Every matching pk, in no particular order.
+local function matching()
+  if driver then return keep(members_of(driver), driver) end
+  local all = all_but_negatives()
+  if #trees > 0 then all = keep(all, nil) end
+  return all
 end
 
 -- Counting needs no order, and often no members at all.
 if op == 'count' then
-  if #negatives == 0 and #positives == 1 and pending == 0 then return {1, driver_size} end
-  if #positives == 0 then
+  if #negatives == 0 and #positives == 1 and #trees == 0 and pending == 0 then return {1, driver_size} end
+  if #positives == 0 and #negatives == 0 and #trees == 0 then
     -- every expiry entry has its record (and id), so the expired ones are `pending`
-    if #negatives == 0 then return {1, redis.call('ZCARD', ids_key) - pending} end
-    return {1, #all_but_negatives()}
+    return {1, redis.call('ZCARD', ids_key) - pending}
   end
-  return {1, #keep(members_of(driver), driver)}
+  return {1, #matching()}
+end
+
+if op == 'aggregate' or op == 'distinct' then
+  return summary(op, matching(), extra)
 end
 
 local function sort_pks(pks, descending)
@@ -380,12 +620,7 @@ local ordered = {}
 local SORT_LIMIT = 5000
 
 if op == 'random' then
-  local all
-  if driver then
-    all = keep(members_of(driver), driver)
-  else
-    all = all_but_negatives()
-  end
+  local all = matching()
   if #all == 0 then return {1, '', {}} end
   return records_reply({all[(rnd % #all) + 1]})
 end
@@ -404,6 +639,7 @@ if order_kind == 'pk' then
     end
   elseif not driver and limit < 0 and after == '' then
     ordered = all_but_negatives()
+    if #trees > 0 then ordered = keep(ordered, nil) end
     if desc then
       local reversed = {}
       for i = #ordered, 1, -1 do reversed[#reversed + 1] = ordered[i] end
@@ -478,7 +714,7 @@ else
     end
     if order_kind == 'd' then  -- the text dictionary's values, in order (the 'O' condition)
       local next_value = 0
-      local plain = #positives == 0 and #negatives == 0 and pending == 0  -- sizes count expired objects too
+      local plain = #positives == 0 and #negatives == 0 and #trees == 0 and pending == 0  -- sizes count expired ones
       walk(function()
         while true do
           next_value = next_value + 1
