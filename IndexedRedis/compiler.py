@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compat import compat6
 from .exceptions import InvalidQueryError
+from .expiry import expected
 from .fields import irNull
 from .lookups import Condition, resolve_filter
 from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and, tree_leaves
@@ -187,6 +188,8 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
         _tree_args(gk, number, tree, args, plans)
     for item in extra:
         args.append(number(gk.score_index(item[1])) if isinstance(item, tuple) else item)
+    if meta.ttl_ms is not None:
+        args[0] = expected(meta, gk, gen, number)
     return keys, args
 
 

@@ -436,11 +436,11 @@ class ClientRouter:
     def caching(self, route: Any, meta: Any) -> bool:
         """Whether reads of ``meta``'s model on ``route`` use the client-side cache: the
         model's ``CLIENT_CACHE`` says so, or it says nothing and the route's params
-        ask for one (models with link fields are never cached that way)."""
+        ask for one (models with link fields or a TTL are never cached that way)."""
         setting = meta.client_cache
         if setting is not None:
             return setting > 0
-        return not meta.foreign_fields and route in _cache_budgets
+        return not meta.foreign_fields and meta.ttl_ms is None and route in _cache_budgets
 
 
 SYNC_ROUTER = ClientRouter("_get_client", "_get_instance_client")

@@ -157,6 +157,9 @@ def print_check(console: Console, report: CheckReport, where: str) -> None:
                             sorted(report.running_resets.items()))
         summary.add_row("resets running", running)
     summary.add_row("evicted keys (server)", _eviction_note(report.evicted_keys, report.maxmemory_policy))
+    if report.expired_pending or report.expired_swept:
+        summary.add_row("expired objects", f"{report.expired_pending} waiting for a sweep (not drift)"
+                        + (f", {report.expired_swept} swept" if report.expired_swept else ""))
     if report.restarts:
         summary.add_row("restarts", f"{report.restarts} (a reset replaced the data meanwhile)")
     summary.add_row("time", f"{report.seconds:.2f}s")

@@ -144,10 +144,11 @@ def delete_args(meta: ModelOptions, gk: GenerationKeys, number: Number,
 
 
 def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Sequence[int],
-                records: Sequence[dict[str, Any]]) -> list[Any]:
+                records: Sequence[dict[str, Any]], ttls: Mapping[int, int] | None = None) -> list[Any]:
     """reset_load.lua's index arguments for a batch of new records: per index key, its
     kind ('S' set, 'U' the set of a unique value, 'Z' sorted set), number, and members
-    (with scores for 'Z')."""
+    (with scores for 'Z'); then a TTL model's expiry zset ('E': ``ttls`` in ms by pk,
+    0 for none, the model's default for a pk it lacks)."""
     members: dict[int, list[Any]] = {}
     unique: set[int] = set()
     scored: dict[int, list[Any]] = {}
@@ -189,6 +190,14 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     token = b"%d" % (int.from_bytes(os.urandom(7), "big") + 1)  # an integer: writes HINCRBY it
     versions = [item for f in meta.indexed if meta.specs[f.name].text for item in (b"v:" + f.name.encode(), token)]
     args += (b"H", number(gk.layout), len(flat) + 2 + len(versions), b"_", digest, *flat, *versions)
+    if meta.ttl_ms is not None:  # a TTL model: 'E' (ms from now, pk) pairs, by ``ttls`` or the default
+        pairs: list[Any] = []
+        for pk in pks:
+            ms = meta.ttl_ms if ttls is None else ttls.get(pk, meta.ttl_ms)
+            if ms > 0:
+                pairs += (ms, pk)
+        if pairs:
+            args += (b"E", number(gk.exp), len(pairs), *pairs)
     return args
 
 
@@ -224,10 +233,11 @@ def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, An
 def sorted_index_keys(meta: ModelOptions, gk: GenerationKeys, thorough: bool) -> list[bytes]:
     """The sorted sets of a generation: the current layout's, or (``thorough``) every
     field's of both kinds."""
-    if thorough:
-        return [gk.layout] + [key for name in sorted(meta.field_names) for key in (
+    if thorough:  # the expiry zset too (the model may have had a TTL)
+        return [gk.layout, gk.exp] + [key for name in sorted(meta.field_names) for key in (
             gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name))]
     keys = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
     keys += [key for f in meta.indexed if meta.specs[f.name].text
              for key in (gk.text_dict(f.name), gk.fold_dict(f.name))]
+    keys += [gk.exp] if meta.ttl_ms is not None else []
     return [gk.layout] + keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]

@@ -35,6 +35,8 @@ never reach a key name unescaped)::
                                             (see textindex.py), "_" -> the layout digest of the
                                             writers when all agree, "v:<field>" -> the version
                                             of the field's dictionaries
+    ir:{TAG}:g<N>:exp                       zset (TTL models only): pk -> when the object expires
+                                            (server time, ms since the epoch); see expiry.py
     ir:{TAG}:g<N>:t:<pk>                    an object's stamp: never left behind (a write SETs and
                                             DELs it), so that client-side caches tracking the
                                             model's prefix learn which pk changed
@@ -117,6 +119,12 @@ class GenerationKeys:
         return self.prefix + b"layout"
 
     @cached_property
+    def exp(self) -> bytes:
+        """Sorted set of the pks of a TTL model's objects that expire, scored by when
+        (server time, ms since the epoch)."""
+        return self.prefix + b"exp"
+
+    @cached_property
     def stamp_prefix(self) -> bytes:
         return self.prefix + b"t:"
 
@@ -152,10 +160,10 @@ class KeyInfo:
 
     ``kind`` is one of the bookkeeping names (``gen``, ``genseq``, ``staging``, ``dead``,
     ``nextpk``, ``schemas``, ``lastreset``, ``refresh_lease``, ``refresh_state``), a
-    generation's ``objs`` / ``ids`` / ``layout``, an index (``value`` set, ``null`` set,
-    ``score`` zset, ``lex`` zset, text ``dict`` / ``fold`` dictionary, with ``field`` and,
-    for a value set, the index ``value``), or ``unknown`` (a name of no layout this
-    version knows).
+    generation's ``objs`` / ``ids`` / ``layout`` / ``exp`` (expiry zset), an index (``value``
+    set, ``null`` set, ``score`` zset, ``lex`` zset, text ``dict`` / ``fold`` dictionary,
+    with ``field`` and, for a value set, the index ``value``), or ``unknown`` (a name of no
+    layout this version knows).
     """
 
     kind: str
@@ -166,7 +174,7 @@ class KeyInfo:
 
 _INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex", b"d": "dict", b"f": "fold"}
 #: The kinds of key that hold a generation's data (the rest is bookkeeping or unknown).
-GENERATION_KINDS = frozenset({"objs", "ids", "value", "null", "score", "lex", "dict", "fold", "layout"})
+GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "lex", "dict", "fold", "layout"})
 
 
 def padded_pk(pk: int) -> bytes:
@@ -252,7 +260,7 @@ class ModelKeys:
         if not sep or head[:1] != b"g" or not number.isdigit() or (number[:1] == b"0" and len(number) > 1):
             return KeyInfo("unknown")
         gen = int(number)
-        if tail in (b"objs", b"ids", b"layout"):
+        if tail in (b"objs", b"ids", b"layout", b"exp"):
             return KeyInfo(tail.decode(), gen)
         index_kind = _INDEX_KINDS.get(tail[:1])
         if index_kind is None or tail[1:2] != b":":

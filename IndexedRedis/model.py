@@ -231,6 +231,7 @@ def _options(cls: Any, fields: list[Any], indexed: list[Any], unique: Any) -> Mo
                         wait=getattr(cls, "WAIT_REPLICAS", 0),
                         wait_timeout_ms=getattr(cls, "WAIT_TIMEOUT_MS", 1000),
                         client_cache=getattr(cls, "CLIENT_CACHE", None),
+                        ttl=getattr(cls, "TTL", None),
                         base=IndexedRedisModel)
 
 
@@ -278,6 +279,8 @@ class IndexedRedisModel(metaclass=ModelBase):
     WAIT_REPLICAS: ClassVar[int] = 0
     WAIT_TIMEOUT_MS: ClassVar[int] = 1000
     CLIENT_CACHE: ClassVar[bool | int | dict[str, int] | None] = None
+    #: Expiry (see expiry.py): seconds (every save renews it), True (per save only), None.
+    TTL: ClassVar[float | bool | None] = None
     _connection: Any = None  # a redis.Redis, redis.asyncio.Redis or cluster client (class or instance)
     _meta: ClassVar[ModelOptions]
     #: The InvalidModelException of a broken model whose error the 6.x switch deferred
@@ -595,7 +598,7 @@ class IndexedRedisModel(metaclass=ModelBase):
 
     # ---- storage ---------------------------------------------------------------------
 
-    def save(self, cascadeSave: bool = True, ifUnchanged: bool = False) -> int:
+    def save(self, cascadeSave: bool = True, ifUnchanged: bool = False, ttl: float | None = None) -> int:
         """Insert or update this object in one atomic step; returns its primary key.
 
         Only fields changed since the object was fetched or last saved are written.
@@ -608,14 +611,17 @@ class IndexedRedisModel(metaclass=ModelBase):
         is still the one this object was read from (or last saved as), and otherwise
         raises ``ConflictError``, writing nothing: another writer changed it, or
         deleted it.  (Every object of the save is checked, linked ones too.)
+
+        On a model with ``TTL``, ``ttl`` (seconds; 0: never) is when the object expires,
+        from now; None: the model's ``TTL`` (see README, Expiry (TTL)).
         """
         return PrimaryKey(run_sync(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave,
-                                                                            ifUnchanged))[0])
+                                                                            ifUnchanged, ttl))[0])
 
-    async def asave(self, cascadeSave: bool = True, ifUnchanged: bool = False) -> int:
+    async def asave(self, cascadeSave: bool = True, ifUnchanged: bool = False, ttl: float | None = None) -> int:
         """``save``, awaitable."""
         return PrimaryKey((await run_async(self, lambda ctx: save.save_objects_flow(ctx, [self], cascadeSave,
-                                                                                    ifUnchanged)))[0])
+                                                                                    ifUnchanged, ttl)))[0])
 
     def delete(self) -> bool:
         """Delete this object; returns whether it was stored.  It keeps its values."""
@@ -765,22 +771,25 @@ class ModelSaver:
         self.model = model
 
     def save(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
-             cascadeSave: bool = True, ifUnchanged: bool = False) -> int | list[int]:
+             cascadeSave: bool = True, ifUnchanged: bool = False, ttl: float | None = None) -> int | list[int]:
         """Save one object, or a list of objects in ONE atomic step; returns the pk(s).
         ``ifUnchanged``: as for ``obj.save`` (if any object's stored record changed,
-        ConflictError and nothing of the list is written)."""
+        ConflictError and nothing of the list is written); ``ttl``: as for ``obj.save``,
+        for every object given."""
         if isinstance(obj, IndexedRedisModel):
-            return obj.save(cascadeSave=cascadeSave, ifUnchanged=ifUnchanged)
+            return obj.save(cascadeSave=cascadeSave, ifUnchanged=ifUnchanged, ttl=ttl)
         objs = list(obj)
-        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ifUnchanged))
+        return run_sync(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ifUnchanged, ttl))
 
     async def asave(self, obj: IndexedRedisModel | Sequence[IndexedRedisModel],
-                    cascadeSave: bool = True, ifUnchanged: bool = False) -> int | list[int]:
+                    cascadeSave: bool = True, ifUnchanged: bool = False,
+                    ttl: float | None = None) -> int | list[int]:
         """``save``, awaitable."""
         if isinstance(obj, IndexedRedisModel):
-            return await obj.asave(cascadeSave=cascadeSave, ifUnchanged=ifUnchanged)
+            return await obj.asave(cascadeSave=cascadeSave, ifUnchanged=ifUnchanged, ttl=ttl)
         objs = list(obj)
-        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ifUnchanged))
+        return await run_async(self.model, lambda ctx: save.save_objects_flow(ctx, objs, cascadeSave, ifUnchanged,
+                                                                             ttl))
 
     def saveMultiple(self, objs: Sequence[IndexedRedisModel], cascadeSave: bool = True,
                      ifUnchanged: bool = False) -> list[int]:

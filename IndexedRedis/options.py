@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .cache.store import budget_of
 from .connection import checked_params
 from .exceptions import FieldValueError, InvalidModelException, UnknownFieldError
+from .expiry import model_ttl
 from .fields import NULL_STORED, IRClassicField, IRField, wire_bytes
 from .fields.links import IRForeignLinkFieldBase
 from .instances import InstanceBuilder, immutable
@@ -55,7 +56,7 @@ class ModelOptions:
                  indexed: Iterable[Any], key_name: Any,
                  connection_params: Mapping[str, Any] | None,
                  unique: Iterable[Any] = (), lex: Iterable[Any] = (), key_group: Any = None,
-                 wait: Any = 0, wait_timeout_ms: Any = 1000, client_cache: Any = None, *,
+                 wait: Any = 0, wait_timeout_ms: Any = 1000, client_cache: Any = None, ttl: Any = None, *,
                  base: type[IndexedRedisModel]) -> None:
         self.model = model
         self.name = model.__name__
@@ -138,6 +139,12 @@ class ModelOptions:
         #: CLIENT_CACHE as a byte budget per server; 0: never cached; None: as the
         #: connection params say (see ``cache/``)
         self.client_cache: int | None = self._cache_setting(client_cache)
+        #: TTL in ms (None: objects never expire; 0: only when a save gives ttl); see expiry.py
+        self.ttl_ms: int | None = model_ttl(self.name, ttl)
+        if self.ttl_ms is not None and self.client_cache:
+            raise InvalidModelException(
+                f"Model {self.name}: CLIENT_CACHE cannot be used on a model with TTL: a cached object would "
+                f"outlive its expiry (the server does not tell caches when an object expires); drop one of them")
         #: Makes instances from stored records (see instances.py).  A model with its own
         #: __init__ gets it called for fetched objects too, as in 6.x.
         self.builder = InstanceBuilder(model, self.fields, self.codec,

@@ -17,8 +17,10 @@ from .cache import registry as cache_registry
 from .compiler import PK_ORDER, Query, resolve_order
 from .dispatch import cached_async, cached_sync, iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
-from .flows import delete, read, reset, update
+from .expiry import SWEEP_BATCH
+from .flows import delete_query, read, reset, update
 from .flows.check import CHECK_BATCH, Progress, check_flow
+from .flows.expiry import sweep_expired_flow
 from .flows.stats import stats_flow
 from .names import nearest
 from .pks import as_pk, lookup_pk
@@ -215,11 +217,11 @@ class QuerySet(ReadHelpers[M], Generic[M]):
 
         Without filters this empties the model the way ``reset([])`` does.
         """
-        return self._run(delete.delete_query_flow, self.query)
+        return self._run(delete_query.delete_query_flow, self.query)
 
     async def adelete(self) -> int:
         """``delete``, awaitable."""
-        return await self._arun(delete.delete_query_flow, self.query)
+        return await self._arun(delete_query.delete_query_flow, self.query)
 
     def update(self, **values: Any) -> int:
         """Set fields of every matching object, on the server: ``field=value``, or
@@ -359,6 +361,18 @@ class QuerySet(ReadHelpers[M], Generic[M]):
         """``repair``, awaitable."""
         self._whole("repair")
         return await self._arun(check_flow, True, batchSize, progress=progress)
+
+    def sweepExpired(self, batchSize: int = SWEEP_BATCH) -> int:
+        """Delete the model's expired objects for real (TTL models; they are already
+        absent from every read), ``batchSize`` per atomic script, until none is left;
+        returns how many were deleted.  An object saved again meanwhile survives."""
+        self._whole("sweepExpired")
+        return self._run(sweep_expired_flow, batchSize)
+
+    async def asweepExpired(self, batchSize: int = SWEEP_BATCH) -> int:
+        """``sweepExpired``, awaitable."""
+        self._whole("sweepExpired")
+        return await self._arun(sweep_expired_flow, batchSize)
 
     def stats(self, progress: Callable[[int], None] | None = None) -> StatsReport:
         """The model's objects, memory by kind of key (MEMORY USAGE of a sample of each

@@ -69,6 +69,7 @@ KINDS: dict[str, Kind] = {
                        "be freed", True),
     "former_layout": Kind("garbage", "an index key of a former index layout (a field no longer indexed that "
                           "way)", True),
+    "stale_expiry": Kind("index", "an expiry entry (TTL models) that no stored record backs", True),
     "unknown_key": Kind("garbage", "a key under the model's prefix that no IndexedRedis layout names", False,
                         "something else wrote it: look at it, then delete it"),
 }
@@ -115,6 +116,8 @@ class CheckReport:
     schemas: dict[int, int] = dataclasses.field(default_factory=dict)         # schema tag -> records with it
     evicted_keys: int | None = None
     maxmemory_policy: str | None = None
+    expired_pending: int = 0       # TTL models: expired objects waiting for a sweep (not drift)
+    expired_swept: int = 0         # ... of which a repair deleted
     restarts: int = 0              # begun again because a reset replaced the data meanwhile
     seconds: float = 0.0
 
@@ -152,6 +155,7 @@ class CheckReport:
             "running_resets": {str(gen): ms for gen, ms in self.running_resets.items()},
             "schemas": {str(tag): count for tag, count in self.schemas.items()},
             "evicted_keys": self.evicted_keys, "maxmemory_policy": self.maxmemory_policy,
+            "expired_pending": self.expired_pending, "expired_swept": self.expired_swept,
             "restarts": self.restarts, "seconds": round(self.seconds, 3),
         }
 

@@ -8,9 +8,12 @@ Without ``redis-server`` and ``redis-cli`` on PATH the tests that use them skip.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 from clusters import ClusterUnavailable, LocalCluster
+from redis.crc import key_slot
 
 
 def _started(replicas: int, executable: str | None = None) -> Iterator[LocalCluster]:
@@ -43,3 +46,17 @@ def empty_cluster(redis_cluster: LocalCluster) -> LocalCluster:
     redis_cluster.heal()
     redis_cluster.flushall()
     return redis_cluster
+
+
+def model_on_cluster(cluster: LocalCluster, model: Any) -> Iterator[redis.Redis]:
+    """Point IndexedRedis' default connection at ``cluster`` and yield a plain client of
+    the node that owns ``model``'s hash slot (for raw assertions); undone afterwards."""
+    from IndexedRedis.connection import clearRedisPools, setDefaultRedisConnectionParams
+
+    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": cluster.master_ports()[0], "cluster": True})
+    owner = redis.Redis(host="127.0.0.1", port=cluster.owner(key_slot(model._meta.keys.prefix)))
+    try:
+        yield owner
+    finally:
+        owner.close()
+        clearRedisPools()

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from cluster_fixtures import model_on_cluster
 from clusters import LocalCluster
 from consistency import assert_indexes_consistent
-from redis.crc import key_slot
 
 from IndexedRedis import ConflictError, F, IndexedRedisModel, IRField, UniqueConstraintError, acloseRedisConnections
-from IndexedRedis.connection import clearRedisPools, setDefaultRedisConnectionParams
 
 
 class Tally(IndexedRedisModel):
@@ -25,11 +24,7 @@ class Tally(IndexedRedisModel):
 
 @pytest.fixture
 def on_cluster(empty_cluster: LocalCluster) -> Iterator[redis.Redis]:
-    setDefaultRedisConnectionParams({"host": "127.0.0.1", "port": empty_cluster.master_ports()[0], "cluster": True})
-    owner = redis.Redis(host="127.0.0.1", port=empty_cluster.owner(key_slot(Tally._meta.keys.prefix)))
-    yield owner
-    owner.close()
-    clearRedisPools()
+    yield from model_on_cluster(empty_cluster, Tally)
 
 
 def test_update_and_if_unchanged_on_a_cluster(on_cluster: redis.Redis) -> None:

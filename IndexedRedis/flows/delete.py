@@ -1,4 +1,4 @@
-"""Deleting: objects, pks, or what a query matches; atomic per batch of objects."""
+"""Deleting objects by pk, atomic per batch (what a query matches: ``delete_query.py``)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from .. import scripts
-from ..compiler import Query
 from ..entries import delete_args
 from ..exceptions import ConcurrencyError
+from ..expiry import expected
 from ..state import mark_unsaved
 from .common import MAX_ATTEMPTS, OK, SAVE_BATCH, KeyNumbers, call_current
 from .context import Context
-from .read import query_flow
 from .requests import Flow, ScriptCall
-from .reset import reset_flow
 from .schemas import records_flow
 
 if TYPE_CHECKING:
@@ -24,11 +22,12 @@ if TYPE_CHECKING:
 
 _packer = msgpack.Packer(use_bin_type=False)  # the scripts' cmsgpack knows no bin type
 
-__all__ = ["delete_flow", "delete_batches_flow", "delete_objects_flow", "delete_query_flow"]
+__all__ = ["delete_flow", "delete_batches_flow", "delete_objects_flow"]
 
 
-def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> Flow[int]:
+def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]], sweep: bool = False) -> Flow[int]:
     """Delete (pk, believed stored record) pairs atomically; returns how many existed.
+    A ``sweep`` (TTL models) deletes only those still expired when the script runs.
 
     The script refuses (writing nothing) when a belief is wrong and answers with the
     stored record, and the delete is sent again with it.
@@ -41,7 +40,7 @@ def delete_flow(ctx: Context, targets: Sequence[tuple[int, dict[str, Any]]]) -> 
     def build(gen: int) -> ScriptCall:
         gk = meta.keys.generation(gen)
         number = KeyNumbers((meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas, meta.keys.cache_flag))
-        args: list[Any] = [gen, len(meta.indexed), *meta.indexed_names]
+        args: list[Any] = [expected(meta, gk, gen, number, sweep), len(meta.indexed), *meta.indexed_names]
         for field in meta.indexed:  # the sorted sets and dictionaries of each field, or 0
             spec = meta.specs[field.name]
             args += (number(gk.score_index(field.name)) if spec.numeric else 0,
@@ -79,15 +78,3 @@ def delete_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow
     for obj in stored:
         mark_unsaved(obj)
     return deleted
-
-
-def delete_query_flow(ctx: Context, query: Query) -> Flow[int]:
-    """Delete what a query matches; returns how many.  Everything goes the way
-    ``reset([])`` goes (bounded batches, never stalling the server)."""
-    if query.is_everything:
-        return (yield from reset_flow(ctx, []))[1]
-    packed_pks, blobs = yield from query_flow(ctx, "records", query)
-    if not packed_pks:
-        return 0
-    records = yield from records_flow(ctx.meta, blobs)
-    return (yield from delete_batches_flow(ctx, list(zip(msgpack.unpackb(packed_pks), records, strict=True))))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from .. import scripts
+from ..expiry import expected
 from ..fields.links import ForeignLink, ForeignLinks
 from .common import STALE_GEN
 from .context import Context, routed
@@ -25,7 +26,10 @@ __all__ = ["get_call", "fetch_by_pk_flow", "links_flow", "linked_objects_of"]
 def get_call(meta: ModelOptions, gen: int, op: str, pks: Sequence[int], route: Any = None) -> ScriptCall:
     """query.lua's 'get' / 'has' of these pks, at generation ``gen``."""
     gk = meta.keys.generation(gen)
-    return ScriptCall(scripts.QUERY, (meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas), (gen, op, *pks), route)
+    keys = [meta.keys.gen, gk.objs, gk.ids, meta.keys.schemas]
+    if meta.ttl_ms is not None:
+        keys.append(gk.exp)
+    return ScriptCall(scripts.QUERY, keys, (expected(meta, gk, gen, lambda key: 5), op, *pks), route)
 
 
 def linked_objects_of(value: Any) -> list[IndexedRedisModel]:

@@ -15,6 +15,7 @@ from ..exceptions import ConcurrencyError
 from ..state import mark_shared
 from .common import MAX_ATTEMPTS, call_current
 from .context import Context
+from .expiry import alive_records
 from .links import get_call, links_flow
 from .requests import CacheRead, CacheStore, Command, Emit, Flow, ScriptCall, Transaction
 from .schemas import instances_flow, partial_instances_flow
@@ -38,7 +39,12 @@ def get_flow(ctx: Context, pks: Sequence[int]) -> Flow[list[Any]]:
     for _ in range(MAX_ATTEMPTS):
         gen = ctx.gen
         gk = meta.keys.generation(gen)
-        current, records = yield Transaction((("GET", meta.keys.gen), ("HMGET", gk.objs, *pks)))
+        if meta.ttl_ms is None:
+            current, records = yield Transaction((("GET", meta.keys.gen), ("HMGET", gk.objs, *pks)))
+        else:  # expired objects are absent: their expiry and the server's clock, at the same instant
+            current, records, scores, now = yield Transaction((("GET", meta.keys.gen), ("HMGET", gk.objs, *pks),
+                                                                ("ZMSCORE", gk.exp, *pks), ("TIME",)))
+            records = alive_records(records, scores, now)
         live = int(current or 0)
         if live == gen:
             return list(records)

@@ -3,7 +3,7 @@ generations that are no longer live."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import scripts
@@ -14,6 +14,7 @@ from ..fields import NULL_STORED
 from ..state import assign_pk, mark_stored
 from .common import FREE_BATCH, OK, RESET_BATCH, RESET_LEASE_MS, KeyNumbers, script
 from .context import Context
+from .expiry import remaining_flow
 from .read import page_flow
 from .requests import Command, Flow, ScriptCall
 from .save import cascade_targets, reindex_objects_flow, save_together_flow
@@ -45,14 +46,15 @@ def _check_unique(meta: ModelOptions, objs: Sequence[IndexedRedisModel], records
 
 
 def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int = RESET_BATCH,
-               thorough: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> Flow[tuple[list[int], int]]:
+               thorough: bool = False, progress: Callable[[int, int], None] | None = None,
+               ttls: Mapping[int, int] | None = None) -> Flow[tuple[list[int], int]]:
     """Replace the model's whole dataset: write a new generation in bounded batches,
     switch the generation pointer in O(1), then free the old one in batches.
 
     Returns the pks of ``objs`` and how many stored objects were freed.  ``thorough``
     frees index entries of any former index layout too (see ``free_dead_flow``).
-    ``progress(done, total)`` is called after each batch.
+    ``progress(done, total)`` is called after each batch.  A TTL model's objects get
+    its default lifetime, or ``ttls`` (ms from now by pk, 0: none).
     """
     meta, keys = ctx.meta, ctx.meta.keys
     if len({id(obj) for obj in objs}) != len(objs):
@@ -100,7 +102,7 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
             args: list[Any] = [gen, lease, len(batch_pks)]
             for pk, record in zip(batch_pks, batch_records):
                 args += (pk, meta.codec.pack(record))
-            args += load_groups(meta, gk, number, batch_pks, batch_records)
+            args += load_groups(meta, gk, number, batch_pks, batch_records, ttls)
             reply = yield from script((meta,), ScriptCall(scripts.RESET_LOAD, number.keys, args))
             if reply[0] != OK:
                 raise ConcurrencyError(
@@ -200,7 +202,10 @@ def reindex_flow(ctx: Context, query: Query,
     """
     objs = yield from page_flow(ctx, query, use_cache=False)  # instances of its own: they are rewritten
     if query.is_everything:
-        yield from reset_flow(ctx, objs, thorough=True, progress=progress)
+        ttls = None
+        if ctx.meta.ttl_ms is not None:
+            ttls = yield from remaining_flow(ctx, [obj._id for obj in objs if obj._id is not None])
+        yield from reset_flow(ctx, objs, thorough=True, progress=progress, ttls=ttls)  # expiries kept
     else:
         yield from reindex_objects_flow(ctx, objs)
         if progress is not None:

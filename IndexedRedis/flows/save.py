@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -10,6 +10,7 @@ import msgpack
 from .. import scripts
 from ..entries import ABSENT, ABSENT_RECORD, index_group, insert_group, record_digest, same_stored, stored_arg
 from ..exceptions import ConcurrencyError, ConflictError, IndexedRedisError, UniqueConstraintError
+from ..expiry import KEEP, save_ttl_ms
 from ..fields.links import ForeignLink, ForeignLinks
 from ..state import assign_pk, forget_stored_record, is_shared, mark_stored, read_only_error
 from .common import (
@@ -25,6 +26,7 @@ from .common import (
     script,
 )
 from .context import Context, routed
+from .expiry import sweep_expired_flow
 from .requests import Flow, ScriptCall
 from .schemas import records_flow
 
@@ -84,11 +86,15 @@ def reserve_pks_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flow[No
             assign_pk(obj, int(first) + offset)
 
 
-def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: bool = False) -> Flow[list[int]]:
+def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: bool = False,
+              ttls: Mapping[int, int] | None = None) -> Flow[list[int]]:
     """Save objects (of one model or several, on ctx's route) in one atomic script
     call; returns their pks in order.  With ``if_unchanged``, every object that has a
     pk is written only if its stored record is still the one it was read from (or,
-    for an object never read, still absent); otherwise ConflictError, nothing written."""
+    for an object never read, still absent); otherwise ConflictError, nothing written.
+    ``ttls``: the expiry (``expiry.save_ttl_ms``) of objects of TTL models, by
+    ``id(obj)``; the others get their model's default.  When the save's reply says
+    expired objects wait, one sweep batch follows."""
     router, route = ctx.router, ctx.route
     gens = router.gens(route)
     pending = [_PendingSave(obj, if_unchanged) for obj in objs]
@@ -96,8 +102,17 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
     for p in pending:
         if p.pk is not None and seen.setdefault((p.meta, p.pk), p.obj) is not p.obj:
             raise IndexedRedisError(f"{p.meta.name}: two different objects with pk {p.pk} in one save")
-    active = [p for p in pending if p.full or p.changed or p.expected]
+
+    def expiry_of(meta: ModelOptions, obj: IndexedRedisModel) -> int:
+        given = None if ttls is None else ttls.get(id(obj))
+        return save_ttl_ms(meta, None) if given is None else given
+
+    # An object of a TTL model is written even unchanged when the save sets its expiry.
+    active = [p for p in pending if p.full or p.changed or p.expected
+              or (p.meta.ttl_ms is not None and expiry_of(p.meta, p.obj) >= 0)]
     metas = list(dict.fromkeys(p.meta for p in active))
+    expiring = [meta for meta in metas if meta.ttl_ms is not None]
+
     model_numbers = {meta: number for number, meta in enumerate(metas, 1)}
 
     def build() -> ScriptCall:
@@ -110,7 +125,8 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
             models.append((b"%d" % gen, number(meta.keys.gen), number(gk.objs), number(gk.ids),
                            number(meta.keys.nextpk), number(meta.keys.schemas),
                            b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, number(meta.keys.cache_flag),
-                           number(gk.layout), meta.layout[0], meta.layout[1]))
+                           number(gk.layout), meta.layout[0], meta.layout[1],
+                           *((number(gk.exp),) if meta.ttl_ms is not None else ())))
         objects = []
         for p in active:
             meta, gk = p.meta, gen_keys[p.meta]
@@ -125,9 +141,12 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
             else:
                 groups = [index_group(meta, gk, number, field, p.believed.get(field.name, ABSENT),
                                       p.changed[field.name]) for field in to_index]
-            objects.append((model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
-                            b"F" if p.full else b"P", payload, groups, 0 if p.pk is None else number(gk.stamp(p.pk)),
-                            p.expected))
+            item: tuple[Any, ...] = (model_numbers[meta], b"" if p.pk is None else b"%d" % p.pk,
+                                     b"F" if p.full else b"P", payload, groups,
+                                     0 if p.pk is None else number(gk.stamp(p.pk)), p.expected)
+            if meta.ttl_ms is not None:
+                item += (expiry_of(meta, p.obj),)
+            objects.append(item)
         return ScriptCall(scripts.SAVE, number.keys, (_request_packer.pack((models, objects)),))
 
     if active:
@@ -135,8 +154,11 @@ def save_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: boo
             reply = yield from script(metas, build())
             status = reply[0]
             if status == OK:
-                for p, pk in zip(active, reply[1:], strict=True):
+                for p, pk in zip(active, reply[1:len(active) + 1], strict=True):
                     p.pk = int(pk)
+                if expiring and int(reply[-1]):
+                    for meta in expiring:
+                        yield from sweep_expired_flow(ctx.on(meta), batches=1)
                 break
             if status == STALE_GEN:
                 gens.set(metas[int(reply[2]) - 1].keys.prefix, int(reply[1]))
@@ -210,7 +232,8 @@ def cascade_targets(root: IndexedRedisModel) -> list[IndexedRedisModel]:
     return found
 
 
-def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: bool = False) -> Flow[None]:
+def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_unchanged: bool = False,
+                       ttls: Mapping[int, int] | None = None) -> Flow[None]:
     """Save objects and the linked objects they bring, atomically per *place*: a
     connection, or on a Redis Cluster one hash slot (a model's own, or its KEY_GROUP's).
 
@@ -244,20 +267,22 @@ def save_together_flow(ctx: Context, objs: Sequence[IndexedRedisModel], if_uncha
         sub = ctx.on(type(group[0])._meta, route)
         if place in reserve:
             yield from routed(ctx, route, reserve_pks_flow(sub, group))
-        yield from routed(ctx, route, save_flow(sub, group, if_unchanged))
+        yield from routed(ctx, route, save_flow(sub, group, if_unchanged, ttls))
 
 
 def save_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: bool = True,
-                      if_unchanged: bool = False) -> Flow[list[int]]:
+                      if_unchanged: bool = False, ttl: Any = None) -> Flow[list[int]]:
     """Save objects in ONE atomic step (with the new or changed objects they link to,
     when ``cascade``); returns their pks in order.  Without ``cascade``, a link to an
     unsaved object is stored as no link.  ``if_unchanged``: see ``save_flow`` (every
-    object saved is checked, linked ones too)."""
+    object saved is checked, linked ones too).  ``ttl`` (seconds, 0: none) is the
+    expiry of ``objs`` (not of the linked objects), for a model with TTL."""
     objs = list(objs)
     if not objs:
         return []
+    ttls = None if ttl is None else {id(obj): save_ttl_ms(type(obj)._meta, ttl) for obj in objs}
     if not cascade or not any(type(obj)._meta.foreign_fields for obj in objs):
-        return (yield from save_flow(ctx, objs, if_unchanged))
+        return (yield from save_flow(ctx, objs, if_unchanged, ttls))
     targets = list(objs)
     seen = {id(obj) for obj in objs}
     for obj in objs:
@@ -265,7 +290,7 @@ def save_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], cascade: 
             if id(linked) not in seen:
                 seen.add(id(linked))
                 targets.append(linked)
-    yield from save_together_flow(ctx, targets, if_unchanged)
+    yield from save_together_flow(ctx, targets, if_unchanged, ttls)
     return [obj._id for obj in objs]  # type: ignore[misc]
 
 
@@ -283,4 +308,9 @@ def reindex_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel]) -> Flo
     """Rewrite the index entries of these objects for the current INDEXED_FIELDS."""
     for obj in objs:
         forget_stored_record(obj)  # a whole-record save re-derives every index entry
-    yield from save_batches_flow(ctx, objs, cascade=False)
+    if ctx.meta.ttl_ms is None:
+        yield from save_batches_flow(ctx, objs, cascade=False)
+        return
+    for start in range(0, len(objs), SAVE_BATCH):  # a TTL model's objects keep their expiry
+        batch = objs[start:start + SAVE_BATCH]
+        yield from save_flow(ctx, batch, ttls={id(obj): KEEP for obj in batch})

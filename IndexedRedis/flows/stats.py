@@ -29,8 +29,8 @@ _SAMPLES = 5           # elements MEMORY USAGE samples in a big key (its default
 _LARGEST = 3           # biggest value sets shown per field
 
 #: The kinds of key stats reports memory for, in the order shown.
-MEMORY_KINDS = ("records", "ids", "value sets", "null sets", "score indexes", "lex indexes", "text dictionaries",
-                "bookkeeping",
+MEMORY_KINDS = ("records", "ids", "expiry", "value sets", "null sets", "score indexes", "lex indexes",
+                "text dictionaries", "bookkeeping",
                 "former layouts", "other generations", "unknown")
 
 
@@ -167,6 +167,8 @@ def _kind(meta: Any, gen: int, info: KeyInfo) -> str:
         return "ids"
     if info.kind == "layout":
         return "bookkeeping"
+    if info.kind == "exp":
+        return "expiry"
     spec = meta.specs.get(info.field)
     if info.kind in ("dict", "fold"):
         return "text dictionaries" if spec is not None and spec.text else "former layouts"

@@ -23,6 +23,7 @@ from .. import scripts
 from ..compiler import PK_ORDER, Query
 from ..entries import ABSENT, index_group, record_digest, stored_arg
 from ..exceptions import ConcurrencyError, FieldValueError, InvalidQueryError, UniqueConstraintError
+from ..expiry import expected
 from ..expressions import Expression, check_expression
 from ..fields import NULL_STORED, irNull
 from ..fields.links import ForeignLink, ForeignLinks
@@ -157,7 +158,8 @@ def _call(plan: UpdatePlan, gen: int, batch: Sequence[_Target]) -> ScriptCall:
                       for field in meta.indexed if field.name in t.changed]
         objects.append((0, b"%d" % t.pk, b"F" if t.full else b"P", payload, groups, number(gk.stamp(t.pk)),
                         record_digest(t.record, plan.checked)))
-    request = (b"%d" % gen, b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, plan.checked, objects,
+    gen_arg = b"%d" % gen if meta.ttl_ms is None else expected(meta, gk, gen, number)
+    request = (gen_arg, b"%d" % meta.codec.schema_tag, meta.codec.schema_blob, plan.checked, objects,
                number(gk.layout), meta.layout[0], meta.layout[1])
     return ScriptCall(scripts.UPDATE, number.keys, (_packer.pack(request),))
 

@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "TEXT_WALK", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE",
-           "CACHE_FLAG", "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING"]
+           "CACHE_FLAG", "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING", "EXPIRED", "EXPIRY_ORPHANS"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -91,6 +91,8 @@ REPAIR = Script("repair", libs=("textindex",))
 FREE_KEYS = Script("free_keys")
 MEMORY_USAGE = Script("memory_usage", readonly=True)
 DROP_BOOKKEEPING = Script("drop_bookkeeping")
+EXPIRED = Script("expired", readonly=True)
+EXPIRY_ORPHANS = Script("expiry_orphans", readonly=True)
 
 
 #: The scripts that never write: sent as EVALSHA_RO where the server has it.

@@ -4,7 +4,8 @@
 --
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4 schemas hash, 5 cache flag,
 --   6.. index keys and stamps
--- ARGV: 1 expected generation, 2 indexed field count F, 3..2+F field names, then F
+-- ARGV: 1 expected generation (with a TTL model's expiry zset #: '<gen>+<#>', or
+--   '<gen>!<#>' for a sweep, see expiry.py), 2 indexed field count F, 3..2+F field names, then F
 --   (score zset key number, lex zset key number, dictionary key number, folded
 --   dictionary key number) groups (0: the field has none), then the layout hash's key
 --   number, the model's layout digest, its layout (field, letters) as one msgpack
@@ -15,8 +16,12 @@
 --   and DELeted (see save.lua).
 -- Reply: {1, deleted count} | {0, generation} | {2, object number, record}
 
+local expected, exp_key, sweep = expected_gen(ARGV[1])
 local gen = current_gen(KEYS[1])
-if gen ~= ARGV[1] then return {0, gen} end
+if gen ~= expected then return {0, gen} end
+-- A sweep deletes only the objects still expired at `now` (one saved again meanwhile
+-- survives), and drops the expiry entries of its pks that have no record.
+local now = sweep and server_ms() or 0
 
 local objs_key, ids_key = KEYS[2], KEYS[3]
 local nfields = tonumber(ARGV[2])
@@ -40,6 +45,13 @@ while pos <= #ARGV do
   local pk, stamp = ARGV[pos], tonumber(ARGV[pos + 1])
   pos = pos + 2
   local stored = redis.call('HGET', objs_key, pk)
+  if sweep then
+    if not stored then
+      redis.call('ZREM', exp_key, pk)  -- an expiry entry that no record backs
+    elseif not is_expired(redis.call('ZSCORE', exp_key, pk), now) then
+      stored = nil  -- not (or no longer) expired: left alone
+    end
+  end
   if stored then
     local record = read_record(KEYS[4], stored)
     local keys = {}
@@ -76,6 +88,7 @@ for _, d in ipairs(doomed) do
   end
   redis.call('ZREM', ids_key, pk)
   redis.call('HDEL', objs_key, pk)
+  if exp_key then redis.call('ZREM', exp_key, pk) end
   if stamping then
     redis.call('SET', KEYS[d[4]], '1')
     redis.call('DEL', KEYS[d[4]])

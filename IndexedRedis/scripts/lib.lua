@@ -132,8 +132,9 @@ end
 -- claimant, or one this call moves out of it (leaving: set key number -> {pk = true},
 -- or nil), and two objects of the call may not claim one value.
 -- objects: {_, pk ('' = new), _, _, index groups}...  Returns the object number and the
--- field of the first clash, or nil.
-local function unique_clash(objects, leaving)
+-- field of the first clash, or nil.  `gone(o, member)`, when given (TTL models), says
+-- whether a holder has expired: then it holds nothing.
+local function unique_clash(objects, leaving, gone)
   local claims = {}
   for o, ob in ipairs(objects) do
     for _, ix in ipairs(ob[5]) do
@@ -142,8 +143,16 @@ local function unique_clash(objects, leaving)
         if claims[number] and claims[number] ~= o then return o, ix[1] end
         claims[number] = o
         local n = redis.call('SCARD', KEYS[number])
-        if n > 1 then return o, ix[1] end
-        if n == 1 then
+        if n > 0 and gone then
+          for _, member in ipairs(redis.call('SMEMBERS', KEYS[number])) do
+            if member ~= ob[2] and not (leaving and leaving[number] and leaving[number][member])
+                and not gone(o, member) then
+              return o, ix[1]
+            end
+          end
+        elseif n > 1 then
+          return o, ix[1]
+        elseif n == 1 then
           local member = redis.call('SRANDMEMBER', KEYS[number])
           if member ~= ob[2] and not (leaving and leaving[number] and leaving[number][member]) then
             return o, ix[1]
@@ -207,4 +216,19 @@ local function write_entries(pk, groups, after)
       end
     end
   end
+end
+
+-- Expiry (TTL models, see expiry.py): the expected generation a script is sent may name
+-- the model's expiry zset, '<gen>+<key #>' (keep it up to date, filter by it) or
+-- '<gen>!<key #>' (a sweep).  Returns the generation, the zset's key (nil: the model
+-- has no TTL) and whether the call is a sweep.
+local function expected_gen(arg)
+  local g, mode, n = string.match(arg, '^(%d+)([+!])(%d+)$')
+  if not g then return arg, nil, false end
+  return g, KEYS[tonumber(n)], mode == '!'
+end
+
+-- Whether an expiry score (a ZSCORE / ZMSCORE reply item) is at or before `now`.
+local function is_expired(score, now)
+  return score and tonumber(score) <= now or false
 end

@@ -7,8 +7,10 @@
 -- ordered result, the ordered index is walked in chunks until the page is full.
 --
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (score = pk), 4 schemas hash,
---   then any keys the conditions and the order name, by number.
--- ARGV: 1 expected generation, 2 operation, then
+--   then any keys the conditions and the order name, by number (and a TTL model's
+--   expiry zset).
+-- ARGV: 1 expected generation ('<gen>+<expiry zset #>' for a TTL model: expired objects
+--   are absent from every answer, see expiry.py), 2 operation, then
 --   'get' / 'has': the pks (those found and their records, as for 'records'; or
 --   whether the first exists).
 --   otherwise: order kind ('pk' | 'z' score zset | 'x' lex zset | 'd' text dictionary,
@@ -46,11 +48,40 @@
 -- A whole result (no offset, limit or cursor) in pk order may come unsorted: the
 -- client sorts it.
 
+local expected, exp_key = expected_gen(ARGV[1])
 local gen = current_gen(KEYS[1])
-if gen ~= ARGV[1] then return {0, gen} end
+if gen ~= expected then return {0, gen} end
 
 local objs_key, ids_key = KEYS[2], KEYS[3]
 local op = ARGV[2]
+
+-- Expiry (TTL models): an object whose expiry is at or before `now` (the server's
+-- clock, read once) is absent from every answer.  `pending` expired objects wait for a
+-- sweep; while there are none, nothing is filtered and every fast path stands.
+local now, pending = 0, 0
+if exp_key then
+  now = server_ms()
+  pending = redis.call('ZCOUNT', exp_key, '-inf', now)
+end
+
+-- These pks but the expired ones: by the expiry of each (ZMSCORE), or, once the
+-- expired ones are no more than the pks asked about, by a table of them read once.
+local expired_set
+local function alive(pks)
+  if pending == 0 or #pks == 0 then return pks end
+  local out = {}
+  if expired_set == nil and pending <= #pks then
+    expired_set = {}
+    for _, pk in ipairs(redis.call('ZRANGEBYSCORE', exp_key, '-inf', now)) do expired_set[pk] = true end
+  end
+  if expired_set then
+    for i = 1, #pks do if not expired_set[pks[i]] then out[#out + 1] = pks[i] end end
+    return out
+  end
+  local scores = chunked_call('ZMSCORE', exp_key, pks)
+  for i = 1, #pks do if not is_expired(scores[i], now) then out[#out + 1] = pks[i] end end
+  return out
+end
 
 -- The records of these pks as a 'records' reply (see the header).
 local function records_reply(pks)
@@ -70,9 +101,9 @@ end
 if op == 'get' then
   local pks = {}
   for i = 3, #ARGV do pks[#pks + 1] = ARGV[i] end
-  return records_reply(pks)
+  return records_reply(alive(pks))
 elseif op == 'has' then
-  return {1, redis.call('HEXISTS', objs_key, ARGV[3])}
+  return {1, #alive({ARGV[3]}) == 1 and redis.call('HEXISTS', objs_key, ARGV[3]) or 0}
 end
 
 local function key_at(n)
@@ -446,6 +477,14 @@ local function keep(pks, skip)
   return kept
 end
 
+-- Expired objects leave every candidate list (the conditions' members, the walks'
+-- chunks, the ids).
+if pending > 0 then
+  local keep_live, all_live = keep, all_but_negatives
+  keep = function(pks, skip) return alive(keep_live(pks, skip)) end
+  all_but_negatives = function() return alive(all_live()) end
+end
+
 -- Summaries over the matching pks, CHUNK_READ at a time (see the header):
 -- 'aggregate' reads scores, 'distinct' reads the stored values of one field.
 local CHUNK_READ = 1000
@@ -539,8 +578,11 @@ end
 
 -- Counting needs no order, and often no members at all.
 if op == 'count' then
-  if #negatives == 0 and #positives == 1 and #trees == 0 then return {1, driver_size} end
-  if #positives == 0 and #negatives == 0 and #trees == 0 then return {1, redis.call('ZCARD', ids_key)} end
+  if #negatives == 0 and #positives == 1 and #trees == 0 and pending == 0 then return {1, driver_size} end
+  if #positives == 0 and #negatives == 0 and #trees == 0 then
+    -- every expiry entry has its record (and id), so the expired ones are `pending`
+    return {1, redis.call('ZCARD', ids_key) - pending}
+  end
   return {1, #matching()}
 end
 
@@ -672,7 +714,7 @@ else
     end
     if order_kind == 'd' then  -- the text dictionary's values, in order (the 'O' condition)
       local next_value = 0
-      local plain = #positives == 0 and #negatives == 0 and #trees == 0
+      local plain = #positives == 0 and #negatives == 0 and #trees == 0 and pending == 0  -- sizes count expired ones
       walk(function()
         while true do
           next_value = next_value + 1

@@ -7,7 +7,8 @@
 --   the same, but refused unless it holds one pk and the key is still empty (an earlier
 --   batch of this reset took no such value) | 'Z' (sorted set), key number, m, then m/2
 --   (score, member) pairs (text dictionaries too) | 'H' (the layout hash), key number, m,
---   then m/2 (field, value) pairs.
+--   then m/2 (field, value) pairs | 'E' (a TTL model's expiry zset), key number, m, then
+--   m/2 (ms from now, pk) pairs.
 -- Reply: {1} | {0} when the generation was abandoned (it is no longer staging: its lease
 --   lapsed and another reset or a repair freed it)
 --   | {4, key number} when a unique value appears twice; nothing of the batch is written.
@@ -38,7 +39,11 @@ chunked_write('ZADD', KEYS[3], ids)
 pos = last + 1
 while pos <= #ARGV do
   local kind, key, m = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
-  local cmd = kind == 'Z' and 'ZADD' or (kind == 'H' and 'HSET' or 'SADD')
+  local cmd = (kind == 'Z' or kind == 'E') and 'ZADD' or (kind == 'H' and 'HSET' or 'SADD')
+  if kind == 'E' then  -- expiry: ms from now, by the server's clock
+    local now = server_ms()
+    for i = pos + 3, pos + 2 + m, 2 do ARGV[i] = now + tonumber(ARGV[i]) end
+  end
   for i = pos + 3, pos + 2 + m, CHUNK do
     redis.call(cmd, key, unpack(ARGV, i, math.min(i + CHUNK - 1, pos + 2 + m)))
   end

@@ -9,8 +9,10 @@
 -- ARGV[1]: the request, msgpack: {models, objects}
 --   models: {expected generation, generation pointer #, objs hash #, ids zset #, pk counter #,
 --     schemas hash #, schema tag, field names (msgpack array), cache flag #, layout hash #,
---     layout digest, layout (field, letters...)}...  (layouts: see textindex.lua)
---   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #, expected}...
+--     layout digest, layout (field, letters...), expiry zset # (TTL models only, see
+--     expiry.py)}...  (layouts: see textindex.lua)
+--   objects: {model number, pk ('' = new), mode, payload, index groups, stamp #, expected,
+--     expiry (TTL models only: ms from now, 0 none, -1 keep the stored one)}...
 --     expected: '' (no check), or what the stored record must be for anything to be
 --       written (ifUnchanged): 'absent', or the record_digest (lib.lua) of the writing
 --       model's fields; otherwise the reply is {5, object number}.
@@ -35,7 +37,11 @@
 --   A kind says what a value is: 'v' the bytes given, 'n' irNull (stored as msgpack
 --   false), 'a' absent from the record (then the old set # is 0).  Sorted-set members
 --   are the zero-padded pk (after the escaped text and NUL NUL in a lex zset).
--- Reply: {1, pk...} | {0, generation, model number} | {2, object number, record}
+-- An object that expired but was not swept yet is absent to a partial save (reply 3)
+-- and to ifUnchanged (reply 5), and re-created by a whole save (written over its
+-- record, beliefs as for an update).
+-- Reply: {1, pk... (then, with a TTL model, 1 if expired objects wait for a sweep, else
+--   0)} | {0, generation, model number} | {2, object number, record}
 --   | {3, object number} (a partial update found no record)
 --   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written)
 --   | {5, object number} (an ifUnchanged object's stored record changed or is gone).
@@ -48,6 +54,15 @@ for m, model in ipairs(models) do
   if gen ~= model[1] then return {0, gen, m} end
 end
 for _, model in ipairs(models) do know_schema(model[7], model[8]) end
+-- Expiry (TTL models: model[13] is the expiry zset's key #, ob[8] the object's expiry,
+-- see expiry.py): read the server's clock once.
+local now
+for _, model in ipairs(models) do if (model[13] or 0) ~= 0 then now = server_ms() break end end
+local revived = {}  -- objects whose stored record had expired (not swept yet)
+local function expired_pk(m, pk)
+  local exp = models[m][13] or 0
+  return exp ~= 0 and is_expired(redis.call('ZSCORE', KEYS[exp], pk), now)
+end
 local stamping = {}  -- per model: whether some client caches it (read here, never trusted from the client)
 for m, model in ipairs(models) do stamping[m] = redis.call('EXISTS', KEYS[model[9]]) == 1 end
 local positions = {}  -- per model: field name -> position in its records, once needed
@@ -69,6 +84,14 @@ for o, ob in ipairs(objects) do
     local model = models[ob[1]]
     local stored = redis.call('HGET', KEYS[model[3]], pk)
     local expected = ob[7] or ''  -- ifUnchanged: what must be stored ('' no check)
+    if stored and now and expired_pk(ob[1], pk) then
+      -- expired, not swept yet: absent to a partial save and to ifUnchanged; a whole
+      -- save re-creates the object over the stored record (its index entries stay exact)
+      if ob[3] == 'P' then return {3, o} end
+      if expected ~= '' and expected ~= 'absent' then return {5, o} end
+      expected = ''
+      revived[o] = true
+    end
     if expected ~= '' and not stored and expected ~= 'absent' then return {5, o} end
     if stored then
       local record, values, tag = read_record(KEYS[model[6]], stored)
@@ -89,7 +112,9 @@ for o, ob in ipairs(objects) do
   end
 end
 
-local clash, field = unique_clash(objects, nil)
+local clash, field = unique_clash(objects, nil, now and function(o, member)
+  return expired_pk(objects[o][1], member)
+end)
 if clash then return {4, clash, field} end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
@@ -115,6 +140,21 @@ for o, ob in ipairs(objects) do
   write_record(objs_key, KEYS[model[4]], pk, ob[3], ob[4], existing[o], ob[3] == 'P' and where_of(ob[1]))
   if ob[6] ~= 0 and stamping[ob[1]] then touch_stamp(KEYS[ob[6]]) end
   write_entries(pk, ob[5], upkeeps[ob[1]])
+  if (model[13] or 0) ~= 0 then
+    local ttl = ob[8]
+    if ttl > 0 then
+      redis.call('ZADD', KEYS[model[13]], now + ttl, pk)
+    elseif ttl == 0 or revived[o] then
+      redis.call('ZREM', KEYS[model[13]], pk)
+    end
+  end
   pks[o + 1] = pk
+end
+if now then  -- a TTL model's reply ends with whether expired objects wait for a sweep
+  local waiting = 0
+  for _, model in ipairs(models) do
+    if (model[13] or 0) ~= 0 and redis.call('ZCOUNT', KEYS[model[13]], '-inf', now) > 0 then waiting = 1 end
+  end
+  pks[#pks + 1] = waiting
 end
 return pks

@@ -10,9 +10,10 @@
 --
 -- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset, 4 schemas hash, 5 cache flag,
 --   then the index keys and stamps, by number.
--- ARGV[1]: the request, msgpack: {expected generation, schema tag, field names (msgpack
---   array), digest field names, objects, layout hash #, layout digest, layout (field,
---   letters...)}  (layouts and text dictionaries: textindex.lua)
+-- ARGV[1]: the request, msgpack: {expected generation ('<gen>+<expiry zset #>' for a TTL
+--   model, see expiry.py), schema tag, field names (msgpack array), digest field names,
+--   objects, layout hash #, layout digest, layout (field, letters...)}  (layouts and text
+--   dictionaries: textindex.lua)
 --   objects: {0, pk, mode, payload, index groups, stamp #, digest}...  (the layout of
 --     save.lua's objects: mode 'P' payload {field, kind, stored value}... for the
 --     changed fields, mode 'F' the whole record, sent for a stored record of another
@@ -21,8 +22,12 @@
 --   | {4, object number, field} (a UNIQUE_FIELDS value is taken; nothing written).
 
 local request = cmsgpack.unpack(ARGV[1])
+local expected, exp_key = expected_gen(request[1])
 local gen = current_gen(KEYS[1])
-if gen ~= request[1] then return {0, gen} end
+if gen ~= expected then return {0, gen} end
+-- Expiry (TTL models): an object that expired (not swept yet) is gone, as if deleted.
+local now = exp_key and server_ms()
+local function expired_pk(pk) return exp_key ~= nil and is_expired(redis.call('ZSCORE', exp_key, pk), now) end
 local tag, checked, objects = request[2], request[4], request[5]
 know_schema(tag, request[3])
 
@@ -31,6 +36,7 @@ local existing, live = {}, {}
 local leaving = {}  -- set key number -> {pk = true}: the objects moving out of it
 for o, ob in ipairs(objects) do
   local stored = redis.call('HGET', KEYS[2], ob[2])
+  if stored and expired_pk(ob[2]) then stored = nil end
   if stored then
     local record, values, stored_tag = read_record(KEYS[4], stored)
     if record_digest(record, checked) ~= ob[7] or (ob[3] == 'P' and stored_tag ~= tag) then
@@ -49,7 +55,7 @@ for o, ob in ipairs(objects) do
   end
 end
 
-local clash, field = unique_clash(objects, leaving)
+local clash, field = unique_clash(objects, leaving, exp_key and function(_, member) return expired_pk(member) end)
 if clash then return {4, clash, field} end
 if #live == 0 then return {1, 0} end
 

@@ -13,7 +13,9 @@ most a few hundred records or entries, so the server is never stalled:
    finds every key of the model; each key is judged by its name (a key of another
    generation, of a former index layout, of no known layout), and the live
    generation's index keys are walked with a cursor (``check_members.lua``), each
-   entry checked against the record it names.
+   entry checked against the record it names;
+4. a TTL model's expiry zset (``expiry.py``): entries without records are drift,
+   expired objects waiting for a sweep are counted (a repair sweeps them).
 
 A repair sends each batch's fixes as one script (``repair.lua``) that first checks,
 for every fix, that the record is still what the check saw: a fix never undoes a
@@ -37,6 +39,7 @@ from ..requests import Flow, ScriptCall
 from ..reset import sweep_flow
 from .bookkeeping import bookkeeping, counters, server
 from .dictionaries import dictionaries_flow, layout_flow
+from .expiry import expiry_flow
 from .indexes import WALK_KEYS, keys_flow
 from .records import records_flow
 from .state import CheckPass, Moved, Progress, apply
@@ -87,6 +90,7 @@ def _run(p: CheckPass) -> Flow[None]:
     if p.gk.objs not in state.wrong_types:
         yield from records_flow(p, state.records)
     yield from keys_flow(p)
+    yield from expiry_flow(p)
     if p.keys.nextpk not in state.wrong_types:
         yield from counters(p)
     yield from dictionaries_flow(p, before)
