@@ -26,7 +26,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..flows.requests import Command, Request, ScriptCall, Transaction
-from .scriptforms import attempts, first_args, follow_up, mark_plain, read_only_form, refused_read_only, sent_read_only
+from .scriptforms import attempts, mark_plain, read_only_form, refused_read_only
 from .sync import (
     _EXEC,
     _MULTI,
@@ -209,18 +209,13 @@ async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any
     utf8 = encoder.encoding.lower() in ("utf-8", "utf8") and encoder.encoding_errors == "strict"
     how = BY_HIREDIS if utf8 and _hiredis_pack is not None else BY_ENCODER
     if type(request) is ScriptCall:
-        pool = client.connection_pool
-        read_only = sent_read_only(request, read_only_form(pool))
-        sent: tuple[Any, ...] | None = first_args(request, read_only)
-        while sent is not None:  # NOSCRIPT: sent whole; EVALSHA_RO refused: the plain form
+        plan = attempts(request, client.connection_pool)  # NOSCRIPT: whole; EVALSHA_RO refused: plain
+        sent = next(plan)
+        while True:
             reply = (await _exchange(conn, pack(conn, how, sent), 1, request))[0]
             if not isinstance(reply, ResponseError):
                 return reply
-            was = read_only
-            sent, read_only = follow_up(request, read_only, reply)
-            if was and not read_only:
-                mark_plain(pool)
-        raise reply
+            sent = plan.send(reply)  # raises the error when nothing follows
     if type(request) is Transaction:
         commands = request.commands
         packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])

@@ -108,8 +108,7 @@ def attempts(request: ScriptCall, holder: Any) -> Generator[tuple[Any, ...], Res
     """The commands to send a script call as, one after the other: yields the next
     command and receives the error reply to the last one (``follow_up``); raises
     that error when nothing follows.  ``holder``: the connection pool marked when the
-    server refuses the read-only form.  (For the drivers' generic paths; their hot
-    paths loop on ``follow_up`` themselves.)"""
+    server refuses the read-only form."""
     read_only = sent_read_only(request, read_only_form(holder))
     sent = first_args(request, read_only)
     while True:
