@@ -177,10 +177,11 @@ def pack(conn: Any, how: int, args: Sequence[Any]) -> bytes:
     chunks to join: more than the rest of a get by pk costs on the client.  Hiredis's C
     packer takes str (as UTF-8), bytes, int and float itself; the Python one is redone
     here with one format per argument.  A command name with anything but ASCII letters
-    (which redis-py splits at whitespace) goes through ``pack_command``.
+    and underscores (``EVALSHA_RO``; redis-py splits a name at whitespace) goes through
+    ``pack_command``.
     """
     name = args[0]
-    if how and type(name) is str and name.isascii() and name.isalpha():
+    if how and type(name) is str and name.isascii() and name.replace("_", "").isalpha():
         if how == BY_HIREDIS:
             try:
                 return _hiredis_pack(tuple(args))
