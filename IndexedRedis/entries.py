@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from .fields import NULL_STORED, digest, wire_bytes
 from .keys import GenerationKeys, lex_member, lex_text, padded_pk
-from .textindex import fold_member
+from .textindex import fold_member, pack_blocks
 
 if TYPE_CHECKING:
     from .options import ModelOptions
 
 __all__ = ["ABSENT", "ABSENT_RECORD", "record_digest", "stored_arg", "score_arg", "lex_arg", "same_stored",
            "index_group", "delete_args",
-           "load_groups", "current_index_keys", "every_index_key", "sorted_index_keys"]
+           "load_groups", "dictionary_blocks", "current_index_keys", "every_index_key", "sorted_index_keys"]
 
 #: A field the believed stored record does not have (the object is new to the script).
 ABSENT: Any = object()
@@ -144,11 +144,17 @@ def delete_args(meta: ModelOptions, gk: GenerationKeys, number: Number,
 
 
 def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Sequence[int],
-                records: Sequence[dict[str, Any]], ttls: Mapping[int, int] | None = None) -> list[Any]:
+                records: Sequence[dict[str, Any]], ttls: Mapping[int, int] | None = None,
+                blocks: Mapping[str, Sequence[bytes]] | None = None) -> list[Any]:
     """reset_load.lua's index arguments for a batch of new records: per index key, its
     kind ('S' set, 'U' the set of a unique value, 'Z' sorted set), number, and members
     (with scores for 'Z'); then a TTL model's expiry zset ('E': ``ttls`` in ms by pk,
-    0 for none, the model's default for a pk it lacks)."""
+    0 for none, the model's default for a pk it lacks).
+
+    Each text value goes to its field's load set, packed into the dictionary before the
+    switch (``flows/reset.pack_dictionaries_flow``); with ``blocks`` (field -> packed
+    dictionary blocks, ``dictionary_blocks``: a reset that holds its whole dataset) the
+    batch writes those blocks into the dictionaries instead."""
     members: dict[int, list[Any]] = {}
     unique: set[int] = set()
     scored: dict[int, list[Any]] = {}
@@ -171,7 +177,8 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
                     (b"0", lex_member(wire_bytes(stored), pk)))
             if spec.text and stored is not NULL_STORED:
                 text = wire_bytes(stored)
-                words.setdefault(number(gk.text_dict(field.name)), {})[text] = None
+                if blocks is None:
+                    words.setdefault(number(gk.text_load(field.name)), {})[lex_text(text)] = None  # packed later
                 fold = fold_member(text)
                 if fold:
                     words.setdefault(number(gk.fold_dict(field.name)), {})[fold] = None
@@ -181,6 +188,9 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     for groups in (scored, lexed):
         for key_number, items in groups.items():
             args += (b"Z", key_number, len(items), *items)
+    for name, packed in (blocks or {}).items():
+        if packed:
+            words.setdefault(number(gk.text_dict(name)), {}).update(dict.fromkeys(packed))
     for key_number, distinct in words.items():
         args += (b"Z", key_number, 2 * len(distinct))
         for word in distinct:
@@ -212,7 +222,8 @@ def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, An
     keys: set[bytes] = set()
     for name, stored in record.items():
         keys.add(gk.null_index(name))
-        keys.update((gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name)))
+        keys.update((gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.text_load(name),
+                     gk.fold_dict(name)))
         if stored is NULL_STORED:
             continue
         candidates = {wire_bytes(stored)}
@@ -235,9 +246,21 @@ def sorted_index_keys(meta: ModelOptions, gk: GenerationKeys, thorough: bool) ->
     field's of both kinds."""
     if thorough:  # the expiry zset too (the model may have had a TTL)
         return [gk.layout, gk.exp] + [key for name in sorted(meta.field_names) for key in (
-            gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.fold_dict(name))]
+            gk.score_index(name), gk.lex_index(name), gk.text_dict(name), gk.text_load(name), gk.fold_dict(name))]
     keys = [gk.score_index(f.name) for f in meta.indexed if meta.specs[f.name].numeric]
     keys += [key for f in meta.indexed if meta.specs[f.name].text
-             for key in (gk.text_dict(f.name), gk.fold_dict(f.name))]
+             for key in (gk.text_dict(f.name), gk.text_load(f.name), gk.fold_dict(f.name))]
     keys += [gk.exp] if meta.ttl_ms is not None else []
     return [gk.layout] + keys + [gk.lex_index(f.name) for f in meta.indexed if meta.specs[f.name].lex]
+
+
+def dictionary_blocks(meta: ModelOptions, records: Sequence[dict[str, Any]]) -> dict[str, list[bytes]]:
+    """Every text field's dictionary for a whole dataset, packed as ``dict_pack.lua``
+    packs one (``textindex.pack_blocks``): field -> blocks."""
+    out: dict[str, list[bytes]] = {}
+    for field in meta.indexed:
+        if meta.specs[field.name].text:
+            name = field.name
+            distinct = {wire_bytes(r[name]) for r in records if r[name] is not NULL_STORED}
+            out[name] = pack_blocks(sorted(distinct))
+    return out

@@ -28,7 +28,11 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
     ir:{TAG}:g<N>:x:<field>                 zset of "<escaped text>\0\0<padded pk>" (lexicographic)
     ir:{TAG}:g<N>:d:<field>                 zset (all scores 0): the text field's distinct stored
-                                            values, one member per value (text lookups, text order)
+                                            values, in blocks of consecutive values, each member a
+                                            block (text lookups, text order; scripts/textindex.lua)
+    ir:{TAG}:g<N>:l:<field>                 zset (all scores 0): a reset's dictionary values while
+                                            it loads, one member each, packed into d:<field> before
+                                            its switch (so never in a live generation)
     ir:{TAG}:g<N>:f:<field>                 zset (all scores 0): "<escaped casefold>\0\0<value>" for
                                             the distinct values whose casefold differs from them
     ir:{TAG}:g<N>:layout                    hash: field -> letters of the indexes built for it
@@ -105,8 +109,13 @@ class GenerationKeys:
         return self.prefix + b"x:" + field_name.encode("utf-8")
 
     def text_dict(self, field_name: str) -> bytes:
-        """Sorted set (scores 0) of a text field's distinct stored values."""
+        """Sorted set (scores 0) of a text field's distinct stored values, in blocks."""
         return self.prefix + b"d:" + field_name.encode("utf-8")
+
+    def text_load(self, field_name: str) -> bytes:
+        """A reset's text dictionary values while it loads (packed into ``text_dict``
+        before the switch)."""
+        return self.prefix + b"l:" + field_name.encode("utf-8")
 
     def fold_dict(self, field_name: str) -> bytes:
         """Sorted set (scores 0) of ``<escaped casefold>\\0\\0<value>`` for the distinct
@@ -172,9 +181,11 @@ class KeyInfo:
     value: bytes | None = None
 
 
-_INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex", b"d": "dict", b"f": "fold"}
+_INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex", b"d": "dict", b"f": "fold",
+                b"l": "dictload"}
 #: The kinds of key that hold a generation's data (the rest is bookkeeping or unknown).
-GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "lex", "dict", "fold", "layout"})
+GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "lex", "dict", "fold", "dictload",
+                              "layout"})
 
 
 def padded_pk(pk: int) -> bytes:

@@ -1,8 +1,10 @@
 """Text dictionaries and index layouts: pure helpers (no I/O).
 
 Every indexed text field (``IRField.isText()``) has, per generation, a dictionary of its
-distinct stored values (``GenerationKeys.text_dict``: a zset, all scores 0, so members
-sort in byte order of their UTF-8 text, which is Unicode code-point order) and a
+distinct stored values (``GenerationKeys.text_dict``: a zset, all scores 0, whose members
+are blocks of consecutive values, escaped as ``keys.lex_text`` does, so that blocks sort
+by the byte order of their first value's UTF-8 text, which is Unicode code-point order,
+and never overlap: see ``scripts/textindex.lua`` and ``block_values``) and a
 case-folded one (``fold_dict``) holding ``<escaped casefold>\\0\\0<value>`` only for the
 values whose ``str.casefold`` differs from them.  A value enters the dictionaries when
 its value set gains its first member and leaves when the set empties, in the same
@@ -36,8 +38,9 @@ from .keys import lex_text
 if TYPE_CHECKING:
     from .options import IndexSpec
 
-__all__ = ["TextPlan", "OrderPlan", "layout_letters", "model_layout", "folded", "fold_member", "matches",
-           "condition_letters", "walk_spec", "after_prefix", "remember", "PLAN_LIMIT"]
+__all__ = ["block_values", "pack_blocks", "PACK_VALUES", "BLOCK_BYTES", "TextPlan", "OrderPlan", "layout_letters",
+           "model_layout", "folded", "fold_member", "matches", "condition_letters", "walk_spec", "after_prefix",
+           "remember", "PLAN_LIMIT"]
 
 #: Plans kept per connection (least recently made dropped first).
 PLAN_LIMIT = 4096
@@ -63,6 +66,39 @@ def model_layout(specs: dict[str, IndexSpec]) -> tuple[bytes, tuple[bytes, ...]]
         flat += (name.encode("utf-8"), layout_letters(specs[name]))
     digest = b",".join(flat[i] + b"=" + flat[i + 1] for i in range(0, len(flat), 2))
     return digest or b"-", tuple(flat)
+
+
+#: Values per packed dictionary block, and the size that closes a block early
+#: (``DICT_PACK`` and ``DICT_BLOCK_BYTES`` in ``scripts/textindex.lua``).
+PACK_VALUES, BLOCK_BYTES = 64, 4096
+
+
+def pack_blocks(ordered: list[bytes]) -> list[bytes]:
+    """Distinct values in byte order, as dictionary blocks (``block_values`` reads one)."""
+    blocks, run, size = [], [], 0
+    for value in ordered:
+        entry = lex_text(value)
+        run.append(entry)
+        size += len(entry)
+        if len(run) == PACK_VALUES or size >= BLOCK_BYTES:
+            blocks.append(b"".join(run))
+            run, size = [], 0
+    if run:
+        blocks.append(b"".join(run))
+    return blocks
+
+
+def block_values(member: bytes) -> list[bytes]:
+    """The values of one text dictionary member, a block (``scripts/textindex.lua``):
+    each value escaped and ended as ``keys.lex_text`` makes it."""
+    values, start = [], 0
+    while start < len(member):
+        end = member.find(b"\x00\x00", start)  # inside an escaped value a NUL is followed by 0x01
+        if end < 0:
+            raise ValueError(f"not a dictionary block: {member[:40]!r}")
+        values.append(member[start:end].replace(b"\x00\x01", b"\x00"))
+        start = end + 2
+    return values
 
 
 def _text(raw: bytes) -> str:

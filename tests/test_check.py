@@ -11,7 +11,14 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from consistency import assert_indexes_consistent, assert_no_garbage, current_generation, db_snapshot
+from consistency import (
+    assert_indexes_consistent,
+    assert_no_garbage,
+    current_generation,
+    db_snapshot,
+    dictionary_values,
+    rewrite_dictionary,
+)
 
 from IndexedRedis import IndexedRedisModel, InvalidQueryError, IRField, irNull
 from IndexedRedis.keys import GenerationKeys, lex_member, padded_pk
@@ -293,7 +300,8 @@ def _unique_clash(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[Any
     c.hset(gk.objs, t[16]._id, Track._meta.codec.pack(Track._meta.storage_of(twin)))
     c.delete(gk.index("isrc", b"X16"))
     c.sadd(gk.index("isrc", b"X17"), t[16]._id)
-    c.zrem(gk.text_dict("isrc"), b"X16")  # X16 is no record's value any more
+    words = dictionary_values(c, gk.text_dict("isrc"))
+    rewrite_dictionary(c, gk.text_dict("isrc"), [w for w in words if w != b"X16"])  # no record's value any more
     c.zrem(gk.fold_dict("isrc"), fold_member(b"X16"))
     return {("unique_clash", gk.index("isrc", b"X17"), None)}
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import scripts
 from ..compiler import Query
-from ..entries import current_index_keys, every_index_key, load_groups, sorted_index_keys
+from ..entries import current_index_keys, dictionary_blocks, every_index_key, load_groups, sorted_index_keys
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields import NULL_STORED
 from ..state import assign_pk, mark_stored
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from ..model import IndexedRedisModel
     from ..options import ModelOptions
 
-__all__ = ["reset_flow", "reset_objects_flow", "sweep_flow", "free_dead_flow", "reindex_flow"]
+__all__ = ["reset_flow", "reset_objects_flow", "sweep_flow", "free_dead_flow", "reindex_flow", "pack_dictionaries_flow"]
+
+#: Dictionary values moved per packing step (1000 short values take well under 1 ms).
+PACK_STEP = 1000
 
 
 def _check_unique(meta: ModelOptions, objs: Sequence[IndexedRedisModel], records: list[dict[str, Any]]) -> None:
@@ -92,6 +95,11 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
     if relink:
         for obj, pk in zip(objs, pks, strict=True):
             assign_pk(obj, pk)
+    # The whole dataset is here: its dictionaries go in already packed, a few blocks a
+    # batch (a reset that streams its objects packs them on the server instead).
+    blocks = dictionary_blocks(meta, records)
+    batches = max(1, -(-len(objs) // batch_size))
+    per_batch = {name: -(-len(packed) // batches) for name, packed in blocks.items()}
     try:
         for start in range(0, len(objs), batch_size):
             stop = start + batch_size
@@ -102,7 +110,10 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
             args: list[Any] = [gen, lease, len(batch_pks)]
             for pk, record in zip(batch_pks, batch_records):
                 args += (pk, meta.codec.pack(record))
-            args += load_groups(meta, gk, number, batch_pks, batch_records, ttls)
+            part = start // batch_size
+            share = {name: packed[part * per_batch[name]:(part + 1) * per_batch[name]]
+                     for name, packed in blocks.items()}
+            args += load_groups(meta, gk, number, batch_pks, batch_records, ttls, share)
             reply = yield from script((meta,), ScriptCall(scripts.RESET_LOAD, number.keys, args))
             if reply[0] != OK:
                 raise ConcurrencyError(
@@ -128,6 +139,24 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
         mark_stored(obj, pk, record)
     freed = yield from free_dead_flow(ctx, thorough)
     return pks, freed
+
+
+def pack_dictionaries_flow(ctx: Context, gen: int, lease: int) -> Flow[None]:
+    """Pack the text dictionaries of a reset's staging generation into blocks, in
+    bounded steps, before its switch (see ``scripts/textindex.lua``: a skiplist node per
+    block of values instead of one per value)."""
+    meta = ctx.meta
+    gk = meta.keys.generation(gen)
+    pairs = [key for f in meta.indexed if meta.specs[f.name].text
+             for key in (gk.text_load(f.name), gk.text_dict(f.name))]
+    waiting = 1 if pairs else 0
+    while waiting:
+        reply = yield from script((meta,), ScriptCall(scripts.DICT_PACK, (meta.keys.staging, *pairs),
+                                                      (gen, lease, PACK_STEP)))
+        if reply[0] != OK:
+            raise ConcurrencyError(f"{meta.name}.reset: this reset was abandoned before it finished (its "
+                                   f"lease lapsed and another reset or a repair freed its generation)")
+        waiting = int(reply[1])
 
 
 def reset_objects_flow(ctx: Context, objs: Sequence[IndexedRedisModel], thorough: bool = False,

@@ -22,7 +22,7 @@ from ..state import assign_pk, mark_stored
 from .common import OK, RESET_BATCH, RESET_LEASE_MS, UNIQUE_CLASH, KeyNumbers, script
 from .context import Context
 from .requests import Flow, ScriptCall
-from .reset import free_dead_flow, sweep_flow
+from .reset import free_dead_flow, pack_dictionaries_flow, sweep_flow
 from .save import cascade_targets, save_together_flow
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ def reset_stream_flow(ctx: Context, objs: Iterable[IndexedRedisModel], batch_siz
                 yield from between_batches(count)
         switch = True if before_switch is None else (yield from before_switch(count))
         if switch:
+            yield from pack_dictionaries_flow(ctx, gen, lease)
             switch_keys: tuple[bytes, ...] = (keys.gen, keys.staging, keys.dead, keys.lastreset)
             switch_args: tuple[Any, ...] = (gen, started_ms, count)
             if switch_lease is not None:

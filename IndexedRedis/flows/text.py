@@ -176,7 +176,7 @@ def _order_plan_flow(ctx: Context, gen: int, order: Order, plan: OrderPlan | Non
             if version is not None and reply[1] != version:
                 break
             version = reply[1]
-            values += reply[3:]
+            values += _past(reply[3:], values[-1] if values else None, order.descending)
             if reply[2] == b"":
                 complete = True
                 break
@@ -187,3 +187,18 @@ def _order_plan_flow(ctx: Context, gen: int, order: Order, plan: OrderPlan | Non
             return OrderPlan(version or b"0", tuple(values), True)
         plan = None  # the dictionary changed: start over
     raise ConcurrencyError(f"{ctx.meta.name}.{field}: its dictionary kept changing while a text order was read")
+
+
+def _past(found: list[bytes], last: bytes | None, descending: bool) -> list[bytes]:
+    """A walk step's values, less those not past ``last`` (a step that goes on after a
+    value also returns the rest of the block that holds it)."""
+    if last is None:
+        return found
+    skip = 0
+    if descending:
+        while skip < len(found) and found[skip] >= last:
+            skip += 1
+    else:
+        while skip < len(found) and found[skip] <= last:
+            skip += 1
+    return found[skip:]

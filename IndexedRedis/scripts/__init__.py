@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "RESET_SWITCH",
+__all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "DICT_PACK", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "TEXT_WALK", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE",
            "CACHE_FLAG", "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING", "EXPIRED", "EXPIRY_ORPHANS"]
@@ -76,6 +76,7 @@ QUERY = Script("query", readonly=True, libs=("textindex",))
 TEXT_WALK = Script("text_walk", readonly=True, libs=("textindex",))
 RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
+DICT_PACK = Script("dict_pack", libs=("textindex",))
 RESET_SWITCH = Script("reset_switch")
 RESET_ABANDON = Script("reset_abandon")
 RESET_SWEEP = Script("reset_sweep")

@@ -199,17 +199,6 @@ local function score_in(score, c)
   return true
 end
 
--- Byte order of two strings (-1, 0, 1).  Lua's own '<' on strings follows the
--- server's collation locale, which need not be byte order.
-local function compare_bytes(a, b)
-  if a == b then return 0 end
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y and -1 or 1 end
-  end
-  return #a < #b and -1 or 1
-end
-
 -- Lex bounds: '-' / '+' are open, '[' includes, '(' excludes.
 local function text_in(value, c)
   if type(value) ~= 'string' then return false end

@@ -7,8 +7,9 @@
 -- ARGV: 1 expected generation, then per fix: op, key number, member, score, pk,
 --   belief, belief field, belief kind, belief value
 --   ops: 'SADD' / 'SREM' a set member, 'ZADD' (with score) / 'ZREM' a zset member,
---     'MAX' raise a counter to at least the member, 'DADD' / 'DREM' a text dictionary entry
---     (score: the layout hash's key number, whose 'v:<belief field>' version is bumped)
+--     'MAX' raise a counter to at least the member, 'TADD' / 'TREM' a text dictionary value
+--     (into or out of its block), 'DADD' / 'DREM' a folded dictionary member (score, for
+--     these four: the layout hash's key number, whose 'v:<belief field>' version is bumped)
 --   beliefs: 'x' none | 'a' no record has the pk | 'e' a record has it | 'b' the record
 --     is this blob (belief value) | 'f' the record's field (belief field) holds irNull
 --     (kind 'n') or the value (kind 'v') | 's' / 'z' the set numbered by the belief value
@@ -19,7 +20,7 @@ local gen = current_gen(KEYS[1])
 if gen ~= ARGV[1] then return {0, gen} end
 
 local types = {SADD = 'set', SREM = 'set', ZADD = 'zset', ZREM = 'zset', MAX = 'string', DADD = 'zset',
-               DREM = 'zset'}
+               DREM = 'zset', TADD = 'zset', TREM = 'zset'}
 local fixes, flags = {}, {}
 for pos = 2, #ARGV, 9 do
   local fix = {op = ARGV[pos], key = KEYS[tonumber(ARGV[pos + 1])], member = ARGV[pos + 2], score = ARGV[pos + 3],
@@ -54,8 +55,11 @@ for _, fix in ipairs(fixes) do
   if fix.op == 'MAX' then
     local now = tonumber(redis.call('GET', fix.key) or '0')
     if not now or now < tonumber(fix.member) then redis.call('SET', fix.key, fix.member) end
-  elseif fix.op == 'DADD' or fix.op == 'DREM' then
-    if fix.op == 'DADD' then redis.call('ZADD', fix.key, 0, fix.member) else redis.call('ZREM', fix.key, fix.member) end
+  elseif fix.op == 'DADD' or fix.op == 'DREM' or fix.op == 'TADD' or fix.op == 'TREM' then
+    if fix.op == 'DADD' then redis.call('ZADD', fix.key, 0, fix.member)
+    elseif fix.op == 'DREM' then redis.call('ZREM', fix.key, fix.member)
+    elseif fix.op == 'TADD' then dict_add(fix.key, fix.member)
+    else dict_remove(fix.key, fix.member) end
     dict_bump(KEYS[tonumber(fix.score)], fix.field)
   elseif fix.op == 'ZADD' then
     redis.call('ZADD', fix.key, fix.score, fix.member)

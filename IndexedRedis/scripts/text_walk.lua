@@ -1,10 +1,10 @@
 -- One bounded, read-only step of a walk over a text field's dictionaries (a plan for a
--- text lookup, or the values of a text order): at most `budget` members are read, so
+-- text lookup, or the values of a text order): about `budget` values are read, so
 -- a field with a million distinct values never stalls the server.
 -- KEYS: 1 generation pointer, 2 layout hash, 3 dictionary, 4 folded dictionary, 5 ids
 -- ARGV: 1 expected generation, 2 field, 3 'w' (a condition: raw min, raw max, fold min,
 --   fold max, needle, cursor, budget; see text_walk in textindex.lua) or 'o' (the order:
---   descending '1'/'0', exclusive bound to go on from ('': the start), budget)
+--   descending '1'/'0', where to go on from ('': the start; see text_order_walk), budget)
 -- Reply: {1, version, cursor ('' done), values...} | {0, generation}
 --   | {20, field, 'd'} (the dictionaries are not built)
 
@@ -24,13 +24,7 @@ if ARGV[3] == 'w' then
   for _, v in ipairs(values) do reply[#reply + 1] = v end
   return reply
 end
-local budget = tonumber(ARGV[6])
-local values
-if ARGV[4] == '1' then
-  values = redis.call('ZREVRANGEBYLEX', KEYS[3], ARGV[5] == '' and '+' or ARGV[5], '-', 'LIMIT', 0, budget)
-else
-  values = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[5] == '' and '-' or ARGV[5], '+', 'LIMIT', 0, budget)
-end
-reply[3] = #values < budget and '' or ('(' .. values[#values])  -- exclusive, either way
+local values, cursor = text_order_walk(KEYS[3], ARGV[4] == '1', ARGV[5], tonumber(ARGV[6]))
+reply[3] = cursor
 for _, v in ipairs(values) do reply[#reply + 1] = v end
 return reply

@@ -71,10 +71,147 @@ local function dict_bump(layout_key, field)
   end
 end
 
+-- ---- a dictionary's blocks ---------------------------------------------------------
+-- A text dictionary is one zset (all scores 0) whose members are *blocks*: runs of
+-- consecutive values, each value escaped (NUL as NUL 0x01) and ended by NUL NUL
+-- (keys.lex_text), so that a block sorts by its first value and no two blocks overlap.
+-- A save adds a value as a block of its own (one ZADD, as cheap as a plain member) when
+-- it falls between blocks, or into the block whose range holds it; a reset packs its
+-- dictionaries into blocks of DICT_PACK values (dict_pack_step), which is what makes
+-- them small: a skiplist node per block instead of per value (~110 B a value before).
+-- A block that grows past DICT_BLOCK_MAX values or DICT_BLOCK_BYTES is split in two.
+local DICT_PACK, DICT_BLOCK_MAX, DICT_BLOCK_BYTES = 64, 128, 4096
+
+local function dict_escape(text)
+  if string.find(text, '\0', 1, true) then return (string.gsub(text, '%z', '\0\1')) end
+  return text
+end
+
+local function dict_unescape(entry)
+  if string.find(entry, '\0', 1, true) then return (string.gsub(entry, '%z\1', '\0')) end
+  return entry
+end
+
+-- A block's escaped values, in order.  (Inside an escaped value a NUL is always
+-- followed by 0x01, so the first NUL NUL after a value's start is its end.)
+local function dict_entries(member, out)
+  out = out or {}
+  for entry in string.gmatch(member, '(.-)%z%z') do out[#out + 1] = entry end
+  return out
+end
+
+-- The block whose range holds an escaped value: the last block whose first value is
+-- not after it (nil: the value comes before every block).
+local function dict_block_of(key, escaped)
+  return redis.call('ZREVRANGEBYLEX', key, '(' .. escaped .. '\0\1', '-', 'LIMIT', 0, 1)[1]
+end
+
+local function dict_is_single(member)
+  return string.find(member, '\0\0', 1, true) == #member - 1
+end
+
+-- Where `escaped` is, or goes, in a block's sorted values: index, and whether it is there.
+local function dict_search(entries, escaped)
+  local lo, hi = 1, #entries
+  while lo <= hi do
+    local mid = math.floor((lo + hi) / 2)
+    local d = compare_bytes(entries[mid], escaped)
+    if d == 0 then return mid, true end
+    if d < 0 then lo = mid + 1 else hi = mid - 1 end
+  end
+  return lo, false
+end
+
+local function dict_block(entries, from, to)
+  local parts = {}
+  for i = from, to do parts[#parts + 1] = entries[i] end
+  return table.concat(parts, '\0\0') .. '\0\0'
+end
+
+-- Replace a block by `entries` (none: the block goes), split in two when too big.
+local function dict_rewrite(key, member, entries)
+  redis.call('ZREM', key, member)
+  local n = #entries
+  if n == 0 then return end
+  local block = dict_block(entries, 1, n)
+  if n > 1 and (n > DICT_BLOCK_MAX or #block > DICT_BLOCK_BYTES) then
+    local half = math.floor(n / 2)
+    redis.call('ZADD', key, 0, dict_block(entries, 1, half), 0, dict_block(entries, half + 1, n))
+  else
+    redis.call('ZADD', key, 0, block)
+  end
+end
+
+-- Add a value to a dictionary; true when it was not there.
+local function dict_add(key, text)
+  local escaped = dict_escape(text)
+  local single = escaped .. '\0\0'
+  local member = dict_block_of(key, escaped)
+  if member == nil or (member ~= single and dict_is_single(member)) then
+    return redis.call('ZADD', key, 0, single) == 1
+  end
+  if member == single then return false end
+  local entries = dict_entries(member)
+  if compare_bytes(entries[#entries], escaped) < 0 then  -- after the block's last value
+    return redis.call('ZADD', key, 0, single) == 1
+  end
+  local at, found = dict_search(entries, escaped)
+  if found then return false end
+  table.insert(entries, at, escaped)
+  dict_rewrite(key, member, entries)
+  return true
+end
+
+-- Take a value out of a dictionary; true when it was there.
+local function dict_remove(key, text)
+  local escaped = dict_escape(text)
+  if redis.call('ZREM', key, escaped .. '\0\0') == 1 then return true end
+  local member = dict_block_of(key, escaped)
+  if member == nil or dict_is_single(member) then return false end
+  local entries = dict_entries(member)
+  local at, found = dict_search(entries, escaped)
+  if not found then return false end
+  table.remove(entries, at)
+  dict_rewrite(key, member, entries)
+  return true
+end
+
+-- One bounded step of packing a reset's dictionary: moves the first `budget` values
+-- of `load_key` (one member each, as its batches wrote them) onto the end of the
+-- dictionary, in blocks of DICT_PACK values (the dictionary's last block first takes
+-- what it has room for).  The values come in order and after every value the
+-- dictionary holds, since only these steps write it while the reset loads.  The
+-- dictionary never had a member per value, so its hash table stays small (a zset's
+-- table does not shrink when members go).  Returns how many values wait still.
+local function dict_pack_step(load_key, key, budget)
+  local got = redis.call('ZRANGE', load_key, 0, budget - 1)
+  if #got == 0 then return 0 end
+  local entries = {}
+  local tail = redis.call('ZRANGE', key, -1, -1)[1]
+  if tail then
+    dict_entries(tail, entries)
+    if #entries < DICT_PACK then redis.call('ZREM', key, tail) else entries = {} end
+  end
+  for _, member in ipairs(got) do dict_entries(member, entries) end
+  redis.call('ZREMRANGEBYRANK', load_key, 0, #got - 1)
+  local blocks = {}
+  local from, size = 1, 0
+  for i = 1, #entries do
+    size = size + #entries[i] + 2
+    if i - from + 1 == DICT_PACK or size >= DICT_BLOCK_BYTES or i == #entries then
+      blocks[#blocks + 1] = 0
+      blocks[#blocks + 1] = dict_block(entries, from, i)
+      from, size = i + 1, 0
+    end
+  end
+  chunked_write('ZADD', key, blocks)
+  return redis.call('ZCARD', load_key)
+end
+
 -- A value leaves a field's dictionaries (its set emptied); `fold` is its folded member
--- ('': none).  (A value enters them where save.lua's ZADD adds it.)
+-- ('': none).
 local function dict_leave(layout_key, field, dict_key, fold_key, text, fold)
-  redis.call('ZREM', dict_key, text)
+  dict_remove(dict_key, text)
   if fold ~= '' then redis.call('ZREM', fold_key, fold) end
   dict_bump(layout_key, field)
 end
@@ -82,13 +219,13 @@ end
 -- The dictionaries' upkeep for write_entries (lib.lua): after an index group (see
 -- save.lua's header) moved an object between value sets, the old value leaves the
 -- dictionaries when its set emptied, and the new one enters them when its set had no
--- member before (ZADD adds it only then; otherwise nothing changes, nor the version).
+-- member before (dict_add adds it only then; otherwise nothing changes, nor the version).
 -- `layout`: what layout_sync returned for the writer; a field whose layout has no 'd'
 -- (data written before the dictionaries) keeps none.
 local function text_upkeep(layout, layout_key)
   return function(ix, moved, compact)
     if compact then  -- {field, set #, dictionary #, text[, folded dictionary #, folded member]}
-      if keeps_dict(layout, ix[1]) and redis.call('ZADD', KEYS[ix[3]], 0, ix[4]) == 1 then
+      if keeps_dict(layout, ix[1]) and dict_add(KEYS[ix[3]], ix[4]) then
         if ix[5] then redis.call('ZADD', KEYS[ix[5]], 0, ix[6]) end
         dict_bump(layout_key, ix[1])
       end
@@ -98,47 +235,103 @@ local function text_upkeep(layout, layout_key)
     if moved and ix[2] == 'v' and redis.call('SCARD', KEYS[ix[4]]) == 0 then
       dict_leave(layout_key, ix[1], KEYS[ix[14]], KEYS[ix[15]], ix[3], ix[16])
     end
-    if ix[17] == 1 and redis.call('ZADD', KEYS[ix[14]], 0, ix[18]) == 1 then
+    if ix[17] == 1 and dict_add(KEYS[ix[14]], ix[18]) then
       if ix[19] ~= '' then redis.call('ZADD', KEYS[ix[15]], 0, ix[19]) end
       dict_bump(layout_key, ix[1])
     end
   end
 end
 
--- Walk a field's dictionaries for a text condition, at most `budget` members per call.
+-- Walk a field's dictionaries for a text condition, about `budget` values per call.
 -- spec: raw_min, raw_max (lex bounds over the values), fold_min, fold_max (over the
--- folded members; fold_min '' skips them), needle ('': every member in range; else
+-- folded members; fold_min '' skips them), needle ('': every value in range; else
 -- only those whose text holds it).  cursor: 's' start, 'r<bound>' / 'f<bound>' where
--- the raw / folded walk goes on, '' done.  Returns the candidate values (the client
--- checks each exactly) and the next cursor.
+-- the raw / folded walk goes on (over blocks / members), '' done.  Returns the
+-- candidate values (whole blocks: the client checks each exactly) and the next cursor.
 local function text_walk(dict_key, fold_key, spec, cursor, budget)
   local out = {}
-  if cursor == 's' then cursor = 'r' .. spec.raw_min end
+  if cursor == 's' then
+    local low = '-'
+    if spec.raw_min ~= '-' then
+      local member = dict_block_of(dict_key, dict_escape(string.sub(spec.raw_min, 2)))
+      if member then low = '[' .. member end
+    end
+    cursor = 'r' .. low
+  end
   local needle = spec.needle
   local folded_needle = string.gsub(needle, '%z', '\0\1')
+  local raw_high = spec.raw_max == '+' and '+' or ('(' .. dict_escape(string.sub(spec.raw_max, 2)) .. '\0\1')
   while cursor ~= '' and budget > 0 do
     local phase, low = string.sub(cursor, 1, 1), string.sub(cursor, 2)
-    local key = phase == 'r' and dict_key or fold_key
-    local high = phase == 'r' and spec.raw_max or spec.fold_max
-    local got = redis.call('ZRANGEBYLEX', key, low, high, 'LIMIT', 0, budget)
-    budget = budget - #got
-    for _, member in ipairs(got) do
-      if phase == 'r' then
-        if needle == '' or string.find(member, needle, 1, true) then out[#out + 1] = member end
-      else
+    local got, done
+    if phase == 'r' then
+      local n = math.max(1, math.floor(budget / DICT_PACK))
+      got = redis.call('ZRANGEBYLEX', dict_key, low, raw_high, 'LIMIT', 0, n)
+      done = #got < n
+      for _, member in ipairs(got) do
+        for entry in string.gmatch(member, '(.-)%z%z') do
+          budget = budget - 1
+          local value = dict_unescape(entry)
+          if needle == '' or string.find(value, needle, 1, true) then out[#out + 1] = value end
+        end
+      end
+    else
+      got = redis.call('ZRANGEBYLEX', fold_key, low, spec.fold_max, 'LIMIT', 0, budget)
+      done = #got < budget
+      budget = budget - #got
+      for _, member in ipairs(got) do
         local cut = string.find(member, '\0\0', 1, true)
         if cut and (needle == '' or string.find(string.sub(member, 1, cut - 1), folded_needle, 1, true)) then
           out[#out + 1] = string.sub(member, cut + 2)
         end
       end
     end
-    if budget > 0 then  -- this part is done
+    if done then  -- this part is done
       if phase == 'r' and spec.fold_min ~= '' then cursor = 'f' .. spec.fold_min else cursor = '' end
     else
       cursor = phase .. '(' .. got[#got]
     end
   end
   return out, cursor
+end
+
+-- One step of a text order's walk: about `budget` values in order (descending when
+-- `desc`), from `bound`: '' the start, '(<value>' after a value (the values of the
+-- block holding it come too: the client drops those not past it), 'b<block>' after a
+-- block (a cursor this returned).  Returns the values and the next cursor ('' done).
+local function text_order_walk(dict_key, desc, bound, budget)
+  local low, high
+  if bound == '' then
+    low = desc and '+' or '-'
+  elseif string.sub(bound, 1, 1) == 'b' then
+    low = '(' .. string.sub(bound, 2)
+  else
+    local escaped = dict_escape(string.sub(bound, 2))
+    if desc then
+      low = '(' .. escaped .. '\0\1'
+    else
+      local member = dict_block_of(dict_key, escaped)
+      low = member and ('[' .. member) or '-'
+    end
+  end
+  high = desc and '-' or '+'
+  local out, last = {}, nil
+  while true do
+    local n = math.max(1, math.floor((budget - #out) / DICT_PACK))
+    local got = redis.call(desc and 'ZREVRANGEBYLEX' or 'ZRANGEBYLEX', dict_key, low, high, 'LIMIT', 0, n)
+    for _, member in ipairs(got) do
+      local entries = dict_entries(member)
+      if desc then
+        for i = #entries, 1, -1 do out[#out + 1] = dict_unescape(entries[i]) end
+      else
+        for i = 1, #entries do out[#out + 1] = dict_unescape(entries[i]) end
+      end
+      last = member
+    end
+    if #got < n then return out, '' end
+    if #out >= budget then return out, 'b' .. last end
+    low = '(' .. last
+  end
 end
 
 -- ---- the query's side ------------------------------------------------------------

@@ -8,7 +8,7 @@ dictionary version so that no client keeps a stale plan (``repair.lua``)."""
 
 from __future__ import annotations
 
-from ...textindex import fold_member
+from ...textindex import block_values, fold_member
 from ..requests import Command, Flow
 from .state import CheckPass, Fix, apply
 
@@ -63,26 +63,29 @@ def _compare_flow(p: CheckPass, name: str, key: bytes, wanted: dict[bytes, bytes
     seen: set[bytes] = set()
     # Records that cannot be read may hold any value: no dictionary value is judged stale.
     unsure = any(p.report.found[kind] for kind in _UNREADABLE)
+    blocks = key == p.gk.text_dict(name)  # its members are blocks of values (textindex.lua)
     low = b"-"
     while True:
         got = yield Command(("ZRANGEBYLEX", key, low, b"+", "LIMIT", 0, STEP))
         for member in got:
-            seen.add(member)
-            if member not in wanted and not unsure:
-                cut = member.find(b"\x00\x00")
-                value = member if key == p.gk.text_dict(name) or cut < 0 else member[cut + 2:]
-                _fix(p, "stale_entry", b"DREM", key, member, name, value, fixes)
+            for entry in (block_values(member) if blocks else (member,)):
+                seen.add(entry)
+                if entry not in wanted and not unsure:
+                    cut = entry.find(b"\x00\x00")
+                    value = entry if blocks or cut < 0 else entry[cut + 2:]
+                    _fix(p, "stale_entry", b"TREM" if blocks else b"DREM", key, entry, name, value, fixes)
         if len(got) < STEP:
             break
         low = b"(" + got[-1]
     for member, value in wanted.items():
         if member not in seen:
-            _fix(p, "missing_entry", b"DADD", key, member, name, value, fixes)
+            _fix(p, "missing_entry", b"TADD" if blocks else b"DADD", key, member, name, value, fixes)
 
 
 def _fix(p: CheckPass, kind: str, op: bytes, key: bytes, member: bytes, name: str, value: bytes,
          fixes: list[Fix]) -> None:
     p.report.add(kind, key, detail=f"dictionary value {value.decode('utf-8', 'replace')!r}")
-    # DADD holds while the value's set has members, DREM while it has none.
-    fixes.append(Fix(kind, op, key, member, p.gk.layout, b"", b"s" if op == b"DADD" else b"z", name, b"",
-                     p.gk.index(name, value), adds=op == b"DADD"))
+    # An add holds while the value's set has members, a removal while it has none.
+    adds = op in (b"DADD", b"TADD")
+    fixes.append(Fix(kind, op, key, member, p.gk.layout, b"", b"s" if adds else b"z", name, b"",
+                     p.gk.index(name, value), adds=adds))

@@ -42,7 +42,7 @@ class Fix:
     """One fix for repair.lua, with the belief it holds (see there)."""
 
     kind: str              # the finding it repairs
-    op: bytes              # SADD SREM ZADD ZREM MAX, DADD DREM (a dictionary entry)
+    op: bytes              # SADD SREM ZADD ZREM MAX, TADD TREM (a text dictionary value), DADD DREM (a folded one)
     key: bytes
     member: Any
     score: Any = b""
@@ -116,7 +116,7 @@ def apply(p: CheckPass, fixes: list[Fix]) -> Flow[None]:
         number = KeyNumbers((p.keys.gen, p.gk.objs, p.keys.schemas))
         args: list[Any] = [p.gen]
         for fix in part:
-            if fix.op in (b"DADD", b"DREM"):  # the layout hash and the value set are keys too
+            if fix.op in (b"DADD", b"DREM", b"TADD", b"TREM"):  # the layout hash and the value set are keys too
                 args += (fix.op, number(fix.key), fix.member, number(fix.score), fix.pk, fix.belief,
                          fix.belief_field, fix.belief_kind, number(fix.belief_value))
                 continue
