@@ -93,10 +93,20 @@ local function dict_unescape(entry)
 end
 
 -- A block's escaped values, in order.  (Inside an escaped value a NUL is always
--- followed by 0x01, so the first NUL NUL after a value's start is its end.)
+-- followed by 0x01, so the first NUL NUL after a value's start is its end.)  A plain
+-- find per value: twice as fast as gmatch's '(.-)%z%z'.
 local function dict_entries(member, out)
   out = out or {}
-  for entry in string.gmatch(member, '(.-)%z%z') do out[#out + 1] = entry end
+  local pos, len = 1, #member
+  while pos <= len do
+    local stop = string.find(member, '\0\0', pos, true)
+    if not stop then  -- not a block (a foreign write): its rest reads as one value
+      out[#out + 1] = string.sub(member, pos)
+      break
+    end
+    out[#out + 1] = string.sub(member, pos, stop - 1)
+    pos = stop + 2
+  end
   return out
 end
 
@@ -225,7 +235,10 @@ end
 local function text_upkeep(layout, layout_key)
   return function(ix, moved, compact)
     if compact then  -- {field, set #, dictionary #, text[, folded dictionary #, folded member]}
-      if keeps_dict(layout, ix[1]) and dict_add(KEYS[ix[3]], ix[4]) then
+      -- A value enters the dictionaries with its set's first member (SCARD: cheaper
+      -- than looking the value up among the blocks).
+      if keeps_dict(layout, ix[1]) and redis.call('SCARD', KEYS[ix[2]]) == 1
+          and dict_add(KEYS[ix[3]], ix[4]) then
         if ix[5] then redis.call('ZADD', KEYS[ix[5]], 0, ix[6]) end
         dict_bump(layout_key, ix[1])
       end
@@ -269,7 +282,7 @@ local function text_walk(dict_key, fold_key, spec, cursor, budget)
       got = redis.call('ZRANGEBYLEX', dict_key, low, raw_high, 'LIMIT', 0, n)
       done = #got < n
       for _, member in ipairs(got) do
-        for entry in string.gmatch(member, '(.-)%z%z') do
+        for _, entry in ipairs(dict_entries(member)) do
           budget = budget - 1
           local value = dict_unescape(entry)
           if needle == '' or string.find(value, needle, 1, true) then out[#out + 1] = value end
