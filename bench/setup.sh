@@ -28,7 +28,7 @@ echo "== installing into bench/.venv"
 (cd "$ROOT" && "$BENCH/.venv/bin/python" -m pip install -q -e '.[hiredis]')
 "$BENCH/.venv/bin/python" -m pip install -q \
     'rom' 'walrus' 'SQLAlchemy>=2' 'psycopg[binary]' 'PyMySQL' 'matplotlib' 'hiredis' \
-    'fastapi' 'uvicorn[standard]' 'httpx'
+    'starlette' 'uvicorn[standard]' 'httpx' 'SQLAlchemy[asyncio]' 'asyncmy'
 
 # --- IndexedRedis 6.0.3, in its own environment ---------------------------------------
 # 6.0.3 declares only 'redis' (unpinned) and 'QueryableList' (needed: `import
