@@ -2,7 +2,8 @@
 # Creates the benchmark environments (idempotent: re-running only installs what is missing).
 #
 #   bench/.venv      our package (editable, with hiredis) + the peers: rom, walrus,
-#                    SQLAlchemy 2, psycopg, PyMySQL, matplotlib
+#                    SQLAlchemy 2 (with asyncio), psycopg, PyMySQL, asyncmy, matplotlib, and the web
+#                    app's Starlette and uvicorn (FastAPI too: bench.webapp_floor compares it)
 #   bench/.venv-ir6  IndexedRedis 6.0.3 (its import name clashes with ours), with the
 #                    redis-py it runs on
 #
@@ -28,7 +29,7 @@ echo "== installing into bench/.venv"
 (cd "$ROOT" && "$BENCH/.venv/bin/python" -m pip install -q -e '.[hiredis]')
 "$BENCH/.venv/bin/python" -m pip install -q \
     'rom' 'walrus' 'SQLAlchemy>=2' 'psycopg[binary]' 'PyMySQL' 'matplotlib' 'hiredis' \
-    'fastapi' 'uvicorn[standard]' 'httpx'
+    'starlette' 'fastapi' 'uvicorn[standard]' 'httpx' 'SQLAlchemy[asyncio]' 'asyncmy'
 
 # --- IndexedRedis 6.0.3, in its own environment ---------------------------------------
 # 6.0.3 declares only 'redis' (unpinned) and 'QueryableList' (needed: `import

@@ -30,6 +30,10 @@ MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:33
 PREFIX = "irbench_web_"
 PAGES = ("category", "product", "report")
 TARGETS = {"category": 6.0, "product": 6.0, "report": 100.0}
+# --sql-access async: the SQL pages on SQLAlchemy's AsyncEngine (SQLite has no async driver installed here)
+ASYNC_DRIVERS = {"mysql+pymysql": "mysql+asyncmy", "postgresql+psycopg": "postgresql+psycopg"}
+SQL_ACCESS = {"thread": "on a sync Engine in the thread pool",
+              "async": "on an AsyncEngine (asyncmy, psycopg async; SQLite sync)"}
 
 
 # ---- the server (a subprocess: the load loop must not share its CPU time slice) ------
@@ -38,11 +42,13 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from IndexedRedis.connection import params_from_url, setDefaultRedisConnectionParams
-    from IndexedRedis.examples.webapp.app import create_app, make_engine
+    from IndexedRedis.examples.webapp.app import create_app, make_async_engine, make_engine
     from IndexedRedis.examples.webapp.schema import Shop
 
     setDefaultRedisConnectionParams(params_from_url(args.redis))
-    uvicorn.run(create_app(make_engine(args.sql), Shop.define(args.prefix)), host="127.0.0.1", port=args.port,
+    engine = make_async_engine(ASYNC_DRIVERS[args.sql.split("://")[0]] + "://" + args.sql.split("://", 1)[1]) \
+        if args.sql_access == "async" else make_engine(args.sql)
+    uvicorn.run(create_app(engine, Shop.define(args.prefix)), host="127.0.0.1", port=args.port,
                 log_level="warning", access_log=False)
 
 
@@ -153,10 +159,11 @@ def bench_db(name: str, url: str, args: argparse.Namespace, redis_url: str) -> d
     generated = time.perf_counter() - started
     jobs = {job.name: job.run(force=True) for job in make_jobs(engine, shop)}
     port = free_port()
+    access = "async" if args.sql_access == "async" and name != "sqlite" else "thread"
     child = subprocess.Popen([sys.executable, "-m", "bench.webapp_run", "serve", "--sql", url, "--prefix", PREFIX,
-                              "--redis", redis_url, "--port", str(port)], cwd=ROOT)
+                              "--redis", redis_url, "--port", str(port), "--sql-access", access], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
-    results: dict[str, Any] = {"generate_s": generated,
+    results: dict[str, Any] = {"generate_s": generated, "sql_access": access,
                                "refresh": {k: {"rows": v.rows, "seconds": v.duration} for k, v in jobs.items()}}
     try:
         _wait_http(base, child)
@@ -247,7 +254,8 @@ def markdown(meta: dict[str, Any], dbs: dict[str, dict[str, Any]], refresh: list
              f"{meta['rows']:,} orders; load from {meta['client']}, {meta['concurrency']} concurrent connections "
              f"(2 for the SQL report), "
              f"{meta['seconds']} s per page, {meta['runs']} runs (medians; throughput × is the median of the "
-             f"runs' ratios, their range in brackets); one {meta['server']} worker; commit {meta['git']}; "
+             f"runs' ratios, their range in brackets); one {meta['server']} worker; "
+             f"SQL queries {SQL_ACCESS[meta.get('sql_access', 'thread')]}; commit {meta['git']}; "
              f"load {meta['load']['start']} -> {meta['load']['end']}.", "",
              "| database | page | SQL req/s | SQL p50 / p99 ms | IndexedRedis req/s | IR p50 / p99 ms | "
              "throughput × | p50 × | target |", "|---|---|---|---|---|---|---|---|---|"]
@@ -317,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-refresh", action="store_true")
     parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx",
                         help="load generator: Debian's wrk (default when installed) or a bounded httpx loop")
+    parser.add_argument("--sql-access", choices=["thread", "async"], default="thread",
+                        help="SQL pages: a sync Engine in the thread pool (default) or an AsyncEngine (asyncmy, "
+                             "psycopg's async mode; SQLite stays sync)")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--sql", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -364,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     meta = {"date": now(), "machine": machine(), "git": git_state(ROOT), "rows": args.rows,
             "concurrency": args.concurrency, "client": args.client, "seconds": args.seconds, "runs": args.runs,
-            "server": server_description(),
+            "server": server_description(), "sql_access": args.sql_access,
             "load": {"start": load_start, "end": load_average()},
             "command": command(ROOT, "bench.webapp_run", sys.argv[1:] if argv is None else argv)}
     os.makedirs(args.out, exist_ok=True)
@@ -373,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         fh.write(text)
     with open(os.path.join(args.out, "webapp_latest.json"), "w") as fh:
         json.dump({"meta": meta, "dbs": dbs, "refresh": refresh,
-                   "medians": {n: {p: statistics.median(r[f"{p}/ratios"]) for p in PAGES} for n, r in dbs.items()}}, fh, indent=2, default=str)
+                   "medians": {n: {p: statistics.median(r[f"{p}/ratios"]) for p in PAGES} for n, r in dbs.items()}},
+                  fh, indent=2, default=str)
     chart(dbs, os.path.join(args.out, "webapp_latest.png"), f"Web app pages, IndexedRedis vs SQL, {args.rows:,} "
           f"orders ({meta['date']})")
     print(text)

@@ -12,24 +12,38 @@ from collections.abc import Iterator
 import pytest
 from sqldbs import sql_engine, table_name  # noqa: F401  (fixture)
 
-pytest.importorskip("fastapi")
+pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from IndexedRedis.embedded import free_port  # noqa: E402
-from IndexedRedis.examples.webapp.app import create_app  # noqa: E402
+from IndexedRedis.examples.webapp.app import create_app, make_async_engine  # noqa: E402
 from IndexedRedis.examples.webapp.jobs import make_jobs  # noqa: E402
 from IndexedRedis.examples.webapp.schema import CATEGORIES, Shop, generate  # noqa: E402
 
+# the async drivers of each database's sync one (SQLite: none, the app's sync path only)
+ASYNC_DRIVERS = {"postgresql+psycopg": "postgresql+psycopg", "mysql+pymysql": "mysql+asyncmy"}
 
-@pytest.fixture
-def served(sql_engine) -> Iterator[tuple[str, object, Shop]]:  # noqa: F811
+
+@pytest.fixture(params=["sync", "async"])
+def served(request: pytest.FixtureRequest, sql_engine) -> Iterator[tuple[str, object, Shop]]:  # noqa: F811
+    """The app on ``sql_engine`` (sync: queries in the thread pool) or on an AsyncEngine
+    on the same database."""
+    app_engine = sql_engine
+    if request.param == "async":
+        driver = sql_engine.url.drivername
+        if driver not in ASYNC_DRIVERS:
+            pytest.skip(f"no async driver for {driver}")
+        pytest.importorskip("greenlet")
+        if driver.startswith("mysql"):
+            pytest.importorskip("asyncmy")
+        app_engine = make_async_engine(str(sql_engine.url.set(drivername=ASYNC_DRIVERS[driver])))
     shop = Shop.define(prefix=table_name("shop") + "_")
     generate(sql_engine, shop, orders=3000, products=120, customers=300)
     for job in make_jobs(sql_engine, shop):
         assert job.run().status == "swapped"
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(sql_engine, shop), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(app_engine, shop), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -64,6 +78,9 @@ def test_pages_are_the_same_from_sql_and_from_redis(served):
         assert report.count("<tr>") == 1 + 12 * 6  # header + every (category, region)
         total = re.search(r"over ([\d,]+) orders", report)
         assert total is not None and total[1] == "3,000"
+        for backend in ("sql", "redis"):  # the id is a path converter's: not a number, no such page
+            assert client.get(f"/{backend}/product/seven").status_code == 404
+            assert client.get(f"/{backend}/nothing").status_code == 404
         books = client.get("/redis/category/Books").text
         assert "10 products" in books  # 120 products over 12 categories
 
