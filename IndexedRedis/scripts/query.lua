@@ -86,9 +86,10 @@ end
 -- The records of these pks as a 'records' reply (see the header).
 local function records_reply(pks)
   if #pks == 0 then return {1, '', {}} end
-  local blobs = chunked_call('HMGET', objs_key, pks)
+  local n = #pks
+  local blobs = n <= CHUNK and redis.call('HMGET', objs_key, unpack(pks)) or chunked_call('HMGET', objs_key, pks)
   local found, records = {}, {}
-  for i = 1, #pks do
+  for i = 1, n do
     if blobs[i] then
       found[#found + 1] = tonumber(pks[i])
       records[#records + 1] = blobs[i]
@@ -617,7 +618,8 @@ end
 if order_kind == 'pk' then
   if driver and limit < 0 and offset == 0 and after == '' then
     -- A whole result in pk order: the client sorts it, faster than Lua can.
-    ordered = keep(members_of(driver), driver)
+    ordered = members_of(driver)
+    if #positives > 1 or #negatives > 0 or #trees > 0 or pending > 0 then ordered = keep(ordered, driver) end
   elseif driver and driver_size <= SORT_LIMIT then
     ordered = sort_pks(keep(members_of(driver), driver), desc)
     if after ~= '' then
@@ -744,9 +746,12 @@ end
 
 if op == 'exists' then return {1, #ordered > 0 and 1 or 0} end
 
-local page = {}
-local last = limit < 0 and #ordered or math.min(#ordered, offset + limit)
-for i = offset + 1, last do page[#page + 1] = ordered[i] end
+local page = ordered
+if offset > 0 or (limit >= 0 and limit < #ordered) then
+  page = {}
+  local last = limit < 0 and #ordered or math.min(#ordered, offset + limit)
+  for i = offset + 1, last do page[#page + 1] = ordered[i] end
+end
 
 if op == 'pks' then return {1, page} end
 return records_reply(page)
