@@ -19,6 +19,7 @@ import redis
 from consistency import assert_indexes_consistent, dictionary_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from textops import apply_text_ops
 
 from IndexedRedis import IndexedRedisModel, IRField
 from IndexedRedis.keys import lex_text
@@ -144,18 +145,7 @@ def test_blocks_follow_every_write_and_queries_match_python(redis_client: redis.
     redis_client.flushdb()
     fresh = [Label(text=w, n=i) for i, w in enumerate(base)]
     Label.reset(fresh)
-    objs = {obj._id: obj for obj in fresh}
-    for op in ops:
-        if op[0] == "save":
-            obj = Label(text=op[1], n=0)
-            obj.save()
-            objs[obj._id] = obj
-        elif op[0] == "update" and objs:
-            obj = objs[sorted(objs)[op[1] % len(objs)]]
-            obj.text = op[2]
-            obj.save()
-        elif op[0] == "delete" and objs:
-            objs.pop(sorted(objs)[op[1] % len(objs)]).delete()
+    objs = apply_text_ops(Label, {obj._id: obj for obj in fresh}, ops, lambda text, n: Label(text=text, n=n or 0))
     rows = {pk: obj.text for pk, obj in objs.items()}
     assert dictionary_values(redis_client, _dict_key(redis_client)) == sorted({_b(v) for v in rows.values()})
     assert_indexes_consistent(redis_client, Label)

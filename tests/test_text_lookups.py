@@ -27,6 +27,7 @@ from consistency import assert_indexes_consistent, dictionary_values, rewrite_di
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monitor import CommandLog
+from textops import apply_text_ops
 
 from IndexedRedis import IndexedRedisModel, InvalidQueryError, IRField, irNull
 from IndexedRedis.flows.text import WALK_BUDGET
@@ -100,23 +101,7 @@ operations = st.lists(st.one_of(
 
 def apply(ops: list[Any]) -> dict[int, Word]:
     objs: dict[int, Word] = {obj._id: obj for obj in Word.objects.all()}
-    for op in ops:
-        if op[0] == "save":
-            obj = Word(text=op[1], tag="t", n=1)
-            obj.save()
-            objs[obj._id] = obj
-        elif op[0] == "update" and objs:
-            obj = objs[sorted(objs)[op[1] % len(objs)]]
-            obj.text = op[2]
-            obj.save()
-        elif op[0] == "delete" and objs:
-            pk = sorted(objs)[op[1] % len(objs)]
-            objs.pop(pk).delete()
-        elif op[0] == "reset":
-            fresh = [Word(text=v, tag="t", n=i) for i, v in enumerate(op[1])]
-            Word.reset(fresh)
-            objs = {obj._id: obj for obj in fresh}
-    return objs
+    return apply_text_ops(Word, objs, ops, lambda text, n: Word(text=text, tag="t", n=1 if n is None else n))
 
 
 @settings(**SETTINGS)
