@@ -221,8 +221,18 @@ def getAsyncRedisConnection(params: Mapping[str, Any] | None = None) -> Any:
     they ask for one.  Call it inside a running loop."""
     if params is None:
         params = getDefaultRedisConnectionParams()
+    return loop_client(params, async_client_key(params))
+
+
+def async_client_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What ``loop_client`` keeps a loop's client of ``params`` under (valid while
+    ``default_stamp()`` stays the same: a model computes it once per stamp)."""
+    return (_version, _freeze(params))
+
+
+def loop_client(params: Mapping[str, Any], key: tuple[Any, ...]) -> Any:
+    """``getAsyncRedisConnection`` with the key of ``params`` computed beforehand."""
     clients = _loop_clients()
-    key = (_version, _freeze(params))
     client = clients.get(key)
     if client is None:
         budget = _cache_budget(params)

@@ -21,11 +21,12 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 from .compat import COMPAT_ENV_VAR, compat6
 from .connection import (
     SYNC_ROUTER,
+    async_client_key,
     async_client_of,
     default_stamp,
-    getAsyncRedisConnection,
     getDefaultRedisConnectionParams,
     getRedisConnection,
+    loop_client,
     sync_client_of,
 )
 from .dispatch import run_async, run_sync
@@ -391,7 +392,13 @@ class IndexedRedisModel(metaclass=ModelBase):
         """The asyncio client of this model's data, for the running event loop."""
         if cls._connection is not None:
             return async_client_of(cls._connection)
-        return getAsyncRedisConnection(cls._params())
+        stamp = default_stamp()
+        cached = cls.__dict__.get("_async_params_cache")
+        if cached is None or cached[0] != stamp:
+            params = cls._params()
+            cached = (stamp, params, async_client_key(params))
+            type.__setattr__(cls, "_async_params_cache", cached)
+        return loop_client(cached[1], cached[2])
 
     def _get_instance_client(self) -> Any:
         own = self.__dict__.get("_connection")

@@ -154,20 +154,37 @@ class QuerySet(ReadHelpers[M], Generic[M]):
 
     def first(self, cascadeFetch: bool = False) -> M | None:
         """The first matching object in the query's order (the oldest by default), or None."""
+        if not cascadeFetch:
+            hit = cached_sync(self.model, query=read.page_key(self.query, 0, 1))
+            if hit is not None:
+                return _first(hit)
         return _first(self._run(read.page_flow, self.query, 0, 1, cascade=cascadeFetch))
 
     async def afirst(self, cascadeFetch: bool = False) -> M | None:
         """``first``, awaitable."""
+        if not cascadeFetch:
+            hit = cached_async(self.model, query=read.page_key(self.query, 0, 1))
+            if hit is not None:
+                return _first(hit)
         return _first(await self._arun(read.page_flow, self.query, 0, 1, cascade=cascadeFetch))
 
     def last(self, cascadeFetch: bool = False) -> M | None:
         """The last matching object in the query's order (the newest by default), or None."""
-        return _first(self._run(read.page_flow, self.query, 0, 1, self.query.order.reversed(), cascade=cascadeFetch))
+        backwards = self.query.order.reversed()
+        if not cascadeFetch:
+            hit = cached_sync(self.model, query=read.page_key(self.query, 0, 1, backwards))
+            if hit is not None:
+                return _first(hit)
+        return _first(self._run(read.page_flow, self.query, 0, 1, backwards, cascade=cascadeFetch))
 
     async def alast(self, cascadeFetch: bool = False) -> M | None:
         """``last``, awaitable."""
-        return _first(await self._arun(read.page_flow, self.query, 0, 1, self.query.order.reversed(),
-                                       cascade=cascadeFetch))
+        backwards = self.query.order.reversed()
+        if not cascadeFetch:
+            hit = cached_async(self.model, query=read.page_key(self.query, 0, 1, backwards))
+            if hit is not None:
+                return _first(hit)
+        return _first(await self._arun(read.page_flow, self.query, 0, 1, backwards, cascade=cascadeFetch))
 
     def random(self, cascadeFetch: bool = False) -> M | None:
         """A random matching object, or None."""

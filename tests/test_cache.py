@@ -204,6 +204,27 @@ def test_the_counters(writer: Writer) -> None:
     assert now["entries"] == 2 + 1 + 3
 
 
+def test_first_and_last_are_answered_from_the_cache_and_stay_coherent(writer: Writer) -> None:
+    pks = load()
+    query = CachedSong.objects.filter(artist="artist-1")  # pks 1, 5, 9
+    base = stats()
+    first, last = query.first(), query.last()  # two misses
+    assert (first._id, last._id) == (pks[1], pks[9])
+    assert query.first() is first and query.last() is last  # two hits, no script call
+    assert asyncio.run(query.afirst()) is first and asyncio.run(query.alast()) is last
+    assert stats()["hits"] - base["hits"] == 4
+    assert stats()["misses"] - base["misses"] == 2
+    assert CachedSong.objects.filter(artist="nobody").first() is None  # an empty result, cached too
+    assert CachedSong.objects.filter(artist="nobody").first() is None
+    writer.do(op="save", pk=pks[1], values={"title": "changed"})
+    assert query.first().title == "changed"
+    writer.do(op="save", pk=pks[9], values={"artist": "artist-0"})
+    assert query.last()._id == pks[5]
+    new = writer.do(op="insert", values={"artist": "nobody", "title": "t", "track": 0})["pk"]
+    assert CachedSong.objects.filter(artist="nobody").first()._id == new
+    assert asyncio.run(CachedSong.objects.filter(artist="nobody").alast())._id == new
+
+
 def test_memory_stays_within_the_budget() -> None:
     class Small(IndexedRedisModel):
         FIELDS = ["artist", "title"]
