@@ -13,7 +13,7 @@ from .expiry import expected
 from .fields import irNull
 from .lookups import Condition, resolve_filter
 from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and, tree_leaves
-from .textindex import OrderPlan, TextPlan, condition_letters, walk_spec
+from .textindex import OrderPlan, TextPlan, UnionPlan, condition_letters, walk_spec
 
 if TYPE_CHECKING:
     from .keys import GenerationKeys
@@ -181,6 +181,11 @@ def compile_query(meta: ModelOptions, gk: GenerationKeys, gen: int, op: str,
             letters = letters.replace(b"s", b"h")
         pseudo += (b"R", number(gk.layout), name, letters)
         count += 1
+    unions = [plan for plan in plans.values() if isinstance(plan, UnionPlan)]
+    if unions:  # checked before anything is read: no write since the scratch sets were made
+        scratch = [key for plan in unions for key in plan.keys]
+        pseudo += (b"W", number(gk.layout), unions[0].writes, len(scratch), *(number(key) for key in scratch))
+        count += 1
     args += [offset, limit, b"" if after is None else after, rnd, count, *pseudo]
     for condition in conditions:
         args += leaf_args(gk, number, condition, plans)
@@ -210,12 +215,14 @@ def leaf_args(gk: GenerationKeys, number: Callable[[bytes], int], condition: Con
     if kind == "Z":
         return [b"Z", number(gk.score_index(field)), condition[2], condition[3]]
     if kind == "D":
-        text_plan: TextPlan | None = plans.get(condition)
-        values = text_plan.values if text_plan is not None else ()
+        text_plan: TextPlan | UnionPlan | None = plans.get(condition)
+        if isinstance(text_plan, UnionPlan):  # its value sets gathered into scratch sets
+            sets = [number(key) for key in text_plan.keys]
+        else:
+            sets = [value_set(v) for v in text_plan.values] if text_plan is not None else []
         return [b"D", number(gk.layout), field, text_plan.version if text_plan else b"?",
                 number(gk.text_dict(field)), number(gk.fold_dict(field)),
-                *walk_spec(condition[2], condition[3], condition[4]), len(values),
-                *(value_set(v) for v in values)]
+                *walk_spec(condition[2], condition[3], condition[4]), len(sets), *sets]
     if kind == "L":
         return [b"L", number(gk.lex_index(field)), condition[2], condition[3], field, condition[4], condition[5]]
     raise InvalidQueryError(f"unknown condition kind {kind!r} in {condition!r}")

@@ -38,7 +38,11 @@ never reach a key name unescaped)::
     ir:{TAG}:g<N>:layout                    hash: field -> letters of the indexes built for it
                                             (see textindex.py), "_" -> the layout digest of the
                                             writers when all agree, "v:<field>" -> the version
-                                            of the field's dictionaries
+                                            of the field's dictionaries, "_w" -> a count of the
+                                            writes that changed the indexes
+    ir:{TAG}:g<N>:u:<token>:<n>             set: scratch of one large text lookup, the union of
+                                            some of its value sets (flows/text.py); it expires
+                                            within seconds, and the lookup deletes it
     ir:{TAG}:g<N>:exp                       zset (TTL models only): pk -> when the object expires
                                             (server time, ms since the epoch); see expiry.py
     ir:{TAG}:g<N>:t:<pk>                    an object's stamp: never left behind (a write SETs and
@@ -117,6 +121,10 @@ class GenerationKeys:
         before the switch)."""
         return self.prefix + b"l:" + field_name.encode("utf-8")
 
+    def text_union(self, token: bytes, step: int) -> bytes:
+        """Set: a large text lookup's scratch, the union of some of its value sets."""
+        return self.prefix + b"u:" + token + b":%d" % step
+
     def fold_dict(self, field_name: str) -> bytes:
         """Sorted set (scores 0) of ``<escaped casefold>\\0\\0<value>`` for the distinct
         values of a text field whose casefold differs from the value."""
@@ -171,7 +179,8 @@ class KeyInfo:
     ``nextpk``, ``schemas``, ``lastreset``, ``refresh_lease``, ``refresh_state``), a
     generation's ``objs`` / ``ids`` / ``layout`` / ``exp`` (expiry zset), an index (``value``
     set, ``null`` set, ``score`` zset, ``lex`` zset, text ``dict`` / ``fold`` dictionary,
-    with ``field`` and, for a value set, the index ``value``), or ``unknown`` (a name of no
+    with ``field`` and, for a value set, the index ``value``), a large text lookup's
+    scratch set (``union``), or ``unknown`` (a name of no
     layout this version knows).
     """
 
@@ -185,7 +194,7 @@ _INDEX_KINDS = {b"i": "value", b"n": "null", b"z": "score", b"x": "lex", b"d": "
                 b"l": "dictload"}
 #: The kinds of key that hold a generation's data (the rest is bookkeeping or unknown).
 GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "lex", "dict", "fold", "dictload",
-                              "layout"})
+                              "layout", "union"})
 
 
 def padded_pk(pk: int) -> bytes:
@@ -246,7 +255,9 @@ class ModelKeys:
         if rest == b"cached":
             return FLAG
         if rest[:1] == b"g" and rest[1:2].isdigit():
-            return RECORDS if rest.endswith(b":objs") else DATA
+            if rest.endswith(b":objs"):
+                return RECORDS
+            return BOOKKEEPING if rest.partition(b":")[2][:2] == b"u:" else DATA  # u: a lookup's scratch
         return BOOKKEEPING
 
     def generation(self, gen: int) -> GenerationKeys:
@@ -273,6 +284,8 @@ class ModelKeys:
         gen = int(number)
         if tail in (b"objs", b"ids", b"layout", b"exp"):
             return KeyInfo(tail.decode(), gen)
+        if tail[:2] == b"u:":
+            return KeyInfo("union", gen)
         index_kind = _INDEX_KINDS.get(tail[:1])
         if index_kind is None or tail[1:2] != b":":
             return KeyInfo("unknown", gen)

@@ -38,9 +38,9 @@ from .keys import lex_text
 if TYPE_CHECKING:
     from .options import IndexSpec
 
-__all__ = ["block_values", "pack_blocks", "PACK_VALUES", "BLOCK_BYTES", "TextPlan", "OrderPlan", "layout_letters",
-           "model_layout", "folded", "fold_member", "matches", "condition_letters", "walk_spec", "after_prefix",
-           "remember", "PLAN_LIMIT"]
+__all__ = ["block_values", "pack_blocks", "PACK_VALUES", "BLOCK_BYTES", "TextPlan", "UnionPlan", "OrderPlan",
+           "layout_letters", "model_layout", "folded", "fold_member", "matches", "condition_letters", "walk_spec",
+           "after_prefix", "remember", "PLAN_LIMIT"]
 
 #: Plans kept per connection (least recently made dropped first).
 PLAN_LIMIT = 4096
@@ -181,6 +181,17 @@ class TextPlan:
 
     version: bytes
     values: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnionPlan:
+    """A large ``TextPlan`` whose value sets were gathered, in bounded steps, into the
+    scratch sets ``keys`` (``flows/text.py``), while the layout's count of index writes
+    was ``writes``: the query reads those instead of the value sets."""
+
+    version: bytes
+    keys: tuple[bytes, ...]
+    writes: bytes
 
 
 @dataclass(frozen=True, slots=True)

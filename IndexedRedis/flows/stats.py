@@ -165,7 +165,7 @@ def _kind(meta: Any, gen: int, info: KeyInfo) -> str:
         return "records"
     if info.kind == "ids":
         return "ids"
-    if info.kind == "layout":
+    if info.kind in ("layout", "union"):  # union: a text lookup's scratch, gone in seconds
         return "bookkeeping"
     if info.kind == "exp":
         return "expiry"

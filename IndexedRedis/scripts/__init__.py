@@ -23,7 +23,8 @@ from typing import Any
 __all__ = ["Script", "SAVE", "UPDATE", "DELETE", "QUERY", "RESET_BEGIN", "RESET_LOAD", "DICT_PACK", "RESET_SWITCH",
            "RESET_ABANDON", "RESET_SWEEP", "FREE_DONE", "RESERVE_PKS", "REFRESH_LEASE", "REFRESH_RECORD",
            "CHECK_STATE", "TEXT_WALK", "CHECK_RECORDS", "CHECK_MEMBERS", "REPAIR", "FREE_KEYS", "MEMORY_USAGE",
-           "CACHE_FLAG", "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING", "EXPIRED", "EXPIRY_ORPHANS"]
+           "CACHE_FLAG", "NO_WRITES_SHEBANG", "READ_ONLY_SCRIPTS", "DROP_BOOKKEEPING", "EXPIRED", "EXPIRY_ORPHANS",
+           "TEXT_UNION", "QUERY_ON_MASTER"]
 
 _here = files(__name__)
 _LIB = _here.joinpath("lib.lua").read_text(encoding="utf-8")
@@ -74,6 +75,10 @@ UPDATE = Script("update", libs=("textindex",))
 DELETE = Script("delete", libs=("textindex",))
 QUERY = Script("query", readonly=True, libs=("textindex",))
 TEXT_WALK = Script("text_walk", readonly=True, libs=("textindex",))
+TEXT_UNION = Script("text_union")
+#: query.lua sent as a plain script, to the master: a query that reads scratch sets
+#: ``TEXT_UNION`` just wrote (a replica may not have them yet).
+QUERY_ON_MASTER = Script("query", libs=("textindex",))
 RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 DICT_PACK = Script("dict_pack", libs=("textindex",))

@@ -72,6 +72,7 @@ while pos <= #ARGV do
 end
 
 local layout = #doomed > 0 and layout_sync(layout_key, ids_key, layout_digest, layout_flat) or {}
+note_write(layout_key, layout)
 
 local stamping = #doomed > 0 and redis.call('EXISTS', KEYS[5]) == 1
 for _, d in ipairs(doomed) do

@@ -27,9 +27,10 @@
 --                             syntax); when this does not drive, the field's stored
 --                             text is checked against rawmin / rawmax (same syntax)
 --     'N' key                 members of the set are excluded
---     'R' / 'D' / 'O' ...     an index the query reads (checked as built), a text
---                             dictionary condition, a text order's values: see
---                             text_condition in textindex.lua (replies 20-22 there)
+--     'R' / 'D' / 'O' / 'W'   an index the query reads (checked as built), a text
+--                             dictionary condition, a text order's values, the check
+--                             that a large lookup's scratch sets are current: see
+--                             text_condition in textindex.lua (replies 20-23 there)
 --     'T' node                a condition tree (OR, NOT...: see parse_node), tested
 --                             on the candidates; it drives when it has candidates
 --                             ('&' of a positive leaf, '|' of kids that all have some)
@@ -401,7 +402,8 @@ for _ = 1, tonumber(ARGV[13]) do
   local t = ARGV[pos]
   if t == 'T' then
     trees[#trees + 1], pos = parse_node(pos + 1)
-  elseif t == 'R' or t == 'O' then  -- built indexes, a text order's values (textindex.lua)
+  elseif t == 'R' or t == 'O' or t == 'W' then  -- built indexes, a text order's values, a large
+    -- lookup's scratch sets (textindex.lua)
     local _none
     _none, pos = text_condition(ARGV, pos)
   else

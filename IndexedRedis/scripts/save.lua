@@ -119,7 +119,10 @@ if clash then return {4, clash, field} end
 
 for _, model in ipairs(models) do register_schema(KEYS[model[6]], model[7], model[8]) end
 local layouts = {}  -- per model: field -> the indexes kept (textindex.lua)
-for m, model in ipairs(models) do layouts[m] = layout_sync(KEYS[model[10]], KEYS[model[4]], model[11], model[12]) end
+for m, model in ipairs(models) do
+  layouts[m] = layout_sync(KEYS[model[10]], KEYS[model[4]], model[11], model[12])
+  note_write(KEYS[model[10]], layouts[m])
+end
 
 local upkeeps = {}  -- per model: the dictionaries' upkeep for write_entries
 for m, model in ipairs(models) do upkeeps[m] = text_upkeep(layouts[m], KEYS[model[10]]) end

@@ -5,10 +5,11 @@
 -- ('s' value sets, 'h' hashed value sets, 'z' score zset, 'x' lex zset, 'd' text
 -- dictionaries), '_' -> the digest of the writers' layout while every writer agreed,
 -- 'v:<field>' -> the version of the field's dictionaries, bumped whenever a value
--- enters or leaves them.  No layout hash in a non-empty generation: written before
+-- enters or leaves them, '_w' -> a count of the writes that changed the generation's
+-- indexes (see note_write; no field name begins with '_').  No layout hash in a non-empty generation: written before
 -- layouts existed, it has every index but the dictionaries.
 
-local TEXT_NOT_BUILT, TEXT_STALE, TEXT_MORE = 20, 21, 22
+local TEXT_NOT_BUILT, TEXT_STALE, TEXT_MORE, TEXT_MOVED = 20, 21, 22, 23
 
 -- The layout a writer keeps up to date in a generation: field -> letters.  `flat` is
 -- the writer's {field, letters, ...}, `digest` their digest.  An empty generation takes
@@ -24,7 +25,7 @@ local function layout_sync(layout_key, ids_key, digest, flat)
   local built = {}
   for i = 1, #stored, 2 do
     local name = stored[i]
-    if name ~= '_' and string.sub(name, 1, 2) ~= 'v:' then built[name] = stored[i + 1] end
+    if string.sub(name, 1, 1) ~= '_' and string.sub(name, 1, 2) ~= 'v:' then built[name] = stored[i + 1] end
   end
   if redis.call('ZCARD', ids_key) == 0 then  -- empty: the writer's layout is the truth
     for name in pairs(built) do
@@ -52,6 +53,15 @@ local function layout_sync(layout_key, ids_key, digest, flat)
     end
   end
   return kept
+end
+
+-- Count a write that changes the generation's index entries ('_w'), once per script
+-- call, after layout_sync gave `layout`: a large text lookup gathers its value sets in
+-- steps (text_union.lua) and is answered only if no write came in between.  A
+-- generation without a layout hash (written before layouts) has no dictionaries, so
+-- no such lookup: it is left without one.
+local function note_write(layout_key, layout)
+  if layout == true or next(layout) ~= nil then redis.call('HINCRBY', layout_key, '_w', 1) end
 end
 
 local function keeps_dict(layout, field)
@@ -352,6 +362,7 @@ local text_layout_key
 local text_requirements = {}  -- {field, letters}: indexes the query reads
 local text_plans = {}          -- dictionary conditions: {field, version, spec, dict, fold}
 local text_order               -- {field, version, complete, keys} when ordered by a dictionary
+local text_writes              -- {writes, keys}: a large lookup's scratch sets (text_union.lua)
 
 -- Parse a query condition of kind 'R' (an index the query reads: layout #, field,
 -- letters), 'D' (a dictionary condition: layout #, field, believed version, dict #,
@@ -364,6 +375,13 @@ local function text_condition(argv, pos)
   if t == 'R' then
     text_requirements[#text_requirements + 1] = {field = argv[pos + 2], letters = argv[pos + 3]}
     return nil, pos + 4
+  end
+  if t == 'W' then  -- layout #, the writes count the scratch sets were made at, n, n scratch set #s
+    local n = tonumber(argv[pos + 3])
+    local keys = {}
+    for i = 1, n do keys[i] = KEYS[tonumber(argv[pos + 3 + i])] end
+    text_writes = {writes = argv[pos + 2], keys = keys}
+    return nil, pos + 4 + n
   end
   if t == 'O' then
     local n = tonumber(argv[pos + 5])
@@ -386,7 +404,8 @@ end
 -- Check, before the query reads anything else, that the indexes it reads are built and
 -- that its dictionary plans are current.  Returns nil, or the reply to give instead:
 -- {20, field, letters} an index is not built | {21, plan number (0: the order), version,
--- cursor, values...} a plan is stale (with the values of a bounded walk).
+-- cursor, values...} a plan is stale (with the values of a bounded walk) | {23} a write
+-- came in since the scratch sets were made, or one of them is gone.
 local TEXT_CHEAP = 1000
 local function text_verify(ids_key)
   if text_layout_key == nil then return nil end
@@ -394,6 +413,7 @@ local function text_verify(ids_key)
   for _, r in ipairs(text_requirements) do names[#names + 1] = r.field end
   for _, p in ipairs(text_plans) do names[#names + 1] = 'v:' .. p.field end
   if text_order then names[#names + 1] = 'v:' .. text_order.field end
+  if text_writes then names[#names + 1] = '_w' end
   local got = redis.call('HMGET', text_layout_key, unpack(names))
   local legacy
   for i, r in ipairs(text_requirements) do
@@ -425,8 +445,12 @@ local function text_verify(ids_key)
     end
   end
   if text_order then
-    local version = got[#names] or '0'
+    local version = got[base + #text_plans + 1] or '0'
     if version ~= text_order.version then return {TEXT_STALE, 0, version, ''} end
+  end
+  if text_writes then
+    if (got[#names] or '0') ~= text_writes.writes then return {TEXT_MOVED} end
+    if redis.call('EXISTS', unpack(text_writes.keys)) ~= #text_writes.keys then return {TEXT_MOVED} end
   end
   return nil
 end

@@ -61,7 +61,9 @@ if #live == 0 then return {1, 0} end
 
 register_schema(KEYS[4], tag, request[3])
 local layout_key = KEYS[request[6]]
-local upkeep = text_upkeep(layout_sync(layout_key, KEYS[3], request[7], request[8]), layout_key)
+local layout = layout_sync(layout_key, KEYS[3], request[7], request[8])
+note_write(layout_key, layout)
+local upkeep = text_upkeep(layout, layout_key)
 local stamping = redis.call('EXISTS', KEYS[5]) == 1
 local where = {}
 for i, name in ipairs(schema_names(nil, tag)) do where[name] = i end

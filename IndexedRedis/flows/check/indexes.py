@@ -116,8 +116,8 @@ def _judge_key(p: CheckPass, key: bytes, info: KeyInfo, garbage: dict[tuple[str,
         p.report.add(kind, key, detail=f"generation {info.gen}")
         garbage.setdefault((kind, info.gen), []).append(key)
         return None
-    if info.kind in ("objs", "layout") or (info.kind == "exp" and p.meta.ttl_ms is not None):
-        return None  # records: the records pass; expiry: check/expiry.py
+    if info.kind in ("objs", "layout", "union") or (info.kind == "exp" and p.meta.ttl_ms is not None):
+        return None  # records: the records pass; expiry: check/expiry.py; union: a lookup's scratch
     if info.kind == "exp":  # the model had a TTL once
         p.report.add("former_layout", key, detail="expiry zset of a model without TTL")
         garbage.setdefault(("former_layout", p.gen), []).append(key)
