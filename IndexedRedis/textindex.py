@@ -90,12 +90,14 @@ def pack_blocks(ordered: list[bytes]) -> list[bytes]:
 
 def block_values(member: bytes) -> list[bytes]:
     """The values of one text dictionary member, a block (``scripts/textindex.lua``):
-    each value escaped and ended as ``keys.lex_text`` makes it."""
+    each value escaped and ended as ``keys.lex_text`` makes it.  A member that is not
+    a block (a foreign write) reads as the scripts read it: its unended rest is one
+    value more (so ``check`` reports it as a stale entry, and ``repair`` takes it out)."""
     values, start = [], 0
     while start < len(member):
         end = member.find(b"\x00\x00", start)  # inside an escaped value a NUL is followed by 0x01
         if end < 0:
-            raise ValueError(f"not a dictionary block: {member[:40]!r}")
+            end = len(member)
         values.append(member[start:end].replace(b"\x00\x01", b"\x00"))
         start = end + 2
     return values

@@ -67,7 +67,12 @@ def measure(params: dict[str, Any], n: int, queries: int) -> dict[str, Any]:
 
 
 def _name(command: Any) -> str:
+    """The script and its arguments after the keys (what the step did), shortened."""
     text = command.decode("utf-8", "replace") if isinstance(command, bytes) else str(command)
+    words = text.split(" ")
+    if len(words) > 3 and words[0].upper().startswith("EVAL") and words[2].isdigit():
+        rest = words[3 + int(words[2]):]
+        return " ".join([words[0], words[1][:8], f"{words[2]} keys", *rest])[:100]
     return text[:60]
 
 

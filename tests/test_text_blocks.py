@@ -59,9 +59,11 @@ def test_a_block_of_escaped_values_reads_back_and_sorts_by_its_first_value(words
     assert [block_values(m)[0] for m in members] == firsts
 
 
-def test_a_member_that_is_not_a_block_is_refused() -> None:
-    with pytest.raises(ValueError, match="not a dictionary block"):
-        block_values(b"plain")
+def test_a_member_that_is_not_a_block_reads_as_the_scripts_read_it() -> None:
+    # textindex.lua's dict_entries: the unended rest of a member is one value more
+    assert block_values(b"plain") == [b"plain"]
+    assert block_values(b"a\x00\x00b\x00\x01c") == [b"a", b"b\x00c"]
+    assert block_values(b"") == []
 
 
 # ---- against the server -----------------------------------------------------------------------
@@ -166,3 +168,14 @@ def test_blocks_follow_every_write_and_queries_match_python(redis_client: redis.
         qs = Label.objects.orderBy("-text" if descending else "text")
         assert [o._id for o in qs[:3]] == want[:3]                       # a short plan first
         assert [o._id for o in qs[offset:offset + size]] == want[offset:offset + size]  # then extended
+
+
+def test_check_reports_a_member_that_is_not_a_block_and_repair_takes_it_out(redis_client: redis.Redis) -> None:
+    Label.reset([Label(text=f"k{i:03d}", n=i) for i in range(100)])
+    redis_client.zadd(_dict_key(redis_client), {b"k050zz": 0})  # a foreign write: no block ending
+    report = Label.objects.check()
+    assert dict(report.found) == {"stale_entry": 1} and report.details[0].key == _dict_key(redis_client)
+    Label.objects.repair()
+    assert Label.objects.check().ok
+    assert sum(len(b) for b in _blocks(redis_client)) == 100
+    assert Label.objects.filter(text__startswith="k05").count() == 10

@@ -43,14 +43,14 @@ __all__ = ["NOT_BUILT", "STALE_PLAN", "NEED_MORE", "WALK_BUDGET", "text_query_fl
            "not_built_error"]
 
 NOT_BUILT, STALE_PLAN, NEED_MORE, MOVED = 20, 21, 22, 23  # query.lua / text_walk.lua replies (textindex.lua)
-#: Dictionary members read per walk step (a step of 2000 short values takes ~1 ms).
-WALK_BUDGET = 2000
+#: Dictionary members read per walk step (1,000 short values: 1-3 ms on a 2-core VM).
+WALK_BUDGET = 1000
 #: Query attempts while writers keep changing the dictionaries it reads.
 MAX_PLAN_ROUNDS = 50
 #: A plan of more values than this is gathered into scratch sets (see the module doc),
-#: ``UNION_STEP`` value sets per step (2000 one-member sets: about 1 ms).
+#: ``UNION_STEP`` value sets per step (1,000 one-member sets: 2-4 ms on a 2-core VM).
 UNION_LIMIT = 2000
-UNION_STEP = 2000
+UNION_STEP = 1000
 #: Gatherings that writes may spoil before the query runs as one script.
 UNION_ROUNDS = 3
 #: How long a scratch set lives (ms) if its query never deletes it (the client died).

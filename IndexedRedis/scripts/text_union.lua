@@ -13,7 +13,7 @@
 --   came in since the first step
 
 if ARGV[1] == 'drop' then
-  redis.call('DEL', unpack(KEYS))
+  redis.call('UNLINK', unpack(KEYS))  -- freed off the main thread
   return {1}
 end
 local gen = current_gen(KEYS[1])

@@ -366,8 +366,10 @@ local text_writes              -- {writes, keys}: a large lookup's scratch sets 
 
 -- Parse a query condition of kind 'R' (an index the query reads: layout #, field,
 -- letters), 'D' (a dictionary condition: layout #, field, believed version, dict #,
--- fold #, raw min, raw max, fold min, fold max, needle, n, n value set #s) or 'O' (the
--- order's values: layout #, field, believed version, complete '1'/'0', n, n set #s).
+-- fold #, raw min, raw max, fold min, fold max, needle, n, n value set #s: for a large
+-- lookup, its scratch sets), 'O' (the order's values: layout #, field, believed version,
+-- complete '1'/'0', n, n set #s) or 'W' (a large lookup's scratch sets, see
+-- text_union.lua: layout #, the writes count they were made at, n, n scratch set #s).
 -- Returns the positive condition it stands for (or nil) and the next position.
 local function text_condition(argv, pos)
   local t = argv[pos]
