@@ -165,3 +165,27 @@ def test_a_reader_that_may_not_write_gets_the_answer_from_one_script() -> None:
         assert scratch_keys(admin) == []
     finally:
         server.stop()
+
+
+def test_every_kind_of_index_write_bumps_the_writes_count(loaded: list[dict[str, Any]],
+                                                          redis_client: redis.Redis) -> None:
+    gen = int(redis_client.get(Big._meta.keys.gen) or 0)
+    gk = Big._meta.keys.generation(gen)
+
+    def writes() -> int:
+        return int(redis_client.hget(gk.layout, "_w") or 0)
+
+    steps = [writes()]
+    obj = Big.objects.get(loaded[1]["_id"])
+    obj.tag = "moved"
+    obj.save()
+    steps.append(writes())
+    Big.objects.filter(tag="moved").update(n=99)
+    steps.append(writes())
+    Big.objects.get(loaded[2]["_id"]).delete()
+    steps.append(writes())
+    redis_client.srem(gk.index("tag", b"moved"), str(loaded[1]["_id"]))  # drift, for repair to fix
+    assert Big.objects.repair().repaired
+    steps.append(writes())
+    assert all(b > a for a, b in zip(steps, steps[1:])), steps
+    assert Big.objects.check().ok

@@ -3,7 +3,9 @@
 -- there first) is skipped, so a repair never undoes a concurrent write.  Every belief
 -- and key type is checked before the first write.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 schemas hash, then the keys fixed
+-- KEYS: 1 generation pointer, 2 objs hash, 3 schemas hash, 4 layout hash (whose count of
+--   index writes, '_w', a batch that fixes anything bumps, as a save does: see
+--   note_write in textindex.lua), then the keys fixed
 -- ARGV: 1 expected generation, then per fix: op, key number, member, score, pk,
 --   belief, belief field, belief kind, belief value
 --   ops: 'SADD' / 'SREM' a set member, 'ZADD' (with score) / 'ZREM' a zset member,
@@ -51,6 +53,7 @@ for pos = 2, #ARGV, 9 do
   end
 end
 
+if #fixes > 0 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[4], '_w', 1) end
 for _, fix in ipairs(fixes) do
   if fix.op == 'MAX' then
     local now = tonumber(redis.call('GET', fix.key) or '0')

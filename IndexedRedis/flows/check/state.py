@@ -113,7 +113,7 @@ def apply(p: CheckPass, fixes: list[Fix]) -> Flow[None]:
     """Send fixes in atomic batches (repair.lua); counts those applied."""
     for start in range(0, len(fixes), FIX_BATCH):
         part = fixes[start:start + FIX_BATCH]
-        number = KeyNumbers((p.keys.gen, p.gk.objs, p.keys.schemas))
+        number = KeyNumbers((p.keys.gen, p.gk.objs, p.keys.schemas, p.gk.layout))
         args: list[Any] = [p.gen]
         for fix in part:
             if fix.op in (b"DADD", b"DREM", b"TADD", b"TREM"):  # the layout hash and the value set are keys too
