@@ -6,6 +6,7 @@
 #                    app's Starlette and uvicorn (FastAPI too: bench.webapp_floor compares it)
 #   bench/.venv-ir6  IndexedRedis 6.0.3 (its import name clashes with ours), with the
 #                    redis-py it runs on
+#   wrk              Debian's HTTP load generator (bench.webapp_run), where apt-get exists
 #
 # Usage: bash bench/setup.sh        (from anywhere)
 set -euo pipefail
@@ -22,6 +23,15 @@ make_venv() {
         "$dir/bin/python" -m pip install -q --upgrade pip
     fi
 }
+
+# --- Debian's wrk: the web app benchmark's load generator (bench.webapp_run) ------------
+# Without it, bench.webapp_run falls back to a Python client, which saturates first and
+# measures itself.  Installed here, as .ci/run installs redis-server, where apt-get exists.
+if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing wrk (Debian)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) \
+        || echo "   wrk could not be installed: bench.webapp_run will use its Python client"
+fi
 
 # --- the main bench environment -------------------------------------------------------
 make_venv "$BENCH/.venv"
