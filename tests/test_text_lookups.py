@@ -294,6 +294,40 @@ def test_a_walk_left_unfinished_by_the_script_goes_on_in_bounded_read_only_steps
     assert gk.index("text", b"nope") not in query.keys
 
 
+def test_a_large_plan_is_gathered_in_checked_steps_and_its_scratch_sets_dropped() -> None:
+    from IndexedRedis import scripts
+    from IndexedRedis.flows.text import MOVED, STALE_PLAN, UNION_LIMIT, UNION_STEP
+
+    values = [b"v%05d" % i for i in range(UNION_LIMIT + 1)]
+    count = -(-len(values) // UNION_STEP)  # steps
+    flow = _query_flow({"text__contains": "v"})
+    next(flow)
+    walk = flow.send([STALE_PLAN, 1, b"9", b"", *values])  # the plan, whole: the script walked it all
+    gk = Word._meta.keys.generation(0)
+    for round_ in range(2):
+        steps = [walk]
+        for _ in range(count - 1):
+            steps.append(flow.send([1, b"41"]))  # each step says the writes count it saw
+        for n, step in enumerate(steps):
+            assert step.script is scripts.TEXT_UNION and step.args[0] == b"add"
+            assert len(step.keys) - 3 <= UNION_STEP
+            assert step.args[1:5] == (0, "text", b"9", b"" if n == 0 else b"41")  # later steps check it
+        scratch = [step.keys[2] for step in steps]
+        assert all(key.startswith(gk.prefix + b"u:") for key in scratch)
+        query = flow.send([1, b"41"])
+        assert query.script is scripts.QUERY_ON_MASTER and not query.readonly
+        assert set(scratch) <= set(query.keys) and gk.index("text", values[0]) not in query.keys
+        assert b"W" in query.args and b"41" in query.args  # the query checks the count again
+        drop = flow.send([MOVED] if round_ == 0 else [1, 3])  # the first time a write came in
+        assert drop.script is scripts.TEXT_UNION and drop.args == (b"drop",) and list(drop.keys) == scratch
+        if round_ == 0:
+            walk = flow.send([1])  # dropped; gathered again under a new token
+            assert walk.keys[2] not in scratch
+    with pytest.raises(StopIteration) as stop:
+        flow.send([1])
+    assert stop.value.value == 3
+
+
 def test_plans_that_never_settle_end_with_a_clear_error() -> None:
     from IndexedRedis import ConcurrencyError
     from IndexedRedis.flows.text import STALE_PLAN
