@@ -30,6 +30,7 @@ VARIANTS = {
     "fastapi-def": "FastAPI, a def route (run in FastAPI's thread pool)",
     "fastapi-lean": "FastAPI app, a Starlette Route (request -> Response) ahead of its routes",
     "starlette": "Starlette app, a Route",
+    "starlette-router": "Starlette Router as the app (no Starlette() middleware stack), a Route",
     "raw-asgi": "a bare ASGI callable",
 }
 
@@ -62,6 +63,10 @@ def make_app(variant: str) -> Any:
         from starlette.applications import Starlette
 
         return Starlette(routes=[Route("/page/{name}", lean)])
+    if variant == "starlette-router":
+        from starlette.routing import Router
+
+        return Router(routes=[Route("/page/{name}", lean)])
     body = BODY.encode()
     headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
 
