@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 from consistency import assert_indexes_consistent
+from interleave import after_first_reply
 from monitor import CommandLog
 
 from IndexedRedis import IndexedRedisModel, IRField, Q, setDefaultRedisConnectionParams
@@ -104,21 +105,15 @@ def test_a_write_between_the_steps_spoils_the_gathering(loaded: list[dict[str, A
     real = text_flows._gather_flow
     rounds: list[int] = []
 
-    def gather(*args: Any) -> Any:
-        flow = real(*args)
-        request = next(flow)
-        reply = yield request
+    def delete_once() -> None:
         if not rounds:
             thread = threading.Thread(target=lambda: Big.objects.get(victim["_id"]).delete())
             thread.start()
             thread.join()
         rounds.append(1)
-        try:
-            while True:
-                request = flow.send(reply)
-                reply = yield request
-        except StopIteration as stop:
-            return stop.value
+
+    def gather(*args: Any) -> Any:
+        return (yield from after_first_reply(real(*args), delete_once))
 
     monkeypatch.setattr(text_flows, "_gather_flow", gather)
     expected = sum(1 for r in loaded if "x" in r["text"]) - 1

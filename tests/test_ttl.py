@@ -24,6 +24,7 @@ from _ttl_models import Cached, Plain, Session, Visit
 from consistency import assert_indexes_consistent, model_keys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from interleave import after_first_reply
 
 from IndexedRedis import (
     FieldValueError,
@@ -153,18 +154,12 @@ def test_a_sweep_spares_an_object_saved_between_listing_and_delete(redis_client:
     obj.save(ttl=EXPIRED)
     time.sleep(0.05)
 
-    def interleaved(ctx: Any) -> Any:
-        flow = sweep_expired_flow(ctx)
-        request = next(flow)
-        reply = yield request  # expired.lua listed the object ...
+    def save_again() -> None:  # expired.lua listed the object, and it is saved again before the delete runs
         obj.note = "saved meanwhile"
-        obj.save(ttl=ALIVE)  # ... and it is saved again before the delete runs
-        try:
-            while True:
-                request = flow.send(reply)
-                reply = yield request
-        except StopIteration as stop:
-            return stop.value
+        obj.save(ttl=ALIVE)
+
+    def interleaved(ctx: Any) -> Any:
+        return (yield from after_first_reply(sweep_expired_flow(ctx), save_again))
 
     assert run_sync(Session, interleaved) == 0
     assert Session.objects.get(obj._id).note == "saved meanwhile"
