@@ -13,8 +13,8 @@ of value sets (a ``__contains`` matching 27,771 of a million values took 43 ms).
 value sets are gathered instead, ``UNION_STEP`` at a time, into scratch sets
 (``text_union.lua``), and the query reads those.  The answer is still that of one
 moment: every step, and the query, checks that the generation, the dictionary's
-version and the layout's count of index writes (``_w``, bumped by every save, update
-and delete) are those the first step saw; a write in between spoils the gathering and
+version and the layout's count of index writes (``_w``, bumped by every save, update,
+delete and repair) are those the first step saw; a write in between spoils the gathering and
 it starts again.  After ``UNION_ROUNDS`` spoiled gatherings, or where the scratch sets
 cannot be written (a read-only ACL user, a replica), the query runs as one script.
 """

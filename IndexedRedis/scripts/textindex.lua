@@ -6,8 +6,9 @@
 -- dictionaries), '_' -> the digest of the writers' layout while every writer agreed,
 -- 'v:<field>' -> the version of the field's dictionaries, bumped whenever a value
 -- enters or leaves them, '_w' -> a count of the writes that changed the generation's
--- indexes (see note_write; no field name begins with '_').  No layout hash in a non-empty generation: written before
--- layouts existed, it has every index but the dictionaries.
+-- indexes (see note_write; no field name begins with '_').  No layout hash in a
+-- non-empty generation: written before layouts existed, it has every index but the
+-- dictionaries.
 
 local TEXT_NOT_BUILT, TEXT_STALE, TEXT_MORE, TEXT_MOVED = 20, 21, 22, 23
 
