@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .cache import registry as cache_registry
-from .compiler import PK_ORDER, Query, resolve_order
+from .compiler import PK_ORDER, Order, Query, resolve_order
 from .dispatch import cached_async, cached_sync, iterate_async, iterate_sync, run_async, run_sync
 from .exceptions import InvalidQueryError
 from .expiry import SWEEP_BATCH
@@ -152,38 +152,39 @@ class QuerySet(ReadHelpers[M], Generic[M]):
         """``getPrimaryKeys``, awaitable."""
         return await self._arun(read.pks_flow, self.query, PK_ORDER if sortByAge else None)
 
+    def _cached_one(self, cached: Any, cascade: bool, order: Order | None = None) -> list[Any] | None:
+        """The cached first page of one object (in ``order``: the query's by default),
+        looked up with ``cached_sync`` / ``cached_async``; None: run the flow."""
+        return None if cascade else cached(self.model, query=read.page_key(self.query, 0, 1, order))
+
     def first(self, cascadeFetch: bool = False) -> M | None:
         """The first matching object in the query's order (the oldest by default), or None."""
-        if not cascadeFetch:
-            hit = cached_sync(self.model, query=read.page_key(self.query, 0, 1))
-            if hit is not None:
-                return _first(hit)
+        hit = self._cached_one(cached_sync, cascadeFetch)
+        if hit is not None:
+            return _first(hit)
         return _first(self._run(read.page_flow, self.query, 0, 1, cascade=cascadeFetch))
 
     async def afirst(self, cascadeFetch: bool = False) -> M | None:
         """``first``, awaitable."""
-        if not cascadeFetch:
-            hit = cached_async(self.model, query=read.page_key(self.query, 0, 1))
-            if hit is not None:
-                return _first(hit)
+        hit = self._cached_one(cached_async, cascadeFetch)
+        if hit is not None:
+            return _first(hit)
         return _first(await self._arun(read.page_flow, self.query, 0, 1, cascade=cascadeFetch))
 
     def last(self, cascadeFetch: bool = False) -> M | None:
         """The last matching object in the query's order (the newest by default), or None."""
         backwards = self.query.order.reversed()
-        if not cascadeFetch:
-            hit = cached_sync(self.model, query=read.page_key(self.query, 0, 1, backwards))
-            if hit is not None:
-                return _first(hit)
+        hit = self._cached_one(cached_sync, cascadeFetch, backwards)
+        if hit is not None:
+            return _first(hit)
         return _first(self._run(read.page_flow, self.query, 0, 1, backwards, cascade=cascadeFetch))
 
     async def alast(self, cascadeFetch: bool = False) -> M | None:
         """``last``, awaitable."""
         backwards = self.query.order.reversed()
-        if not cascadeFetch:
-            hit = cached_async(self.model, query=read.page_key(self.query, 0, 1, backwards))
-            if hit is not None:
-                return _first(hit)
+        hit = self._cached_one(cached_async, cascadeFetch, backwards)
+        if hit is not None:
+            return _first(hit)
         return _first(await self._arun(read.page_flow, self.query, 0, 1, backwards, cascade=cascadeFetch))
 
     def random(self, cascadeFetch: bool = False) -> M | None:
