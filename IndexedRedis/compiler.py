@@ -58,6 +58,8 @@ class Query:
                  exclude: bool = False) -> Query:
         """This query and ``filter(*qs, **filters)`` (``exclude``: and not them)."""
         if not qs and not exclude:  # the plain filter() of keywords: leaves only
+            if not self.conditions and not self.where:
+                return _first_filter(self, meta, filters)
             return self._with((AND, tuple(resolve_filter(meta, key, value) for key, value in filters.items())))
         node = resolve_node(meta, qs, filters)
         if node == TRUE:  # nothing to hold (no filters, or empty Q()s): a no-op, as in Django
@@ -92,6 +94,35 @@ class Query:
     def only_negations(self) -> bool:
         """Whether no condition gives the server candidates (it then walks the ids)."""
         return not self.where and all(c[0] == "N" for c in self.conditions)
+
+
+#: Filter values whose type makes them safe memo keys: immutable, compared by value,
+#: and converted by every field the same way each time.  (Not float: ``-0.0 == 0.0``,
+#: yet a text field stores them as different text.)
+_MEMO_TYPES = frozenset({str, int, bool, bytes})
+#: Queries memoised per model (``ModelOptions.filter_memo``); the memo is emptied when full.
+FILTER_MEMO_SIZE = 4096
+
+
+def _first_filter(query: Query, meta: ModelOptions, filters: dict[str, Any]) -> Query:
+    """``query`` (no conditions yet: the start of a chain) narrowed by keyword filters,
+    through a memo: ``Model.objects.filter(field=value)`` runs on every request of a web
+    back end, and resolving a filter (the field, the lookup, the value's conversion and
+    index bytes) costs more than the rest of a cached read.  Queries are immutable, so
+    the memo hands out the same object; a value it cannot key on is resolved each time."""
+    key: tuple[Any, ...] = (query.order,)
+    for name, value in filters.items():
+        if type(value) not in _MEMO_TYPES:
+            return query._with((AND, tuple(resolve_filter(meta, k, v) for k, v in filters.items())))
+        key += (name, type(value), value)
+    memo = meta.filter_memo
+    found = memo.get(key)
+    if found is None:
+        found = query._with((AND, tuple(resolve_filter(meta, k, v) for k, v in filters.items())))
+        if len(memo) >= FILTER_MEMO_SIZE:
+            memo.clear()
+        memo[key] = found
+    return found
 
 
 def resolve_order(meta: ModelOptions, spec: str) -> Order:

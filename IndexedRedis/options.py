@@ -149,6 +149,8 @@ class ModelOptions:
         #: __init__ gets it called for fetched objects too, as in 6.x.
         self.builder = InstanceBuilder(model, self.fields, self.codec,
                                        custom_init=model.__init__ is not base.__init__)
+        #: Queries that plain keyword filters narrowed the unfiltered query to (compiler.py)
+        self.filter_memo: dict[tuple[Any, ...], Any] = {}
 
     def _cache_setting(self, setting: Any) -> int | None:
         if setting is None:
