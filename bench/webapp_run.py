@@ -30,6 +30,7 @@ MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:33
 PREFIX = "irbench_web_"
 PAGES = ("category", "product", "report")
 TARGETS = {"category": 6.0, "product": 6.0, "report": 100.0}
+TARGET_EVERYWHERE = {"report"}
 # --sql-access async: the SQL pages on SQLAlchemy's AsyncEngine (SQLite has no async driver installed here)
 ASYNC_DRIVERS = {"mysql+pymysql": "mysql+asyncmy", "postgresql+psycopg": "postgresql+psycopg"}
 SQL_ACCESS = {"thread": "on a sync Engine in the thread pool",
@@ -249,6 +250,14 @@ def bench_refresh(args: argparse.Namespace, redis_url: str) -> list[dict[str, An
 
 # ---- the report ---------------------------------------------------------------------
 
+def target_cell(db: str, page: str) -> str:
+    """The seed's 6x is against MySQL (MariaDB here); the precomputed page's 100x holds
+    against every database."""
+    if page in TARGET_EVERYWHERE or db == "mariadb":
+        return f"≥{TARGETS[page]:g}×"
+    return "—"
+
+
 def markdown(meta: dict[str, Any], dbs: dict[str, dict[str, Any]], refresh: list[dict[str, Any]]) -> str:
     lines = [f"# Web app: SQL vs IndexedRedis ({meta['date']})", "",
              f"{meta['rows']:,} orders; load from {meta['client']}, {meta['concurrency']} concurrent connections "
@@ -266,7 +275,7 @@ def markdown(meta: dict[str, Any], dbs: dict[str, dict[str, Any]], refresh: list
             lines.append(f"| {name} | {page} | {sql['rps']:.1f} | {sql['p50_ms']:.2f} / {sql['p99_ms']:.2f} | "
                          f"{red['rps']:.1f} | {red['p50_ms']:.2f} / {red['p99_ms']:.2f} | "
                          f"{statistics.median(ratios):.1f}×{spread} | {sql['p50_ms'] / red['p50_ms']:.1f}× | "
-                         f"≥{TARGETS[page]:g}× |")
+                         f"{target_cell(name, page)} |")
     lines += ["", "Each run (req/s, SQL → IndexedRedis):", "", "| database | page | " +
               " | ".join(f"run {i + 1}" for i in range(meta["runs"])) + " |", "|---|---|" + "---|" * meta["runs"]]
     for name, res in dbs.items():
