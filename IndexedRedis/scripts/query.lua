@@ -89,14 +89,17 @@ local function records_reply(pks)
   if #pks == 0 then return {1, '', {}} end
   local n = #pks
   local blobs = n <= CHUNK and redis.call('HMGET', objs_key, unpack(pks)) or chunked_call('HMGET', objs_key, pks)
-  local found, records = {}, {}
+  local found, records, kept = {}, {}, 0
   for i = 1, n do
-    if blobs[i] then
-      found[#found + 1] = tonumber(pks[i])
-      records[#records + 1] = blobs[i]
+    local blob = blobs[i]
+    if blob then
+      kept = kept + 1
+      found[kept] = tonumber(pks[i])
+      records[kept] = blob
     end
   end
-  if #found == 0 then return {1, '', {}} end
+  if kept == 0 then return {1, '', {}} end
+  if kept == n then records = blobs end  -- every pk had its record: the reply's list as it came
   return {1, cmsgpack.pack(found), records}
 end
 
