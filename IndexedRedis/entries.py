@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .fields import NULL_STORED, digest, wire_bytes
+from .fields import NULL_STORED, IRClassicField, digest, wire_bytes
 from .keys import GenerationKeys, lex_member, lex_text, padded_pk
 from .textindex import fold_member, pack_blocks
 
@@ -160,28 +160,42 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     scored: dict[int, list[Any]] = {}
     lexed: dict[int, list[Any]] = {}
     words: dict[int, dict[bytes, None]] = {}  # dictionary members, in order, without repeats
+    # What each indexed field needs, worked out once per batch (this loop runs per
+    # object and field: a reset's client time is mostly here).
+    plans = []
+    for field in meta.indexed:
+        spec = meta.specs[field.name]
+        plain = type(field) is IRClassicField and not field.hashIndex  # the value's bytes name its set
+        plans.append((field, field.name, gk.index_prefix(field.name) if plain else None, spec.unique, spec.numeric,
+                      spec.lex, spec.text, number(gk.text_load(field.name)) if spec.text and blocks is None else 0))
     for pk, record in zip(pks, records, strict=True):
-        for field in meta.indexed:
-            stored = record[field.name]
-            key_number = number(meta.index_key(gk, field, stored))
+        for field, name, prefix, is_unique, numeric, lex, text_field, load_number in plans:
+            stored = record[name]
+            if stored is NULL_STORED:
+                key_number = number(gk.null_index(name))
+                members.setdefault(key_number, []).append(pk)
+                if numeric:
+                    score = score_arg(field, stored)
+                    if score:
+                        scored.setdefault(number(gk.score_index(name)), []).extend((score, padded_pk(pk)))
+                continue
+            text = stored if type(stored) is bytes else wire_bytes(stored) if (prefix or lex or text_field) else b""
+            key_number = number(prefix + text if prefix is not None else meta.index_key(gk, field, stored))
             members.setdefault(key_number, []).append(pk)
-            spec = meta.specs[field.name]
-            if spec.unique and stored is not NULL_STORED:  # irNull never clashes
+            if is_unique:  # irNull never clashes
                 unique.add(key_number)
-            if spec.numeric:
+            if numeric:
                 score = score_arg(field, stored)
                 if score:
-                    scored.setdefault(number(gk.score_index(field.name)), []).extend((score, padded_pk(pk)))
-            if spec.lex and stored is not NULL_STORED:
-                lexed.setdefault(number(gk.lex_index(field.name)), []).extend(
-                    (b"0", lex_member(wire_bytes(stored), pk)))
-            if spec.text and stored is not NULL_STORED:
-                text = wire_bytes(stored)
-                if blocks is None:
-                    words.setdefault(number(gk.text_load(field.name)), {})[lex_text(text)] = None  # packed later
+                    scored.setdefault(number(gk.score_index(name)), []).extend((score, padded_pk(pk)))
+            if lex:
+                lexed.setdefault(number(gk.lex_index(name)), []).extend((b"0", lex_member(text, pk)))
+            if text_field:
+                if load_number:
+                    words.setdefault(load_number, {})[lex_text(text)] = None  # packed later
                 fold = fold_member(text)
                 if fold:
-                    words.setdefault(number(gk.fold_dict(field.name)), {})[fold] = None
+                    words.setdefault(number(gk.fold_dict(name)), {})[fold] = None
     args: list[Any] = []
     for key_number, items in members.items():
         args += (b"U" if key_number in unique else b"S", key_number, len(items), *items)

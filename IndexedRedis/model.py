@@ -312,10 +312,13 @@ class IndexedRedisModel(metaclass=ModelBase):
         rules = type(self)._typed_rules
         if rules is not None:
             rules.check_init(meta.name, kwargs)
-        for field in meta.fields:
-            name = field.name
+        for name, field, plain in meta.init_fields:
             if name in kwargs:
-                state[name] = meta.to_python(field, kwargs.pop(name))
+                value = kwargs.pop(name)
+                # ASCII text for a plain text field is stored as it is (what fromInput
+                # returns for it): the common case skips the conversion's call chain
+                state[name] = value if plain and type(value) is str and value.isascii() \
+                    else meta.to_python(field, value)
             else:
                 state[name] = field.getDefaultValue()
         if kwargs:

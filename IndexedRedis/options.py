@@ -149,6 +149,9 @@ class ModelOptions:
         #: __init__ gets it called for fetched objects too, as in 6.x.
         self.builder = InstanceBuilder(model, self.fields, self.codec,
                                        custom_init=model.__init__ is not base.__init__)
+        #: (name, field, plain text field) per field, for the constructor (model.py)
+        self.init_fields: tuple[tuple[str, IRField, bool], ...] = tuple(
+            (f.name, f, type(f) is IRClassicField) for f in self.fields)
         #: Queries that plain keyword filters narrowed the unfiltered query to (compiler.py)
         self.filter_memo: dict[tuple[Any, ...], Any] = {}
 

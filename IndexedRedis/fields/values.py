@@ -102,6 +102,8 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 def _checked_text(value: str) -> str:
     """``value`` as a plain str, refusing lone surrogates (they cannot be stored)."""
+    if type(value) is str and value.isascii():  # O(1) in CPython: no surrogate can be there
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
