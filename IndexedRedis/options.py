@@ -133,7 +133,7 @@ class ModelOptions:
         self.check_attribute_clashes(base)
         # How storage_of turns each value into its stored form (see there).
         self._storers = tuple(
-            (f, _AS_IS if type(f) is IRClassicField else _TRUSTED) for f in self.fields)
+            (f.name, f, _AS_IS if type(f) is IRClassicField else _TRUSTED) for f in self.fields)
         self.foreign_fields: tuple[IRForeignLinkFieldBase, ...] = tuple(
             f for f in self.fields if isinstance(f, IRForeignLinkFieldBase))
         #: CLIENT_CACHE as a byte budget per server; 0: never cached; None: as the
@@ -265,12 +265,11 @@ class ModelOptions:
         """
         values = obj.__dict__
         record = {}
-        for field, how in self._storers:
-            name = field.name
-            if name not in values:
+        for name, field, how in self._storers:
+            value = values.get(name, _ABSENT)
+            if value is _ABSENT:
                 record[name] = field.toStorage(field.getDefaultValue())
                 continue
-            value = values[name]
             if how == _AS_IS and type(value) is str:
                 record[name] = value
             elif how == _TRUSTED and immutable(value):
@@ -301,6 +300,7 @@ def checked_meta(model: Any) -> ModelOptions:
 
 
 _AS_IS, _TRUSTED = 0, 1
+_ABSENT = object()  # a field missing from an instance's state (storage_of)
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

@@ -398,7 +398,7 @@ local function node_test(n, pks)
 end
 
 -- The conditions: leaves with candidates (positives), '__ne' sets (negatives, which
--- a walk of the ids can skip with ZDIFF), and trees.
+-- a walk of the ids leaves out), and trees.
 local positives, negatives, trees = {}, {}, {}
 local pos = 14
 for _ = 1, tonumber(ARGV[13]) do
@@ -424,19 +424,22 @@ local negative_keys = {}
 for i, c in ipairs(negatives) do negative_keys[i] = c.key end
 local in_negatives = membership(negative_keys)
 
--- Every pk, in pk order, but those of the negative conditions' sets.
+-- Every pk, in pk order, but those of the negative conditions' sets: the ids in order,
+-- less a table of the sets' members (half the server time of ZDIFF, which builds a
+-- sorted set of the difference first).
 local function all_but_negatives()
-  local keys = {ids_key}
-  local n = math.min(#negatives, CHUNK - 1)
-  for i = 1, n do keys[#keys + 1] = negative_keys[i] end
-  local rest = redis.call('ZDIFF', #keys, unpack(keys))
-  if #negatives <= n then return rest end
-  local more = {}
-  for i = n + 1, #negative_keys do more[#more + 1] = negative_keys[i] end
+  local all = redis.call('ZRANGE', ids_key, 0, -1)
+  if #negatives == 0 then return all end
   local excluded = {}
-  for _, m in ipairs(union_members(more)) do excluded[m] = true end
-  local out = {}
-  for _, pk in ipairs(rest) do if not excluded[pk] then out[#out + 1] = pk end end
+  for _, m in ipairs(union_members(negative_keys)) do excluded[m] = true end
+  local out, n = {}, 0
+  for i = 1, #all do
+    local pk = all[i]
+    if not excluded[pk] then
+      n = n + 1
+      out[n] = pk
+    end
+  end
   return out
 end
 
