@@ -11,6 +11,7 @@ from .compat import compat6
 from .exceptions import InvalidQueryError
 from .expiry import expected
 from .fields import irNull
+from .fields.values import conversion_stamp
 from .lookups import Condition, resolve_filter
 from .q import AND, NOT, OR, TRUE, Node, is_leaf, negate, resolve_node, split_and, tree_leaves
 from .textindex import OrderPlan, TextPlan, UnionPlan, condition_letters, walk_spec
@@ -96,12 +97,27 @@ class Query:
         return not self.where and all(c[0] == "N" for c in self.conditions)
 
 
-#: Filter values whose type makes them safe memo keys: immutable, compared by value,
-#: and converted by every field the same way each time.  (Not float: ``-0.0 == 0.0``,
-#: yet a text field stores them as different text.)
-_MEMO_TYPES = frozenset({str, int, bool, bytes})
+#: Filter values whose type makes them safe memo keys: immutable, compared by value.
+#: (Not float: ``-0.0 == 0.0``, yet a text field stores them as different text; not
+#: bytes: text fields decode them with the default encoding.)
+_MEMO_TYPES = frozenset({str, int, bool})
+#: Value types whose conversion is IndexedRedis's own, a pure function of the value and
+#: of the field's settings (a settings change empties the memo: ``conversion_stamp``).
+_PURE_VALUE_TYPES = frozenset({str, int, float, bool, bytes, None})
 #: Queries memoised per model (``ModelOptions.filter_memo``); the memo is emptied when full.
 FILTER_MEMO_SIZE = 4096
+
+
+def _memo_safe(meta: ModelOptions, key: str) -> bool:
+    """Whether a filter keyword's condition may be memoised: its field is one of the
+    package's own types (a user's subclass may convert by rules of its own)."""
+    safe = meta.filter_memo_safe.get(key)
+    if safe is None:
+        field = meta.fields_by_name.get(key.partition("__")[0])
+        safe = meta.filter_memo_safe[key] = (
+            field is not None and type(field).__module__.startswith("IndexedRedis.")
+            and getattr(field, "valueType", None) in _PURE_VALUE_TYPES)
+    return safe
 
 
 def _first_filter(query: Query, meta: ModelOptions, filters: dict[str, Any]) -> Query:
@@ -109,10 +125,16 @@ def _first_filter(query: Query, meta: ModelOptions, filters: dict[str, Any]) -> 
     through a memo: ``Model.objects.filter(field=value)`` runs on every request of a web
     back end, and resolving a filter (the field, the lookup, the value's conversion and
     index bytes) costs more than the rest of a cached read.  Queries are immutable, so
-    the memo hands out the same object; a value it cannot key on is resolved each time."""
+    the memo hands out the same object; a value or a field it cannot key on is resolved
+    each time, and any change to a field's settings (or the default encoding) empties it."""
+    stamp = conversion_stamp()
+    if meta.filter_memo_stamp != stamp:
+        meta.filter_memo.clear()
+        meta.filter_memo_safe.clear()
+        meta.filter_memo_stamp = stamp
     key: tuple[Any, ...] = (query.order,)
     for name, value in filters.items():
-        if type(value) not in _MEMO_TYPES:
+        if type(value) not in _MEMO_TYPES or not _memo_safe(meta, name):
             return query._with((AND, tuple(resolve_filter(meta, k, v) for k, v in filters.items())))
         key += (name, type(value), value)
     memo = meta.filter_memo
@@ -123,7 +145,6 @@ def _first_filter(query: Query, meta: ModelOptions, filters: dict[str, Any]) -> 
             memo.clear()
         memo[key] = found
     return found
-
 
 def resolve_order(meta: ModelOptions, spec: str) -> Order:
     """``'field'`` or ``'-field'`` (``'_id'`` / ``'pk'`` for the primary key)."""

@@ -154,6 +154,8 @@ class ModelOptions:
             (f.name, f, type(f) is IRClassicField) for f in self.fields)
         #: Queries that plain keyword filters narrowed the unfiltered query to (compiler.py)
         self.filter_memo: dict[tuple[Any, ...], Any] = {}
+        self.filter_memo_safe: dict[str, bool] = {}  # filter keyword -> whether it may be memoised
+        self.filter_memo_stamp = -1  # the fields' conversion_stamp the memo was made under
 
     def _cache_setting(self, setting: Any) -> int | None:
         if setting is None:

@@ -2,11 +2,13 @@
 
 ``Model.objects.filter(field=value)`` is resolved once per (order, field, value type,
 value) and the same immutable query handed out again; these tests check that the memo
-never answers for a different filter."""
+never answers for a different filter, nor after a field's settings changed."""
 
 from __future__ import annotations
 
-from IndexedRedis import IndexedRedisModel, IRField
+from typing import Any
+
+from IndexedRedis import IndexedRedisModel, IRBytesField, IRField, IRFixedPointField, setDefaultIREncoding
 from IndexedRedis.compiler import FILTER_MEMO_SIZE, Query
 from IndexedRedis.lookups import resolve_filter
 from IndexedRedis.q import AND
@@ -76,3 +78,53 @@ def test_memo_is_bounded() -> None:
         MemoSong.objects.filter(n=i)
     assert 0 < len(MemoSong._meta.filter_memo) <= FILTER_MEMO_SIZE
     assert MemoSong.objects.filter(n=7).query.conditions == MemoSong.objects.filter(n=7).query.conditions
+
+
+class _Shouting(IRField):
+    """A user's field type: its conversion is its own, so never memoised."""
+
+    def _fromInput(self, value: Any) -> Any:
+        return str(value).upper()
+
+
+class MemoOwnField(IndexedRedisModel):
+    FIELDS = [_Shouting("loud"), IRFixedPointField("price", decimalPlaces=2), IRBytesField("raw")]
+    INDEXED_FIELDS = ["loud", "price", "raw"]
+    KEY_NAME = "MemoOwnField"
+
+
+def test_a_change_of_a_fields_settings_empties_the_memo() -> None:
+    # 6.x code may change a live field's settings (its unit tests raise decimalPlaces
+    # after a save and expect filters to use the new precision)
+    price = MemoOwnField._meta.fields_by_name["price"]
+    before = MemoOwnField.objects.filter(price=1).query.conditions
+    price.decimalPlaces = 4
+    try:
+        after = MemoOwnField.objects.filter(price=1).query.conditions
+        assert after != before
+        assert after == (resolve_filter(MemoOwnField._meta, "price", 1),)
+    finally:
+        price.decimalPlaces = 2
+    assert MemoOwnField.objects.filter(price=1).query.conditions == before
+
+
+def test_a_new_default_encoding_empties_the_memo() -> None:
+    before = MemoOwnField.objects.filter(raw="é").query.conditions
+    setDefaultIREncoding("latin-1")
+    try:
+        after = MemoOwnField.objects.filter(raw="é").query.conditions
+        assert after == (resolve_filter(MemoOwnField._meta, "raw", "é"),)
+    finally:
+        setDefaultIREncoding("utf-8")
+    assert MemoOwnField.objects.filter(raw="é").query.conditions == before
+
+
+def test_user_field_types_and_bytes_are_not_memoised() -> None:
+    meta = MemoOwnField._meta
+    meta.filter_memo.clear()
+    fresh()
+    MemoOwnField.objects.filter(loud="a")
+    MemoSong.objects.filter(title=b"x")
+    assert meta.filter_memo == {} and MemoSong._meta.filter_memo == {}
+    MemoSong.objects.filter(title="x")  # the same field with a str value is memoised
+    assert len(MemoSong._meta.filter_memo) == 1

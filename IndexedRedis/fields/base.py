@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from .converters import _FLOAT, _TEXT, _Converter, _converter_for
-from .values import NULL_STORED, _type_name, digest, getDefaultIREncoding, irNull, wire_bytes
+from .values import NULL_STORED, _type_name, digest, getDefaultIREncoding, irNull, note_conversion_change, wire_bytes
 
 
 class IRField(str):
@@ -35,6 +35,10 @@ class IRField(str):
 
     def __new__(cls, name: str = "", *args: Any, **kwargs: Any) -> IRField:
         return super().__new__(cls, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        note_conversion_change()  # results worked out from the old settings are dropped
 
     def __init__(self, name: str = "", valueType: Any = str, defaultValue: Any = irNull,
                  hashIndex: bool = False) -> None:

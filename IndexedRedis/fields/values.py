@@ -76,6 +76,23 @@ def setDefaultIREncoding(encoding: str) -> None:
     global _default_encoding
     "".encode(encoding)  # raises LookupError for an unknown encoding
     _default_encoding = encoding
+    note_conversion_change()
+
+
+_conversion_changes = 0
+
+
+def note_conversion_change() -> None:
+    """Something that conversions read changed: a field's attribute (6.x code may set
+    ``decimalPlaces`` or ``hashIndex`` on a live field), or the default encoding."""
+    global _conversion_changes
+    _conversion_changes += 1
+
+
+def conversion_stamp() -> int:
+    """Changes with every ``note_conversion_change``: what was worked out from the
+    conversions before (the filter memo, ``compiler._first_filter``) is stale then."""
+    return _conversion_changes
 
 
 def getDefaultIREncoding() -> str:
