@@ -68,7 +68,8 @@ from functools import cached_property
 from urllib.parse import quote
 
 __all__ = ["ModelKeys", "GenerationKeys", "KeyInfo", "GENERATION_KINDS", "escape_key_name", "glob_escape", "padded_pk",
-           "lex_member", "lex_text", "model_prefix", "GENERATION", "FLAG", "RECORDS", "DATA", "BOOKKEEPING"]
+           "lex_member", "lex_text", "model_prefix", "MAX_PK", "PK_DIGITS", "GENERATION", "FLAG", "RECORDS", "DATA",
+           "BOOKKEEPING"]
 
 #: What a change of one of a model's keys means to a client-side cache (``ModelKeys.change_kind``).
 GENERATION, FLAG, RECORDS, DATA, BOOKKEEPING = "generation", "flag", "records", "data", "bookkeeping"
@@ -197,9 +198,16 @@ GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "l
                               "layout", "union"})
 
 
+#: The largest pk: ids zset scores are doubles, exact up to 2**53 (and so are the pks
+#: Lua sees as numbers).
+MAX_PK = 2**53 - 1
+#: Digits of a padded pk: enough for MAX_PK (lib.lua's PK_DIGITS is the same).
+PK_DIGITS = 16
+
+
 def padded_pk(pk: int) -> bytes:
-    """A pk as sorted-set members hold it: zero-padded, so ties sort by pk."""
-    return b"%012d" % pk
+    """A pk as sorted-set members hold it: zero-padded to ``PK_DIGITS``, so ties sort by pk."""
+    return b"%016d" % pk
 
 
 def lex_text(text: bytes) -> bytes:

@@ -1,7 +1,8 @@
 """Primary keys as the API takes them: an ``int`` or its decimal text (``12``, ``"12"``),
-never negative.  Anything else raises ``InvalidQueryError`` naming the model; with the
-6.x switch a get of such a pk finds nothing instead (6.x looked the text up as a key
-name and found no object), with a ``DeprecationWarning``."""
+never negative, at most ``keys.MAX_PK`` (2**53 - 1).  Anything else raises
+``InvalidQueryError`` naming the model; with the 6.x switch a get of such a pk finds
+nothing instead (6.x looked the text up as a key name and found no object), with a
+``DeprecationWarning``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from .compat import compat6
 from .exceptions import InvalidQueryError
+from .keys import MAX_PK
 
 __all__ = ["as_pk", "lookup_pk", "NO_SUCH_PK"]
 
@@ -35,6 +37,10 @@ def as_pk(pk: Any, model: Any = None) -> int:
         raise InvalidQueryError(
             f"{_model_name(model)}a primary key is a non-negative int or its decimal text (like 12 or '12'); "
             f"got {pk!r}")
+    if value > MAX_PK:
+        raise InvalidQueryError(
+            f"{_model_name(model)}a primary key is at most 2**53 - 1 ({MAX_PK}), the largest integer Redis "
+            f"scores and Lua numbers hold exactly; got {pk!r}")
     return value
 
 

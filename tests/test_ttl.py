@@ -34,6 +34,7 @@ from IndexedRedis import (
     setDefaultRedisConnectionParams,
 )
 from IndexedRedis.dispatch import run_sync
+from IndexedRedis.keys import padded_pk
 from IndexedRedis.flows.expiry import sweep_expired_flow
 
 ALIVE, EXPIRED = 600, 0.001
@@ -53,7 +54,7 @@ def live_gk(client: redis.Redis, model: Any) -> Any:
 def mentions(client: redis.Redis, model: Any, pk: int) -> list[bytes]:
     """The keys of the model whose content names this pk (records, ids, sets, zsets)."""
     found = []
-    padded = b"%012d" % pk
+    padded = padded_pk(pk)
     for key in model_keys(client, model):
         kind = client.type(key)
         if kind == b"hash" and client.hexists(key, str(pk)):

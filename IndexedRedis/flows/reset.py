@@ -11,6 +11,7 @@ from ..compiler import Query
 from ..entries import current_index_keys, dictionary_blocks, every_index_key, load_groups, sorted_index_keys
 from ..exceptions import ConcurrencyError, IndexedRedisError, UniqueConstraintError
 from ..fields import NULL_STORED
+from ..pks import as_pk
 from ..state import assign_pk, mark_stored
 from .common import FREE_BATCH, OK, RESET_BATCH, RESET_LEASE_MS, KeyNumbers, script
 from .context import Context
@@ -62,7 +63,7 @@ def reset_flow(ctx: Context, objs: Sequence[IndexedRedisModel], batch_size: int 
     meta, keys = ctx.meta, ctx.meta.keys
     if len({id(obj) for obj in objs}) != len(objs):
         raise IndexedRedisError(f"{meta.name}.reset: the same object appears twice in the list")
-    given = [obj._id for obj in objs if obj._id is not None]
+    given = [as_pk(obj._id, obj) for obj in objs if obj._id is not None]  # chosen pks: in range
     if len(set(given)) != len(given):
         raise IndexedRedisError(f"{meta.name}.reset: two objects in the list have the same pk")
     records = [meta.storage_of(obj) for obj in objs]  # all validation before any write

@@ -12,6 +12,7 @@ from ..entries import ABSENT, ABSENT_RECORD, index_group, insert_group, record_d
 from ..exceptions import ConcurrencyError, ConflictError, IndexedRedisError, UniqueConstraintError
 from ..expiry import KEEP, save_ttl_ms
 from ..fields.links import ForeignLink, ForeignLinks
+from ..pks import as_pk
 from ..state import assign_pk, forget_stored_record, is_shared, mark_stored, read_only_error
 from .common import (
     CONFLICT,
@@ -53,7 +54,7 @@ class _PendingSave:
         self.obj = obj
         self.meta = meta = type(obj)._meta
         self.record = meta.storage_of(obj)  # validates every value before any I/O
-        self.pk = obj._id
+        self.pk = None if obj._id is None else as_pk(obj._id, obj)  # a chosen pk: in range, before any I/O
         orig: dict[str, Any] = obj._orig
         self.believed = orig
         self.full = self.pk is None or not orig

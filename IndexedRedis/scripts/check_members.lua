@@ -50,8 +50,8 @@ local function lex_of(text, padded)
 end
 
 local function padded_pk(member)
-  if #member ~= 12 or string.find(member, '%D') then return nil end
-  return tostring(tonumber(member))
+  if #member ~= PK_DIGITS or string.find(member, '%D') then return nil end
+  return unpad_pk(member)
 end
 
 local results = {}
@@ -114,7 +114,7 @@ for k = 4, #KEYS do
           local member, score = items[i], items[i + 1]
           if mode == 'i' then
             local pk = tonumber(member)
-            if not pk or tostring(pk) ~= member or pk < 0 then
+            if not pk or pk_text(pk) ~= member or pk < 0 then
               report(member, 'f')
             elseif redis.call('HEXISTS', objs, member) == 0 then
               report(member, 'm')
@@ -127,7 +127,8 @@ for k = 4, #KEYS do
               report(member, 'm')
             end
           else
-            local pk = #member >= 14 and string.sub(member, -14, -13) == '\0\0' and padded_pk(string.sub(member, -12))
+            local pk = #member >= PK_DIGITS + 2 and string.sub(member, -PK_DIGITS - 2, -PK_DIGITS - 1) == '\0\0'
+              and padded_pk(string.sub(member, -PK_DIGITS))
             if not pk then
               report(member, 'f')
             else
@@ -138,7 +139,7 @@ for k = 4, #KEYS do
                 local state, value = field_of(blob, field)
                 if state ~= 'ok' then
                   report(member, state)
-                elseif type(value) ~= 'string' or lex_of(value, string.sub(member, -12)) ~= member then
+                elseif type(value) ~= 'string' or lex_of(value, string.sub(member, -PK_DIGITS)) ~= member then
                   report(member, 'w', value)
                 end
               end

@@ -31,7 +31,7 @@ while pos <= #ARGV do
     fail(r, 0, 'C')
     pos = pos + 3 * count
   else
-    local padded = string.format('%012d', tonumber(pk))
+    local padded = pad_pk(pk)
     for c = 1, count do
       local what, key, value = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2]
       pos = pos + 3

@@ -77,7 +77,7 @@ note_write(layout_key, layout)
 local stamping = #doomed > 0 and redis.call('EXISTS', KEYS[5]) == 1
 for _, d in ipairs(doomed) do
   local pk = d[1]
-  local padded = string.format('%012d', tonumber(pk))
+  local padded = pad_pk(pk)
   for _, key in ipairs(d[2]) do redis.call('SREM', KEYS[key], pk) end
   for i = 1, nfields do
     if zsets[i] ~= 0 then redis.call('ZREM', KEYS[zsets[i]], padded) end

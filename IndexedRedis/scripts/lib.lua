@@ -31,6 +31,14 @@ end
 
 -- Byte order of two strings (-1, 0, 1).  Lua's own '<' on strings follows the
 -- server's collation locale, which need not be byte order.
+-- A pk's decimal text (tostring writes 10^14 and up as '1e+14': Lua prints 14 digits),
+-- and a pk as sorted-set members hold it, zero-padded to PK_DIGITS so that ties sort by
+-- pk (every pk is below 2^53, keys.MAX_PK: 16 digits).
+local PK_DIGITS = 16
+local function pk_text(n) return string.format('%d', n) end
+local function pad_pk(pk) return string.format('%016d', tonumber(pk)) end
+local function unpad_pk(digits) return (string.match(digits, '^0*(%d+)$')) end
+
 local function compare_bytes(a, b)
   if a == b then return 0 end
   for i = 1, math.min(#a, #b) do
@@ -207,7 +215,7 @@ local function write_entries(pk, groups, after)
       redis.call('SADD', KEYS[ix[2]], pk)
       if after then after(ix, false, true) end
     else
-      if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = string.format('%012d', tonumber(pk)) end
+      if padded == nil and (ix[7] ~= 0 or ix[9] ~= 0) then padded = pad_pk(pk) end
       local moved = ix[4] ~= 0 and ix[4] ~= ix[5]
       if moved then redis.call('SREM', KEYS[ix[4]], pk) end
       redis.call('SADD', KEYS[ix[5]], pk)  -- even when unchanged: a reindex relies on it

@@ -123,8 +123,8 @@ local offset, limit, after, rnd = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11
 if op == 'exists' then offset, limit = 0, 1 end
 local wanted = limit < 0 and math.huge or offset + limit
 
-local function padded(pk) return string.format('%012d', tonumber(pk)) end
-local function unpadded(member) return tostring(tonumber(string.sub(member, -12))) end
+local padded = pad_pk
+local function unpadded(member) return unpad_pk(string.sub(member, -PK_DIGITS)) end
 
 local function paddeds_of(pks)
   local out = {}
@@ -592,7 +592,7 @@ local function sort_pks(pks, descending)
   local numbers = {}
   for i = 1, #pks do numbers[i] = tonumber(pks[i]) end
   if descending then table.sort(numbers, function(a, b) return a > b end) else table.sort(numbers) end
-  for i = 1, #numbers do numbers[i] = tostring(numbers[i]) end
+  for i = 1, #numbers do numbers[i] = pk_text(numbers[i]) end
   return numbers
 end
 
@@ -705,7 +705,7 @@ else
       if desc then return a[2] > b[2] end
       return a[2] < b[2]
     end)
-    for i = 1, #rows do ordered[i] = tostring(rows[i][2]) end
+    for i = 1, #rows do ordered[i] = pk_text(rows[i][2]) end
   else
     if desc then
       nulls = null_segment()

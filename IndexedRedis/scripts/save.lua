@@ -133,7 +133,7 @@ for o, ob in ipairs(objects) do
   local objs_key, counter = KEYS[model[3]], KEYS[model[5]]
   local pk = ob[2]
   if pk == '' then
-    pk = tostring(redis.call('INCR', counter))
+    pk = pk_text(redis.call('INCR', counter))
   elseif not existing[o] then
     -- Inserting under a chosen pk: keep the counter ahead of it.
     if tonumber(pk) > tonumber(redis.call('GET', counter) or '0') then

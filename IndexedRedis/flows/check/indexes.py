@@ -12,7 +12,7 @@ from typing import Any
 
 from ... import scripts
 from ...fields import NULL_STORED
-from ...keys import GENERATION_KINDS, KeyInfo
+from ...keys import GENERATION_KINDS, PK_DIGITS, KeyInfo
 from ..common import STALE_GEN, script
 from ..inspection import scan_flow
 from ..requests import Command, Flow, ScriptCall
@@ -191,7 +191,7 @@ def _judge_entry(p: CheckPass, walk: Walk, member: bytes, code: bytes, value: An
     key, mode = walk.key, walk.mode
     if code in (b"a", b"u"):
         return None  # the record itself is reported by the records pass
-    pk = int(member[-12:]) if mode in (b"z", b"x") and code != b"f" else pk_of(member)
+    pk = int(member[-PK_DIGITS:]) if mode in (b"z", b"x") and code != b"f" else pk_of(member)
     kind = "stale_id" if mode == b"i" else "stale_entry"
     if code == b"f":
         p.report.add(kind, key, None, f"entry {member[:40]!r} names no pk")
