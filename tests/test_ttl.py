@@ -34,8 +34,8 @@ from IndexedRedis import (
     setDefaultRedisConnectionParams,
 )
 from IndexedRedis.dispatch import run_sync
-from IndexedRedis.keys import padded_pk
 from IndexedRedis.flows.expiry import sweep_expired_flow
+from IndexedRedis.keys import padded_pk
 
 ALIVE, EXPIRED = 600, 0.001
 
