@@ -61,7 +61,7 @@ class Query:
         if not qs and not exclude:  # the plain filter() of keywords: leaves only
             if not self.conditions and not self.where:
                 return _first_filter(self, meta, filters)
-            return self._with((AND, tuple(resolve_filter(meta, key, value) for key, value in filters.items())))
+            return _keywords(self, meta, filters)
         node = resolve_node(meta, qs, filters)
         if node == TRUE:  # nothing to hold (no filters, or empty Q()s): a no-op, as in Django
             return self
@@ -135,16 +135,22 @@ def _first_filter(query: Query, meta: ModelOptions, filters: dict[str, Any]) -> 
     key: tuple[Any, ...] = (query.order,)
     for name, value in filters.items():
         if type(value) not in _MEMO_TYPES or not _memo_safe(meta, name):
-            return query._with((AND, tuple(resolve_filter(meta, k, v) for k, v in filters.items())))
+            return _keywords(query, meta, filters)
         key += (name, type(value), value)
     memo = meta.filter_memo
     found = memo.get(key)
     if found is None:
-        found = query._with((AND, tuple(resolve_filter(meta, k, v) for k, v in filters.items())))
+        found = _keywords(query, meta, filters)
         if len(memo) >= FILTER_MEMO_SIZE:
             memo.clear()
         memo[key] = found
     return found
+
+
+def _keywords(query: Query, meta: ModelOptions, filters: dict[str, Any]) -> Query:
+    """``query`` and the leaves of ``filter(**filters)``, resolved."""
+    return query._with((AND, tuple(resolve_filter(meta, key, value) for key, value in filters.items())))
+
 
 def resolve_order(meta: ModelOptions, spec: str) -> Order:
     """``'field'`` or ``'-field'`` (``'_id'`` / ``'pk'`` for the primary key)."""
