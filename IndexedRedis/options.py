@@ -151,7 +151,7 @@ class ModelOptions:
                                        custom_init=model.__init__ is not base.__init__)
         #: (name, field, plain text field) per field, for the constructor (model.py)
         self.init_fields: tuple[tuple[str, IRField, bool], ...] = tuple(
-            (f.name, f, type(f) is IRClassicField) for f in self.fields)
+            (name, f, how == _AS_IS) for name, f, how in self._storers)
         #: Queries that plain keyword filters narrowed the unfiltered query to (compiler.py)
         self.filter_memo: dict[tuple[Any, ...], Any] = {}
         self.filter_memo_safe: dict[str, bool] = {}  # filter keyword -> whether it may be memoised

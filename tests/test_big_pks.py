@@ -10,6 +10,7 @@ a small one; a larger one is refused, naming the model, before anything is writt
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from IndexedRedis import Count, IndexedRedisModel, InvalidQueryError, IRField, Max, Min
-from IndexedRedis.keys import MAX_PK, padded_pk
+from IndexedRedis.keys import MAX_PK, PK_DIGITS, padded_pk
 
 BIG = [5, 10**12 - 1, 10**12 + 7, 10**14, 10**15, 10**15 + 1, MAX_PK - 1, MAX_PK]
 
@@ -42,7 +43,9 @@ def _saved(pks: list[int], n_of: Any = lambda pk: pk % 7, t_of: Any = lambda pk:
 
 
 def test_padded_pks_hold_every_pk_in_order() -> None:
-    assert len(padded_pk(MAX_PK)) == 16
+    assert len(padded_pk(MAX_PK)) == PK_DIGITS == 16
+    lib = (resources.files("IndexedRedis.scripts") / "lib.lua").read_text(encoding="utf-8")
+    assert f"local PK_DIGITS = {PK_DIGITS}\n" in lib and f"'%0{PK_DIGITS}d'" in lib  # one width on both sides
     assert sorted(BIG, key=padded_pk) == sorted(BIG)
 
 

@@ -29,16 +29,16 @@ local function sweep_lapsed(staging_key, dead_key, gen_key)
   return #lapsed
 end
 
--- Byte order of two strings (-1, 0, 1).  Lua's own '<' on strings follows the
--- server's collation locale, which need not be byte order.
 -- A pk's decimal text (tostring writes 10^14 and up as '1e+14': Lua prints 14 digits),
 -- and a pk as sorted-set members hold it, zero-padded to PK_DIGITS so that ties sort by
--- pk (every pk is below 2^53, keys.MAX_PK: 16 digits).
+-- pk (every pk is below 2^53, keys.MAX_PK: 16 digits, keys.PK_DIGITS).
 local PK_DIGITS = 16
 local function pk_text(n) return string.format('%d', n) end
 local function pad_pk(pk) return string.format('%016d', tonumber(pk)) end
 local function unpad_pk(digits) return (string.match(digits, '^0*(%d+)$')) end
 
+-- Byte order of two strings (-1, 0, 1).  Lua's own '<' on strings follows the
+-- server's collation locale, which need not be byte order.
 local function compare_bytes(a, b)
   if a == b then return 0 end
   for i = 1, math.min(#a, #b) do
