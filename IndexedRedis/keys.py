@@ -22,7 +22,9 @@ never reach a key name unescaped)::
                             the stamps below
     ir:{TAG}:g<N>:objs      hash: pk -> record, a msgpack array: the stored values in
                             FIELDS order, then the schema tag
-    ir:{TAG}:g<N>:ids       zset of every pk of generation N, scored by the pk
+    ir:{TAG}:g<N>:ids       zset of every pk of generation N, in blocks of 64: a member per
+                            block (pk // 64), its 8-byte bitmap then the block number in
+                            decimal, scored by the block number (scripts/lib.lua)
     ir:{TAG}:g<N>:i:<field>:<index value>   set of pks whose field has that value
     ir:{TAG}:g<N>:n:<field>                 set of pks whose field is irNull
     ir:{TAG}:g<N>:z:<field>                 zset of padded pks scored by a number field
@@ -198,8 +200,7 @@ GENERATION_KINDS = frozenset({"objs", "ids", "exp", "value", "null", "score", "l
                               "layout", "union"})
 
 
-#: The largest pk: ids zset scores are doubles, exact up to 2**53 (and so are the pks
-#: Lua sees as numbers).
+#: The largest pk: scripts read pks as Lua numbers, doubles, exact up to 2**53.
 MAX_PK = 2**53 - 1
 #: Digits of a padded pk: enough for MAX_PK (lib.lua's PK_DIGITS is the same).
 PK_DIGITS = 16

@@ -36,7 +36,7 @@ KINDS: dict[str, Kind] = {
     "stale_entry": Kind("index", "an index entry that no stored record backs", True),
     "wrong_score": Kind("index", "a sorted-set index entry with the wrong score (or one that must not be there)",
                         True),
-    "missing_id": Kind("index", "a record missing from the ids index (or with a wrong score there)", True),
+    "missing_id": Kind("index", "a record missing from the ids index", True),
     "stale_id": Kind("index", "an ids index entry with no record", True),
     "unique_clash": Kind("index", "a UNIQUE_FIELDS value held by several objects", False,
                          "change or delete all but one of them"),

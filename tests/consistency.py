@@ -15,6 +15,7 @@ server) and compare them with what the records imply:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -67,6 +68,37 @@ def model_keys(client: redis.Redis, model: Any) -> set[bytes]:
     return _scan(client, model._meta.keys.prefix)
 
 
+def stored_ids(client: redis.Redis, key: bytes) -> set[int]:
+    """The pks an ids zset holds, decoded here independently of lib.lua: a member per
+    block of 64 pks, its 8-byte bitmap (bit b of byte j: pk 64 * block + 8 * j + b) then
+    the block number in decimal, scored by the block number.  Asserts the form: every
+    member valid, scored by its block, and no empty block kept."""
+    pks: set[int] = set()
+    for member, score in client.zrange(key, 0, -1, withscores=True):
+        assert len(member) > 8 and member[8:].isdigit(), f"{key!r}: member {member!r} is not a block"
+        block = int(member[8:])
+        assert str(block).encode() == member[8:] and score == block, f"{key!r}: {member!r} scored {score}"
+        bits = int.from_bytes(member[:8], "little")
+        assert bits, f"{key!r}: block {block} is empty but kept"
+        pks.update(64 * block + offset for offset in range(64) if bits >> offset & 1)
+    return pks
+
+
+def edit_ids(client: redis.Redis, key: bytes, add: Iterable[int] = (), remove: Iterable[int] = ()) -> None:
+    """Put pks into, or take them out of, an ids zset by hand (the form ``stored_ids``
+    reads), to break a generation in tests."""
+    for pk, on in [*((int(pk), True) for pk in add), *((int(pk), False) for pk in remove)]:
+        block, offset = divmod(pk, 64)
+        found = client.zrangebyscore(key, block, block)
+        old = next((m for m in found if m[8:] == str(block).encode()), None)
+        bits = int.from_bytes(old[:8], "little") if old else 0
+        bits = bits | 1 << offset if on else bits & ~(1 << offset)
+        if old:
+            client.zrem(key, old)
+        if bits:
+            client.zadd(key, {bits.to_bytes(8, "little") + str(block).encode(): block})
+
+
 def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict[str, Any]]:
     """Check the current generation's ids, records and index sets against each other.
 
@@ -84,7 +116,7 @@ def assert_indexes_consistent(client: redis.Redis, model: Any) -> dict[int, dict
     gk = meta.keys.generation(gen)
 
     records = {int(pk): decode_record(client, model, blob) for pk, blob in client.hgetall(gk.objs).items()}
-    ids = {int(pk) for pk in client.zrange(gk.ids, 0, -1)}
+    ids = stored_ids(client, gk.ids)
     only_ids = sorted(ids - set(records))
     only_records = sorted(set(records) - ids)
     assert not only_ids and not only_records, (

@@ -17,6 +17,7 @@ from consistency import (
     current_generation,
     db_snapshot,
     dictionary_values,
+    edit_ids,
     rewrite_dictionary,
 )
 
@@ -126,12 +127,9 @@ def _null_set(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[Any]:
 
 
 def _ids(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[Any]:
-    c.zrem(gk.ids, t[6]._id)
-    c.zadd(gk.ids, {"888888": 888888})
-    c.zadd(gk.ids, {str(t[7]._id): 5})      # found with its record (check_records.lua)
-    c.zadd(gk.ids, {"not-a-pk": 1})
-    return {("missing_id", gk.ids, t[6]._id), ("stale_id", gk.ids, 888888), ("missing_id", gk.ids, t[7]._id),
-            ("stale_id", gk.ids, None)}
+    edit_ids(c, gk.ids, add=[888888], remove=[t[6]._id])
+    c.zadd(gk.ids, {b"\x01" * 8 + b"12152": 5})     # a block scored by another number (invalid)
+    return {("missing_id", gk.ids, t[6]._id), ("stale_id", gk.ids, 888888), ("stale_id", gk.ids, None)}
 
 
 def _scores(c: redis.Redis, gk: GenerationKeys, t: list[Track]) -> set[Any]:

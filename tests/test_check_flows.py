@@ -79,7 +79,7 @@ def test_check_reads_the_bookkeeping_at_once_then_the_records_then_the_keys() ->
     assert scan == Command(("SCAN", 0, "MATCH", KEYS.pattern, "COUNT", SCAN_COUNT), key=KEYS.gen)
     walk = flow.send([0, [gk.objs, gk.ids, gk.index("artist", b"x")]])
     assert walk.script is scripts.CHECK_MEMBERS and list(walk.keys[3:]) == [gk.ids, gk.index("artist", b"x")]
-    assert walk.args[2:7] == [b"i", "", b"0", 1, 0]             # expected size 1: not walked if it holds 1
+    assert walk.args[2:7] == [b"i", "", b"0", -1, 0]            # the ids (blocks of pks): always walked
     counter = flow.send([common.OK, [[b"0", 0, 1, b"", []], [b"0", 0, 1, b"", []]]])
     assert counter == Command(("GET", KEYS.nextpk))
     assert flow.send(b"5") == Command(("HGETALL", gk.layout))  # no dictionary built: nothing to compare

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import redis
-from consistency import assert_indexes_consistent, current_generation, decode_record
+from consistency import assert_indexes_consistent, current_generation, decode_record, edit_ids, stored_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,9 +63,9 @@ def inject(client: redis.Redis, pks: list[int], op: tuple[str, Any, Any]) -> Non
     elif what in ("sadd", "ghost"):
         client.sadd(gk.index("artist", b.encode()), pk)
     elif what == "drop_id":
-        client.zrem(gk.ids, pk)
+        edit_ids(client, gk.ids, remove=[pk])
     elif what == "ghost_id":
-        client.zadd(gk.ids, {str(pk): pk})
+        edit_ids(client, gk.ids, add=[pk])
     elif what == "score":
         client.zadd(gk.score_index("n"), {padded_pk(pk): b})
     elif what == "unscore":
@@ -84,8 +84,8 @@ def expected_findings(client: redis.Redis) -> Counter[str]:
     gk = meta.keys.generation(current_generation(client, Drifty))
     records = {int(pk): decode_record(client, Drifty, blob) for pk, blob in client.hgetall(gk.objs).items()}
     out: Counter[str] = Counter()
-    ids = {int(member): score for member, score in client.zrange(gk.ids, 0, -1, withscores=True)}
-    out["missing_id"] = sum(1 for pk in records if ids.get(pk) != pk)
+    ids = stored_ids(client, gk.ids)
+    out["missing_id"] = sum(1 for pk in records if pk not in ids)
     out["stale_id"] = sum(1 for pk in ids if pk not in records)
     implied: dict[bytes, set[int]] = {}
     for pk, record in records.items():

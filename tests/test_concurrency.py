@@ -21,7 +21,7 @@ from _models import (
     race_worker,
     run_children,
 )
-from consistency import assert_indexes_consistent, assert_no_garbage, stored_records
+from consistency import assert_indexes_consistent, assert_no_garbage, edit_ids, stored_records
 
 N_PROCS = 4
 POOL = 30
@@ -241,7 +241,7 @@ def test_consistency_helpers_detect_corruption(redis_client):
     red = gk.index("color", b"red")
     broken(lambda: redis_client.sadd(green, pk), lambda: redis_client.srem(green, pk))  # stale member
     broken(lambda: redis_client.srem(red, pk), lambda: redis_client.sadd(red, pk))      # missing member
-    broken(lambda: redis_client.zadd(gk.ids, {999: 999}), lambda: redis_client.zrem(gk.ids, 999))
+    broken(lambda: edit_ids(redis_client, gk.ids, add=[999]), lambda: edit_ids(redis_client, gk.ids, remove=[999]))
     broken(lambda: redis_client.sadd(green, 999), lambda: redis_client.srem(green, 999))  # deleted object
     other = ConcItem._meta.keys.generation(7)
     broken(lambda: redis_client.zadd(other.ids, {1: 1}), lambda: redis_client.delete(other.ids),

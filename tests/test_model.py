@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis
-from consistency import decode_record
+from consistency import decode_record, stored_ids
 
 import IndexedRedis
 from IndexedRedis import (
@@ -105,7 +105,7 @@ def assert_indexes_exact(client: redis.Redis, model: type[IndexedRedisModel]) ->
     gen = live_gen(client, model)
     gprefix = prefix_of(model) + b"g%d:" % gen
     records = stored_records(client, model)
-    ids = {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)}
+    ids = stored_ids(client, gprefix + b"ids")
     assert ids == set(records)
     expected: dict[bytes, set[int]] = {}
     for pk, record in records.items():

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import redis
-from consistency import assert_indexes_consistent, decode_record
+from consistency import assert_indexes_consistent, decode_record, stored_ids
 
 from IndexedRedis import (
     FieldValueError,
@@ -138,7 +138,7 @@ def assert_layout_exact(client: redis.Redis, model: type[IndexedRedisModel],
     records = stored(client, model)
     for key in data_keys(client, model):
         assert key.startswith(gp), f"key of a dead generation left behind: {key!r}"
-    assert {int(pk) for pk in client.zrange(gp + b"ids", 0, -1)} == set(records)
+    assert stored_ids(client, gp + b"ids") == set(records)
     assert actual_index_keys(client, model) == expected_index_keys(client, model, hashed)
 
 

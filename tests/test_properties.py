@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from consistency import decode_record
+from consistency import decode_record, stored_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -230,7 +230,7 @@ def assert_storage_exact(client: redis.Redis, model: PyModel) -> None:
     records = {int(pk): decode_record(client, Item, blob)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
     assert records == model.store
-    assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(model.store)
+    assert stored_ids(client, gprefix + b"ids") == set(model.store)
     expected: dict[bytes, set[int]] = {}
     for pk, record in model.store.items():
         for name in INDEXED:

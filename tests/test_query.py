@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import redis
-from consistency import decode_record
+from consistency import decode_record, stored_ids
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -82,7 +82,7 @@ def assert_indexes_exact(client: redis.Redis) -> dict[int, dict[str, str]]:
     gprefix = prefix() + b"g%d:" % gen
     records = {int(pk): decode_record(client, Song, blob)
                for pk, blob in client.hgetall(gprefix + b"objs").items()}
-    assert {int(pk) for pk in client.zrange(gprefix + b"ids", 0, -1)} == set(records)
+    assert stored_ids(client, gprefix + b"ids") == set(records)
     expected: dict[bytes, set[int]] = {}
     for pk, record in records.items():
         for field in Song.INDEXED_FIELDS:

@@ -54,7 +54,7 @@ class ModelState:
     last_reset: dict[str, str]
     now_ms: int
     records: int
-    ids: int
+    ids: int                              # blocks of pks in the ids zset (ZCARD; see lib.lua)
     info: dict[str, str] = field(default_factory=dict)
 
 

@@ -6,9 +6,10 @@
 -- ARGV: 1 expected generation, 2 budget, then per key (in KEYS order from 4): mode,
 --   field, cursor ('0' to start), expected size, n, then n stored values known to belong
 --   in the key.  Modes: 'v' a value set, 'n' a null set, 'z' a score zset, 'x' a lex
---   zset, 'i' the ids zset.  A key about to be started whose size is the expected one
---   (-1: unknown) holds nothing stale (the client checked that every entry the records
---   imply is there): it is not walked.
+--   zset, 'i' the ids zset (its entries are its pks: a stale one is reported by its
+--   pk, a block member of no valid form as it is).  A key about to be started whose
+--   size is the expected one (-1: unknown) holds nothing stale (the client checked that
+--   every entry the records imply is there): it is not walked.
 -- Reply: {1, per key: {cursor ('0' done, or where to go on), entries seen, size, the
 --   key's type when it is not the mode's ('' else; 'later' when the budget ran out
 --   before the key), {member, code, value...}}} | {0, generation}
@@ -113,11 +114,15 @@ for k = 4, #KEYS do
         for i = 1, #items, 2 do
           local member, score = items[i], items[i + 1]
           if mode == 'i' then
-            local pk = tonumber(member)
-            if not pk or pk_text(pk) ~= member or pk < 0 then
+            local pks = {}
+            if not id_decode(member, pks) or tonumber(score) ~= tonumber(string.sub(member, 9)) then
               report(member, 'f')
-            elseif redis.call('HEXISTS', objs, member) == 0 then
-              report(member, 'm')
+            else
+              seen = seen + #pks - 1
+              budget = budget - #pks + 1
+              for _, pk in ipairs(pks) do
+                if redis.call('HEXISTS', objs, pk) == 0 then report(pk, 'm') end
+              end
             end
           elseif mode == 'z' then
             local pk = padded_pk(member)

@@ -5,7 +5,7 @@
 -- KEYS: 1 generation pointer, 2 objs hash, then the index keys, by number
 -- ARGV: 1 expected generation, then per record: pk, the record as read, check count c,
 --   then c checks of (what, key number, value):
---     'S' the pk is a member of the set | 'I' the ids zset scores the pk by itself
+--     'S' the pk is a member of the set | 'I' the ids zset holds the pk (lib.lua)
 --     'Z' the zset scores the padded pk by the value | 'A' the zset does not hold the
 --     padded pk | 'X' the zset holds the member given
 -- Reply: {1, {record number, check number, seen...}} for each failed check, where seen
@@ -39,9 +39,12 @@ while pos <= #ARGV do
       if what == 'S' then
         reply = redis.pcall('SISMEMBER', key, pk)
         if type(reply) == 'table' then fail(r, c, 'T') elseif reply == 0 then fail(r, c, '') end
+      elseif what == 'I' then
+        local t = redis.call('TYPE', key)['ok']
+        if t ~= 'none' and t ~= 'zset' then fail(r, c, 'T') elseif not id_has(key, pk) then fail(r, c, '') end
       else
         local member = padded
-        if what == 'I' then member = pk elseif what == 'X' then member = value end
+        if what == 'X' then member = value end
         reply = redis.pcall('ZSCORE', key, member)
         if type(reply) == 'table' then
           fail(r, c, 'T')
@@ -49,8 +52,6 @@ while pos <= #ARGV do
           if reply then fail(r, c, reply) end
         elseif not reply then
           fail(r, c, '')
-        elseif what == 'I' and tonumber(reply) ~= tonumber(pk) then
-          fail(r, c, reply)
         elseif what == 'Z' and tonumber(reply) ~= tonumber(value) then
           fail(r, c, reply)
         end

@@ -7,7 +7,7 @@
 -- ARGV: 1 that generation
 -- Reply: {1, {the 9 keys' types}, the pointer (false when absent), genseq, nextpk, {staging gen, lease end...},
 --   {dead gens}, {schemas tag, names...}, {last reset field, value...}, server time ms,
---   records, ids, INFO stats, INFO memory} | {0, generation} when another one is live
+--   records, ids blocks, INFO stats, INFO memory} | {0, generation} when another one is live
 --   | {2, type of the pointer} when the pointer is not a string
 
 local expected = {'string', 'string', 'string', 'zset', 'set', 'hash', 'hash', 'hash', 'zset'}

@@ -75,6 +75,7 @@ local layout = #doomed > 0 and layout_sync(layout_key, ids_key, layout_digest, l
 note_write(layout_key, layout)
 
 local stamping = #doomed > 0 and redis.call('EXISTS', KEYS[5]) == 1
+local gone = {}
 for _, d in ipairs(doomed) do
   local pk = d[1]
   local padded = pad_pk(pk)
@@ -87,7 +88,7 @@ for _, d in ipairs(doomed) do
       dict_leave(layout_key, names[i], KEYS[dicts[i]], KEYS[folds[i]], word[2], word[3])
     end
   end
-  redis.call('ZREM', ids_key, pk)
+  gone[#gone + 1] = pk
   redis.call('HDEL', objs_key, pk)
   if exp_key then redis.call('ZREM', exp_key, pk) end
   if stamping then
@@ -95,4 +96,5 @@ for _, d in ipairs(doomed) do
     redis.call('DEL', KEYS[d[4]])
   end
 end
+ids_change(ids_key, gone, false)
 return {1, #doomed}

@@ -37,6 +37,153 @@ local function pk_text(n) return string.format('%d', n) end
 local function pad_pk(pk) return string.format('%016d', tonumber(pk)) end
 local function unpad_pk(digits) return (string.match(digits, '^0*(%d+)$')) end
 
+-- The ids zset: every pk of a generation, in blocks of 64 consecutive pks (block
+-- pk // 64).  A block's member is its bitmap, 8 bytes (bit b of byte j, from 0, stands
+-- for pk 64 * block + 8 * j + b), then the block number in decimal; its score is the
+-- block number.  A member per pk would take about 100 bytes each (skiplist node, dict
+-- entry, member); a dense generation takes about 2 per pk this way.  A block with no
+-- pk left is removed.  The count of pks is the objs hash's HLEN.
+local ID_FLAGS = {1, 2, 4, 8, 16, 32, 64, 128}
+local ID_EMPTY = '\0\0\0\0\0\0\0\0'
+
+-- The member of a block (number) in the ids zset, or nil.  (Members of no valid form
+-- are left for check to report.)
+local function id_member(ids_key, block)
+  local text = pk_text(block)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', ids_key, text, text)) do
+    if #member > 8 and string.sub(member, 9) == text then return member end
+  end
+  return nil
+end
+
+-- Set (`on`) or clear the bits of `offsets` (0-63) in one block; returns how many changed.
+local function id_bits(ids_key, block, offsets, on)
+  local member = id_member(ids_key, block)
+  local bytes = {string.byte(member or ID_EMPTY, 1, 8)}
+  local changed = 0
+  for _, offset in ipairs(offsets) do
+    local j = math.floor(offset / 8) + 1
+    local flag = ID_FLAGS[offset % 8 + 1]
+    if (bit.band(bytes[j], flag) ~= 0) ~= on then
+      bytes[j] = on and bytes[j] + flag or bytes[j] - flag
+      changed = changed + 1
+    end
+  end
+  if changed > 0 then
+    if member then redis.call('ZREM', ids_key, member) end
+    local bits = string.char(unpack(bytes))
+    if bits ~= ID_EMPTY then redis.call('ZADD', ids_key, pk_text(block), bits .. pk_text(block)) end
+  end
+  return changed
+end
+
+-- Add (`on`) or remove pks (decimal text or numbers) in the ids zset: one read and at
+-- most two writes per block touched.  Returns how many changed.
+local function ids_change(ids_key, pks, on)
+  local offsets, order = {}, {}
+  for _, pk in ipairs(pks) do
+    local n = tonumber(pk)
+    local block = math.floor(n / 64)
+    local list = offsets[block]
+    if not list then
+      list = {}
+      offsets[block] = list
+      order[#order + 1] = block
+    end
+    list[#list + 1] = n - block * 64
+  end
+  local changed = 0
+  for _, block in ipairs(order) do changed = changed + id_bits(ids_key, block, offsets[block], on) end
+  return changed
+end
+
+local function id_add(ids_key, pk)
+  local n = tonumber(pk)
+  local block = math.floor(n / 64)
+  return id_bits(ids_key, block, {n - block * 64}, true)
+end
+
+local function id_remove(ids_key, pk)
+  local n = tonumber(pk)
+  local block = math.floor(n / 64)
+  return id_bits(ids_key, block, {n - block * 64}, false)
+end
+
+-- Whether the ids zset holds a pk.
+local function id_has(ids_key, pk)
+  local n = tonumber(pk)
+  local block = math.floor(n / 64)
+  local member = id_member(ids_key, block)
+  if not member then return false end
+  local offset = n - block * 64
+  return bit.band(string.byte(member, math.floor(offset / 8) + 1), ID_FLAGS[offset % 8 + 1]) ~= 0
+end
+
+-- Append the pks of a block member to `out` (decimal text), ascending (`desc`:
+-- descending), those not above `after` (a number; nil: none) skipped.  Returns the
+-- block number, or nil for a member of no valid form (nothing appended).
+local function id_decode(member, out, desc, after)
+  local block = #member > 8 and tonumber(string.sub(member, 9))
+  if not block or pk_text(block) ~= string.sub(member, 9) then return nil end
+  local base, n = block * 64, #out
+  local first, last, step = 1, 8, 1
+  if desc then first, last, step = 8, 1, -1 end
+  for j = first, last, step do
+    local c = string.byte(member, j)
+    if c ~= 0 then
+      local low = base + (j - 1) * 8
+      if c == 255 and not after then
+        if desc then
+          for b = 7, 0, -1 do n = n + 1 out[n] = pk_text(low + b) end
+        else
+          for b = 0, 7 do n = n + 1 out[n] = pk_text(low + b) end
+        end
+      else
+        local from, to = 0, 7
+        if desc then from, to = 7, 0 end
+        for b = from, to, step do
+          if bit.band(c, ID_FLAGS[b + 1]) ~= 0 and (not after or low + b > after) then
+            n = n + 1
+            out[n] = pk_text(low + b)
+          end
+        end
+      end
+    end
+  end
+  return block
+end
+
+-- Every pk of the ids zset, in order (`desc`: descending), as decimal text.
+local function all_ids(ids_key, desc)
+  local out = {}
+  local members = desc and redis.call('ZREVRANGE', ids_key, 0, -1) or redis.call('ZRANGE', ids_key, 0, -1)
+  for i = 1, #members do id_decode(members[i], out, desc) end
+  return out
+end
+
+-- A walk over the ids in order: returns a function that gives the next pks (at least
+-- one, until none is left: then an empty table), ascending from above `after` (a
+-- number, or nil) or descending from the top.  Each step reads up to 16 blocks.
+local function ids_walk(ids_key, desc, after)
+  local bound = desc and '+inf' or (after and pk_text(math.floor(after / 64)) or '-inf')
+  return function()
+    local out = {}
+    while #out == 0 do
+      local members
+      if desc then
+        members = redis.call('ZREVRANGEBYSCORE', ids_key, bound, '-inf', 'LIMIT', 0, 16)
+      else
+        members = redis.call('ZRANGEBYSCORE', ids_key, bound, '+inf', 'LIMIT', 0, 16)
+      end
+      if #members == 0 then return out end
+      local block
+      for i = 1, #members do block = id_decode(members[i], out, desc, after) end
+      bound = '(' .. (block and pk_text(block) or redis.call('ZSCORE', ids_key, members[#members]))
+    end
+    return out
+  end
+end
+
 -- Byte order of two strings (-1, 0, 1).  Lua's own '<' on strings follows the
 -- server's collation locale, which need not be byte order.
 local function compare_bytes(a, b)
@@ -200,7 +347,7 @@ local function write_record(objs_key, ids_key, pk, mode, payload, values, where)
     for _, p in ipairs(payload) do values[where[p[1]]] = stored_value(p[2], p[3]) end
     redis.call('HSET', objs_key, pk, cmsgpack.pack(values))
   end
-  redis.call('ZADD', ids_key, pk, pk)
+  id_add(ids_key, pk)  -- an update too: a reindex (a save of every object) mends the ids
 end
 
 -- Move one object's index entries as its index groups say (see save.lua's header);

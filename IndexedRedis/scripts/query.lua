@@ -6,9 +6,9 @@
 -- cost, not what the model holds.  Without a positive condition, or for a page of an
 -- ordered result, the ordered index is walked in chunks until the page is full.
 --
--- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (score = pk), 4 schemas hash,
---   then any keys the conditions and the order name, by number (and a TTL model's
---   expiry zset).
+-- KEYS: 1 generation pointer, 2 objs hash, 3 ids zset (blocks of pks: see lib.lua), 4
+--   schemas hash, then any keys the conditions and the order name, by number (and a
+--   TTL model's expiry zset).
 -- ARGV: 1 expected generation ('<gen>+<expiry zset #>' for a TTL model: expired objects
 --   are absent from every answer, see expiry.py), 2 operation, then
 --   'get' / 'has': the pks (those found and their records, as for 'records'; or
@@ -425,10 +425,9 @@ for i, c in ipairs(negatives) do negative_keys[i] = c.key end
 local in_negatives = membership(negative_keys)
 
 -- Every pk, in pk order, but those of the negative conditions' sets: the ids in order,
--- less a table of the sets' members (half the server time of ZDIFF, which builds a
--- sorted set of the difference first).
+-- less a table of the sets' members.
 local function all_but_negatives()
-  local all = redis.call('ZRANGE', ids_key, 0, -1)
+  local all = all_ids(ids_key, false)
   if #negatives == 0 then return all end
   local excluded = {}
   for _, m in ipairs(union_members(negative_keys)) do excluded[m] = true end
@@ -579,7 +578,7 @@ if op == 'count' then
   if #negatives == 0 and #positives == 1 and #trees == 0 and pending == 0 then return {1, driver_size} end
   if #positives == 0 and #negatives == 0 and #trees == 0 then
     -- every expiry entry has its record (and id), so the expired ones are `pending`
-    return {1, redis.call('ZCARD', ids_key) - pending}
+    return {1, redis.call('HLEN', objs_key) - pending}
   end
   return {1, #matching()}
 end
@@ -645,19 +644,7 @@ if order_kind == 'pk' then
       ordered = reversed
     end
   else
-    local cursor = after ~= '' and ('(' .. after) or '-inf'
-    local ceiling = '+inf'
-    walk(function()
-      local chunk
-      if desc then
-        chunk = redis.call('ZREVRANGEBYSCORE', ids_key, ceiling, '-inf', 'LIMIT', 0, CHUNK_WALK)
-        if #chunk > 0 then ceiling = '(' .. chunk[#chunk] end
-      else
-        chunk = redis.call('ZRANGEBYSCORE', ids_key, cursor, '+inf', 'LIMIT', 0, CHUNK_WALK)
-        if #chunk > 0 then cursor = '(' .. chunk[#chunk] end
-      end
-      return chunk
-    end, ordered)
+    walk(ids_walk(ids_key, desc, not desc and after ~= '' and tonumber(after) or nil), ordered)
   end
 else
   -- Ordered by a field: irNull values come last (first when descending).

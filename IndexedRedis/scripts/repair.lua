@@ -9,6 +9,7 @@
 -- ARGV: 1 expected generation, then per fix: op, key number, member, score, pk,
 --   belief, belief field, belief kind, belief value
 --   ops: 'SADD' / 'SREM' a set member, 'ZADD' (with score) / 'ZREM' a zset member,
+--     'IADD' / 'IREM' a pk into or out of the ids zset (its block, see lib.lua),
 --     'MAX' raise a counter to at least the member, 'TADD' / 'TREM' a text dictionary value
 --     (into or out of its block), 'DADD' / 'DREM' a folded dictionary member (score, for
 --     these four: the layout hash's key number, whose 'v:<belief field>' version is bumped)
@@ -22,7 +23,7 @@ local gen = current_gen(KEYS[1])
 if gen ~= ARGV[1] then return {0, gen} end
 
 local types = {SADD = 'set', SREM = 'set', ZADD = 'zset', ZREM = 'zset', MAX = 'string', DADD = 'zset',
-               DREM = 'zset', TADD = 'zset', TREM = 'zset'}
+               DREM = 'zset', TADD = 'zset', TREM = 'zset', IADD = 'zset', IREM = 'zset'}
 local fixes, flags = {}, {}
 for pos = 2, #ARGV, 9 do
   local fix = {op = ARGV[pos], key = KEYS[tonumber(ARGV[pos + 1])], member = ARGV[pos + 2], score = ARGV[pos + 3],
@@ -64,6 +65,10 @@ for _, fix in ipairs(fixes) do
     elseif fix.op == 'TADD' then dict_add(fix.key, fix.member)
     else dict_remove(fix.key, fix.member) end
     dict_bump(KEYS[tonumber(fix.score)], fix.field)
+  elseif fix.op == 'IADD' then
+    id_add(fix.key, fix.member)
+  elseif fix.op == 'IREM' then
+    id_remove(fix.key, fix.member)
   elseif fix.op == 'ZADD' then
     redis.call('ZADD', fix.key, fix.score, fix.member)
   else

@@ -1,7 +1,7 @@
 -- Write one bounded batch of a reset into its private, not yet visible, generation,
 -- and renew the reset's lease.
 -- Members are grouped by index key, so each key takes one command per batch.
--- KEYS: 1 staging zset, 2 objs hash, 3 ids zset, 4.. index keys
+-- KEYS: 1 staging zset, 2 objs hash, 3 ids zset (see lib.lua), 4.. index keys
 -- ARGV: 1 generation, 2 lease ms, 3 object count n, then n (pk, record) pairs, then
 --   groups: 'S' (set), key number, m, then m pks | 'U' (set of a UNIQUE_FIELDS value),
 --   the same, but refused unless it holds one pk and the key is still empty (an earlier
@@ -31,10 +31,9 @@ for p = 4, last, 2 do
   records[#records + 1] = ARGV[p]
   records[#records + 1] = ARGV[p + 1]
   ids[#ids + 1] = ARGV[p]
-  ids[#ids + 1] = ARGV[p]
 end
 chunked_write('HSET', KEYS[2], records)
-chunked_write('ZADD', KEYS[3], ids)
+ids_change(KEYS[3], ids, true)
 
 pos = last + 1
 while pos <= #ARGV do

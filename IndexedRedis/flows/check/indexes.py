@@ -123,7 +123,7 @@ def _judge_key(p: CheckPass, key: bytes, info: KeyInfo, garbage: dict[tuple[str,
         garbage.setdefault(("former_layout", p.gen), []).append(key)
         return None
     if info.kind == "ids":
-        return Walk(key, b"i", "", p.expected_size(key))
+        return Walk(key, b"i", "", -1)  # its size counts blocks, not pks: always walked
     assert info.field is not None
     spec = p.meta.specs.get(info.field)
     current = spec is not None and (info.kind in ("value", "null") or (info.kind == "score" and spec.numeric)
@@ -196,7 +196,7 @@ def _judge_entry(p: CheckPass, walk: Walk, member: bytes, code: bytes, value: An
     if code == b"f":
         p.report.add(kind, key, None, f"entry {member[:40]!r} names no pk")
         return Fix(kind, b"ZREM", key, member)
-    remove = b"SREM" if mode in (b"v", b"n") else b"ZREM"
+    remove = b"SREM" if mode in (b"v", b"n") else b"IREM" if mode == b"i" else b"ZREM"
     if code == b"m":
         p.report.add(kind, key, pk, "no record")
         return Fix(kind, remove, key, member, pk=member if mode in (b"v", b"n", b"i") else str(pk),

@@ -136,8 +136,8 @@ def _judge_records(p: CheckPass, reply: Any, checked: list[Any]) -> Flow[None]:
             p.expect(key, -1)  # not there: the key's size is one less than the records imply
         fix = partial(Fix, key=key, pk=raw_pk, belief=b"b", belief_value=blob, adds=not seen)
         if what == "I":
-            p.report.add("missing_id", key, pk, "" if not seen else f"scored {seen.decode()}")
-            fixes.append(fix("missing_id", b"ZADD", member=raw_pk, score=raw_pk))
+            p.report.add("missing_id", key, pk)
+            fixes.append(fix("missing_id", b"IADD", member=raw_pk))
         elif what == "S":
             p.report.add("missing_entry", key, pk)
             fixes.append(fix("missing_entry", b"SADD", member=raw_pk))

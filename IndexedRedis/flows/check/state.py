@@ -42,7 +42,9 @@ class Fix:
     """One fix for repair.lua, with the belief it holds (see there)."""
 
     kind: str              # the finding it repairs
-    op: bytes              # SADD SREM ZADD ZREM MAX, TADD TREM (a text dictionary value), DADD DREM (a folded one)
+    #: SADD SREM ZADD ZREM MAX, IADD IREM (a pk into or out of the ids), TADD TREM (a text
+    #: dictionary value), DADD DREM (a folded one)
+    op: bytes
     key: bytes
     member: Any
     score: Any = b""
