@@ -121,31 +121,32 @@ end
 
 -- Append the pks of a block member to `out` (decimal text), ascending (`desc`:
 -- descending), those not above `after` (a number; nil: none) skipped.  Returns the
--- block number, or nil for a member of no valid form (nothing appended).
+-- block number, or nil for a member of no valid form (nothing appended).  A pk's text
+-- is its tens' text (made once per ten pks) and its last digit: a third cheaper than
+-- string.format per pk, which is most of what decoding costs.
+local ID_DIGITS = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
 local function id_decode(member, out, desc, after)
   local block = #member > 8 and tonumber(string.sub(member, 9))
   if not block or pk_text(block) ~= string.sub(member, 9) then return nil end
   local base, n = block * 64, #out
-  local first, last, step = 1, 8, 1
-  if desc then first, last, step = 8, 1, -1 end
+  local tens, prefix = -1, ''
+  local first, last, step, from, to = 1, 8, 1, 0, 7
+  if desc then first, last, step, from, to = 8, 1, -1, 7, 0 end
   for j = first, last, step do
     local c = string.byte(member, j)
     if c ~= 0 then
       local low = base + (j - 1) * 8
-      if c == 255 and not after then
-        if desc then
-          for b = 7, 0, -1 do n = n + 1 out[n] = pk_text(low + b) end
-        else
-          for b = 0, 7 do n = n + 1 out[n] = pk_text(low + b) end
-        end
-      else
-        local from, to = 0, 7
-        if desc then from, to = 7, 0 end
-        for b = from, to, step do
-          if bit.band(c, ID_FLAGS[b + 1]) ~= 0 and (not after or low + b > after) then
-            n = n + 1
-            out[n] = pk_text(low + b)
+      for b = from, to, step do
+        local pk = low + b
+        if (c == 255 or bit.band(c, ID_FLAGS[b + 1]) ~= 0) and (not after or pk > after) then
+          local digit = pk % 10
+          local t = (pk - digit) / 10
+          if t ~= tens then
+            tens = t
+            prefix = t > 0 and pk_text(t) or ''
           end
+          n = n + 1
+          out[n] = prefix .. ID_DIGITS[digit]
         end
       end
     end
