@@ -17,6 +17,7 @@ from .connection import (
     setDefaultRedisConnectionParams,
     useEmbeddedRedis,
 )
+from .drivers.scriptforms import getScriptFunctions, setScriptFunctions
 from .embedded import EmbeddedRedis
 from .eviction import getEvictionPolicyCheck, setEvictionPolicyCheck
 from .exceptions import (
@@ -131,6 +132,8 @@ __all__ = [
     "acloseRedisConnections",
     "setEvictionPolicyCheck",
     "getEvictionPolicyCheck",
+    "setScriptFunctions",
+    "getScriptFunctions",
     "EvictionPolicyError",
     "EvictionWarning",
     "OutOfMemoryError",

@@ -102,6 +102,23 @@ def reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def functions(args: argparse.Namespace) -> int:
+    """List the IndexedRedis function libraries on a server; --delete: delete those of
+    other versions of the package (see ``flows/functions``)."""
+    from .drivers import runner
+    from .flows.functions import cleanup_flow
+    from .flows.functions import describe as describe_libraries
+
+    params = params_from_url(args.url) if args.url else getDefaultRedisConnectionParams()
+    client = redis.Redis(**params)
+    try:
+        found = runner.run(client, cleanup_flow(delete=args.delete))
+        print(describe_libraries(found, [f"# function libraries on {describe(client)}"]))
+    finally:
+        client.close()
+    return 0
+
+
 def describe(client: Any) -> str:
     """The server and db a client reaches, for the commands to print before they work."""
     from .connection import server_label
@@ -136,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_reindex.add_argument("model", help="the model class, as module:Class (e.g. myapp.models:Song)")
     run_reindex.add_argument("--url", help="Redis URL (default: REDIS_URL, else 127.0.0.1:6379)")
     run_reindex.set_defaults(handler=reindex)
+    run_functions = commands.add_parser(
+        "functions", help="list IndexedRedis's Redis function libraries; --delete those of other versions",
+        description="IndexedRedis runs its scripts as Redis functions on Redis 7.0+, one library per "
+                    "script and version of the package. Functions persist and replicate, so libraries "
+                    "of earlier versions stay behind: this lists them, and --delete deletes them "
+                    "(libraries of other names are never touched).")
+    run_functions.add_argument("--url", help="Redis URL (default: REDIS_URL, else 127.0.0.1:6379)")
+    run_functions.add_argument("--delete", action="store_true",
+                               help="delete the IndexedRedis libraries that are not this version's")
+    run_functions.set_defaults(handler=functions)
     add_extra_commands(commands)
     return parser
 

@@ -1,10 +1,12 @@
 """What IndexedRedis reads from a server once per client, on the client's first use:
 one ``INFO`` (its default sections), for the eviction policy (see ``eviction``) and the
 server's version (whether read-only scripts may go as EVALSHA_RO: Redis 7.0 and later;
-see ``drivers/scriptforms``).
+see ``drivers/scriptforms``), and whether scripts may run as Redis functions (FCALL:
+7.0 and later too).
 
-A server below 7.0 has its client's connection pool marked for the plain form at once,
-so a 6.2 server never sees a refused EVALSHA_RO; where INFO is not allowed (an ACL
+A server below 7.0 has its client's connection pool marked for the plain form (and for
+EVALSHA rather than FCALL) at once, so a 6.2 server never sees a refused EVALSHA_RO or
+FCALL; where INFO is not allowed (an ACL
 rule), the drivers learn the same from the first refusal instead.
 """
 
@@ -53,5 +55,6 @@ def apply(client: Any, info: dict[str, Any] | None, server: str) -> None:
             scriptforms.plain_nodes.update(node.name for node in list(nodes_manager.nodes_cache.values()))
         else:
             scriptforms.mark_plain(getattr(client, "connection_pool", client))
+            scriptforms.mark_no_functions(getattr(client, "connection_pool", client))
     if eviction.getEvictionPolicyCheck() != "off":
         eviction.judge(_text((info or {}).get("maxmemory_policy")), server)

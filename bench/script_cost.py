@@ -8,12 +8,10 @@ of a Song, captured from ``obj.save()``) is replayed ``--n`` times per variant, 
 * ``return 1``, and the script cut short after each phase (the libraries' function
   definitions, the request's unpack, the generation and schema checks, the beliefs,
   the unique check and the layout, the dictionaries' upkeep), then whole;
-* the same source registered as a Redis 7 function (``FUNCTION LOAD``, then ``FCALL``):
-  ``lib.lua`` and ``textindex.lua`` are defined once when the library loads, not on
-  every call as EVALSHA runs them.  ``KEYS`` / ``ARGV`` become upvalues that the
-  function sets on entry.  Not production-ready as it stands: the libraries keep
-  state between calls there (``known_schemas``, the text lookups' requirements and
-  plans), which every call would have to reset.
+* the script as the package runs it on Redis 7.0+: its own function library
+  (``Script.library_source``: ``FUNCTION LOAD``, then ``FCALL``), where ``lib.lua`` and
+  ``textindex.lua`` are defined once when the library loads, not on every call as
+  EVALSHA runs them; the libraries' per-call state is reset on entry.
 
 The replayed insert repeats one title, so from the second call on the title's set is
 not new and the text dictionary is not written: the whole-script figure is a little
@@ -103,16 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             source = "\n".join((lib, text, body[:cut] + "do return 1 end\n"))
             print(f"  {label:48} {evalsha_cost(source):6.1f}")
         print(f"  {'the whole script (EVALSHA)':48} {evalsha_cost(chr(10).join((lib, text, body))):6.1f}")
-        library = ("#!lua name=ir_script_cost\nlocal KEYS, ARGV\n" + lib + "\n" + text + "\n"
-                   "redis.register_function('ir_script_cost_save', function(keys, args)\n"
-                   "KEYS, ARGV = keys, args\n" + body + "\nend)\n")
         try:
-            admin.execute_command("FUNCTION", "LOAD", "REPLACE", library)
+            admin.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.SAVE.library_source)
         except redis.ResponseError as exc:
             print(f"  as a function: cannot load ({exc}); Redis 7.0 or later is needed")
             return 0
         fcall = _per_call(admin, "fcall", lambda: admin.execute_command(
-            "FCALL", "ir_script_cost_save", len(keys), *keys, *argv_), args.n)
+            "FCALL", scripts.SAVE.function_name, len(keys), *keys, *argv_), args.n)
         print(f"  {'the whole script as a function (FCALL)':48} {fcall:6.1f}")
     return 0
 

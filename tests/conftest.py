@@ -125,3 +125,25 @@ def strict_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(compat.COMPAT_ENV_VAR, raising=False)
     monkeypatch.setattr(compat, "_chosen", compat._UNSET)
     yield
+
+
+@pytest.fixture(autouse=True)
+def script_functions_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with scripts as Redis functions where the server has them (the
+    default), whatever the environment says; a test's ``setScriptFunctions`` is undone."""
+    from IndexedRedis.drivers import scriptforms
+
+    monkeypatch.delenv(scriptforms.FUNCTIONS_ENV_VAR, raising=False)
+    scriptforms.setScriptFunctions(None)
+    yield
+    scriptforms.setScriptFunctions(None)
+
+
+@pytest.fixture
+def evalsha_only(script_functions_default: None) -> Iterator[None]:
+    """Scripts by EVALSHA only, as with ``setScriptFunctions(False)``: for the tests that
+    count the EVALSHA path's round trips (tests/test_functions.py counts FCALL's)."""
+    from IndexedRedis.drivers import scriptforms
+
+    scriptforms.setScriptFunctions(False)
+    yield

@@ -310,6 +310,7 @@ def test_connection_may_be_an_asyncio_client_or_a_sync_one(redis_url: str) -> No
     assert arun(lambda: OwnSync.objects.filter(name="m").acount()) == 1
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_async_round_trips_are_one_each(log: Any) -> None:
     ASong.reset(_songs(ASong, 10))
 

@@ -258,6 +258,7 @@ def test_id_suffix_gives_pks_without_any_command(redis_server: Any) -> None:
 # ---- cascade save ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_cascade_save_of_new_objects_three_levels_deep_is_one_atomic_step(
         redis_server: Any, redis_client: redis.Redis) -> None:
     ann, bob = Author(name="Ann"), Author(name="Bob")
@@ -282,6 +283,7 @@ def test_cascade_save_of_new_objects_three_levels_deep_is_one_atomic_step(
     assert_book_indexes_exact(redis_client)
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_cascade_save_of_changed_linked_objects_is_one_script_call(
         redis_server: Any, redis_client: redis.Redis) -> None:
     ann = Author(name="Ann")
@@ -598,6 +600,7 @@ def test_without_cascade_fetch_links_are_fetched_on_access(redis_server: Any) ->
     assert {name for name in names(commands)} == set(GET_BY_PK)
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_cascade_fetch_is_one_round_trip_per_level(redis_server: Any) -> None:
     shelf = _library()
     with recorded(redis_server) as commands:

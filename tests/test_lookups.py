@@ -883,6 +883,7 @@ def evalsha_calls(client: redis.Redis) -> int:
                for name in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_evalsha_ro", "cmdstat_eval_ro"))
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 @pytest.mark.parametrize("spec", ["_id", "-_id", "qty", "-qty", "name", "-name", "price"])
 @pytest.mark.parametrize("filtered", [False, True])
 def test_iterate_yields_everything_in_order_once(redis_client: redis.Redis, spec: str,
@@ -905,6 +906,7 @@ def test_iterate_yields_everything_in_order_once(redis_client: redis.Redis, spec
     assert evalsha_calls(redis_client) - before == len(want) // 7 + 1   # one page per call
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_iterate_is_a_lazy_generator_holding_one_batch(redis_client: redis.Redis) -> None:
     load([{"qty": i % 6} for i in range(30)])
     want = Product.objects.orderBy("-qty").getPrimaryKeys()
@@ -975,6 +977,7 @@ def test_large_sets_use_walks_and_agree_with_python() -> None:
 # ---- one round trip per query --------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_every_query_terminal_is_one_round_trip(log: CommandLog, hundred: Any) -> None:
     Product.objects.filter(qty__gt=1).orderBy("name").all()   # scripts loaded
     qs = Product.objects.filter(qty__gt=1, name__startswith="a").filter(category__ne="x").orderBy("-qty")

@@ -129,6 +129,7 @@ def start() -> Iterator[Callable[..., EmbeddedRedis]]:
         server.stop()
 
 
+@pytest.mark.usefixtures("evalsha_only")  # the EVALSHA_RO form (test_functions.py: FCALL_RO)
 def test_redis7_runs_read_scripts_by_evalsha_ro_in_their_no_writes_form(start: Callable[..., EmbeddedRedis]) -> None:
     server = start(redis_server(7))
     setDefaultRedisConnectionParams(server.connection_params)
@@ -163,6 +164,7 @@ def test_redis62_runs_them_by_plain_evalsha_without_a_refused_command(start: Cal
     assert stats.get("evalsha", 0) >= 8 and "eval" not in stats, stats
 
 
+@pytest.mark.usefixtures("evalsha_only")  # the EVALSHA_RO form (test_functions.py: FCALL_RO)
 def test_without_info_the_first_refusal_teaches_the_plain_form(start: Callable[..., EmbeddedRedis]) -> None:
     """A user that may not run INFO: the drivers learn 6.2 from one refused EVALSHA_RO
     per connection pool (sync, asyncio), then send the plain form only."""
@@ -386,6 +388,7 @@ def test_refusals_are_recognised() -> None:
     assert not scriptforms.refused_read_only(redis.ResponseError("Error running script: unknown command"))
 
 
+@pytest.mark.usefixtures("evalsha_only")  # the EVALSHA_RO form (test_functions.py: FCALL_RO)
 def test_the_readmes_redis7_front_end_runs_queries_by_evalsha_ro_only(start: Callable[..., EmbeddedRedis]) -> None:
     from test_acl import readme_rules
 

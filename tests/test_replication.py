@@ -77,6 +77,7 @@ def test_a_write_no_replica_acknowledges_raises_and_says_it_was_applied(master_a
         os.kill(replica.pid, signal.SIGCONT)
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_without_wait_replicas_no_wait_is_sent(master_and_replica: Any) -> None:
     from monitor import CommandLog
 

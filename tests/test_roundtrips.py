@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis
 from consistency import assert_indexes_consistent, assert_no_garbage
 
@@ -21,6 +22,9 @@ from IndexedRedis.drivers.runner import run
 from IndexedRedis.flows import common as operations
 from IndexedRedis.flows.context import Context
 from IndexedRedis.flows.reset import reset_flow
+
+#: These count the EVALSHA path's round trips (test_functions.py counts FCALL's).
+pytestmark = pytest.mark.usefixtures("evalsha_only")
 
 
 class Tune(IndexedRedisModel):

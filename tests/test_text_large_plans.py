@@ -85,6 +85,7 @@ def test_a_large_lookup_answers_as_plain_python_for_every_operation(loaded: list
     assert_indexes_consistent(redis_client, Big)
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_no_script_call_names_more_than_a_step_of_value_sets(loaded: list[dict[str, Any]],
                                                              log: CommandLog) -> None:
     Big.objects.filter(text__contains="x").count()  # the plan is made (walk steps)

@@ -195,7 +195,7 @@ def test_a_plan_made_before_another_client_added_a_value_is_stale_and_the_answer
         sent = log.commands(lambda: qs.all())
     finally:
         log.close()
-    assert sent == ["EVALSHA"]                  # steady state: one script call per query
+    assert sent in (["FCALL_RO"], ["EVALSHA"])  # steady state: one script call per query (FCALL_RO on 7.0+)
     other(text="apex").save()                   # the dictionary's version moves
     assert sorted(o.text for o in qs.all()) == ["apex", "apple", "apricot"]
     other.objects.filter(text="apple").delete()

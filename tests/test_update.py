@@ -136,6 +136,7 @@ def test_errors_name_field_and_model_and_write_nothing(redis_client: redis.Redis
     assert db_snapshot(redis_client) == before
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_one_script_call(log: Any) -> None:
     items()
     words = log.words(lambda: Item.objects.filter(kind="a").update(n=F("n") + 1, note="x"))
@@ -144,6 +145,7 @@ def test_one_script_call(log: Any) -> None:
     assert scripts.QUERY.sha in calls[0][1] and scripts.UPDATE.sha in calls[1][1]
 
 
+@pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_batches(log: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(update_module, "UPDATE_BATCH", 3)
     pks = Item.reset([Item(kind="k", label=f"l{i}", n=i, hits=i) for i in range(10)])

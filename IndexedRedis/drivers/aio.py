@@ -209,13 +209,13 @@ async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any
     utf8 = encoder.encoding.lower() in ("utf-8", "utf8") and encoder.encoding_errors == "strict"
     how = BY_HIREDIS if utf8 and _hiredis_pack is not None else BY_ENCODER
     if type(request) is ScriptCall:
-        plan = attempts(request, client.connection_pool)  # NOSCRIPT: whole; EVALSHA_RO refused: plain
-        sent = next(plan)
+        plan = attempts(request, client.connection_pool)  # FCALL, LOAD if missing; else EVALSHA(_RO), EVAL(_RO)
+        sent, step = next(plan)
         while True:
             reply = (await _exchange(conn, pack(conn, how, sent), 1, request))[0]
-            if not isinstance(reply, ResponseError):
+            if not step and not isinstance(reply, ResponseError):
                 return reply
-            sent = plan.send(reply)  # raises the error when nothing follows
+            sent, step = plan.send(reply)  # raises the script's error when nothing follows
     if type(request) is Transaction:
         commands = request.commands
         packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])
@@ -344,12 +344,16 @@ async def _execute_generic(client: Any, request: Request | list[Request]) -> Any
         return replies
     if type(request) is ScriptCall:
         plan = attempts(request, getattr(client, "connection_pool", client))
-        sent = next(plan)
+        sent, step = next(plan)
         while True:
             try:
-                return await client.execute_command(*sent)
+                reply = await client.execute_command(*sent)
             except ResponseError as exc:
-                sent = plan.send(exc)  # raises exc when nothing follows
+                reply = exc
+            else:
+                if not step:
+                    return reply
+            sent, step = plan.send(reply)  # raises the script's error when nothing follows
     if type(request) is Transaction:
         pipe = client.pipeline(transaction=True)
         for command in request.commands:

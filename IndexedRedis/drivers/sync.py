@@ -131,13 +131,13 @@ def _send(client: redis.Redis, conn: Any, request: Request | list[Request]) -> A
     """One request (or a pipelined list) on ``conn``: one write, its replies read."""
     how = _PACKERS.get(type(getattr(conn, "_command_packer", None)), BY_CONNECTION)
     if type(request) is ScriptCall:
-        plan = attempts(request, client.connection_pool)  # NOSCRIPT: whole; EVALSHA_RO refused: plain
-        sent = next(plan)
+        plan = attempts(request, client.connection_pool)  # FCALL, LOAD if missing; else EVALSHA(_RO), EVAL(_RO)
+        sent, step = next(plan)
         while True:
             reply = _exchange(conn, pack(conn, how, sent), 1, request)[0]
-            if not isinstance(reply, ResponseError):
+            if not step and not isinstance(reply, ResponseError):
                 return reply
-            sent = plan.send(reply)  # raises the error when nothing follows
+            sent, step = plan.send(reply)  # raises the script's error when nothing follows
     if type(request) is Transaction:
         commands = request.commands
         packed = b"".join([_MULTI, *[pack(conn, how, command) for command in commands], _EXEC])
@@ -566,12 +566,16 @@ def _execute_generic(client: Any, request: Request | list[Request]) -> Any:
         return replies
     if type(request) is ScriptCall:
         plan = attempts(request, getattr(client, "connection_pool", client))
-        sent = next(plan)
+        sent, step = next(plan)
         while True:
             try:
-                return client.execute_command(*sent)
+                reply = client.execute_command(*sent)
             except ResponseError as exc:
-                sent = plan.send(exc)  # raises exc when nothing follows
+                reply = exc
+            else:
+                if not step:
+                    return reply
+            sent, step = plan.send(reply)  # raises the script's error when nothing follows
     if type(request) is Transaction:
         pipe = client.pipeline(transaction=True)
         for command in request.commands:

@@ -235,6 +235,12 @@ end
 local known_schemas = {}  -- tag -> field names
 local own_schemas = {}  -- tag -> packed field names, of the writing models (unpacked when needed)
 
+-- A Redis function's library keeps its top-level locals between calls (an EVAL script
+-- starts afresh): the callback calls this first (see scripts/__init__.py).
+local function reset_lib_state()
+  known_schemas, own_schemas = {}, {}
+end
+
 local function schema_names(schemas_key, tag)
   local name = tostring(tag)
   local names = known_schemas[name]

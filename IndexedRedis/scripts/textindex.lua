@@ -365,6 +365,11 @@ local text_plans = {}          -- dictionary conditions: {field, version, spec, 
 local text_order               -- {field, version, complete, keys} when ordered by a dictionary
 local text_writes              -- {writes, keys}: a large lookup's scratch sets (text_union.lua)
 
+-- The query's side afresh, as in every EVAL (a function's library keeps it between calls).
+local function reset_textindex_state()
+  text_layout_key, text_requirements, text_plans, text_order, text_writes = nil, {}, {}, nil, nil
+end
+
 -- Parse a query condition of kind 'R' (an index the query reads: layout #, field,
 -- letters), 'D' (a dictionary condition: layout #, field, believed version, dict #,
 -- fold #, raw min, raw max, fold min, fold max, needle, n, n value set #s: for a large
