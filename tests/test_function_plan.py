@@ -183,7 +183,8 @@ _CONSTANT = re.compile(r"^(?:-?\d+(?:\.\d+)?|'[^']*'|\"[^\"]*\")$")
 
 def state_locals(source: str) -> list[str]:
     """The top-level locals of a library file that are neither functions nor constants
-    (numbers and strings): the state a function's library keeps between calls."""
+    (numbers and strings, or tables named in capitals that nothing writes to): the
+    state a function's library keeps between calls."""
     state = []
     for line in source.splitlines():
         found = _LOCAL.match(line)
@@ -193,9 +194,18 @@ def state_locals(source: str) -> list[str]:
         values = [value.strip() for value in (found[2] or "").split(",")] if found[2] else []
         for i, name in enumerate(names):
             value = values[i] if i < len(values) else None
-            if value is None or not _CONSTANT.match(value):
-                state.append(name)
+            if value is not None and _CONSTANT.match(value):
+                continue
+            if value is not None and value.startswith("{") and name.isupper() and not _written(source, name):
+                continue  # a constant table
+            state.append(name)
     return state
+
+
+def _written(source: str, name: str) -> bool:
+    """Whether anything assigns to the table ``name`` (or to one of its items) after
+    its definition."""
+    return bool(re.search(rf"(?<![\w.]){name}\s*(\[[^\]]*\]|\.\w+)?\s*=(?!=)", source.split(f"local {name} =", 1)[1]))
 
 
 def reset_body(source: str, lib: str) -> str:
@@ -214,6 +224,13 @@ def test_every_top_level_state_of_a_library_is_reset_per_call(lib: str) -> None:
                 for name in line.split("=")[0].split(",")}
     assert set(state) <= assigned, f"{lib}.lua: state not reset in reset_{lib}_state: {set(state) - assigned}"
     assert f"reset_{lib}_state()" in scripts.SAVE.library_source  # and the callback calls it
+
+
+def test_a_constant_table_is_state_once_something_writes_to_it() -> None:
+    assert state_locals("local FLAGS = {1, 2}\nlocal function f() return FLAGS[1] end\n") == []
+    assert state_locals("local FLAGS = {1, 2}\nlocal function f() FLAGS[3] = 4 end\n") == ["FLAGS"]
+    assert state_locals("local FLAGS = {1, 2}\nlocal function f() FLAGS = {} end\n") == ["FLAGS"]
+    assert state_locals("local flags = {1, 2}\n") == ["flags"]
 
 
 def test_the_state_parser_sees_state() -> None:

@@ -21,6 +21,7 @@ from IndexedRedis import (
     CorruptRecordError,
     IndexedRedisModel,
     IRField,
+    OutOfMemoryError,
     setDefaultRedisConnectionParams,
     setScriptFunctions,
 )
@@ -187,13 +188,17 @@ def test_deletes_and_reads_run_at_maxmemory() -> None:
         admin = one.client()
         for i in range(20):  # some data, then a limit below what is used: the server is full
             admin.set(f"filler:{i}", b"x" * 100_000)
-        admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) - 500_000)
+        # well below (the used memory moves by a few hundred kB with client buffers)
+        admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) - 1_500_000)
         with pytest.raises(redis.exceptions.OutOfMemoryError):
             admin.set("one more", "x")
         admin.config_resetstat()
         assert Words.objects.filter(n__lt=10).count() == 10  # reads run
         assert Words.objects.filter(n__lt=10).delete() == 10  # deletes run: allow-oom
         assert Words.objects.count() == 40
+        with pytest.raises(OutOfMemoryError):  # a save is refused whole (no allow-oom)
+            Words(text="n1000", n=1000).save()
+        assert Words.objects.count() == 40 and not Words.objects.filter(n=1000).count()
         stats = _stats(admin)
         assert stats.get("fcall", 0) >= 1 and stats.get("fcall_ro", 0) >= 1, stats  # the delete, the reads
         assert "evalsha" not in stats and "eval" not in stats and "evalsha_ro" not in stats, stats
