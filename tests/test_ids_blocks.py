@@ -66,6 +66,12 @@ def test_a_reset_writes_a_few_members_for_many_pks(redis_client: redis.Redis) ->
     assert redis_client.zcard(key) == len(blocks) <= 5000 // 64 + 2
     assert Blocky.objects.count() == 5000
     assert _pks(Blocky.objects.all()) == sorted(pks)
+    # full blocks (a run of 64) both ways, whole and paged
+    assert _pks(Blocky.objects.orderBy("-_id").all()) == sorted(pks, reverse=True)
+    assert _pks(Blocky.objects.orderBy("-_id")[0:150]) == sorted(pks, reverse=True)[:150]
+    assert _pks(Blocky.objects.all()[100:250]) == sorted(pks)[100:250]
+    assert _pks(Blocky.objects.filter(n__ne=0).all()) == sorted(pk for pk, i in zip(pks, range(5000)) if i % 5)
+    assert _pks(Blocky.objects.iterate(batchSize=333)) == sorted(pks)
     assert_indexes_consistent(redis_client, Blocky)
 
 

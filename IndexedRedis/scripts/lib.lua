@@ -125,10 +125,34 @@ end
 -- is its tens' text (made once per ten pks) and its last digit: a third cheaper than
 -- string.format per pk, which is most of what decoding costs.
 local ID_DIGITS = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+local ID_FULL = '\255\255\255\255\255\255\255\255'
+
+-- The 64 pks of a full block from `base`, appended to `out` after position `n`: a run
+-- of ten at a time (what a reset writes).
+local function id_run(base, out, n, desc)
+  local pk, last, step = base, base + 63, 1
+  if desc then pk, last, step = base + 63, base, -1 end
+  while (pk - last) * step <= 0 do
+    local digit = pk % 10
+    local t = (pk - digit) / 10
+    local prefix = t > 0 and pk_text(t) or ''
+    local stop = desc and math.max(0, digit - (pk - last)) or math.min(9, digit + last - pk)
+    for d = digit, stop, step do
+      n = n + 1
+      out[n] = prefix .. ID_DIGITS[d]
+    end
+    pk = pk + stop - digit + step
+  end
+end
+
 local function id_decode(member, out, desc, after)
   local block = #member > 8 and tonumber(string.sub(member, 9))
   if not block or pk_text(block) ~= string.sub(member, 9) then return nil end
   local base, n = block * 64, #out
+  if not after and string.sub(member, 1, 8) == ID_FULL then
+    id_run(base, out, n, desc)
+    return block
+  end
   local tens, prefix = -1, ''
   local first, last, step, from, to = 1, 8, 1, 0, 7
   if desc then first, last, step, from, to = 8, 1, -1, 7, 0 end
