@@ -225,9 +225,25 @@ def load_groups(meta: ModelOptions, gk: GenerationKeys, number: Number, pks: Seq
     return args
 
 
-def current_index_keys(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:
-    """The value sets a record occupies under the current index layout."""
-    return {meta.index_key(gk, field, record[field.name]) for field in meta.indexed if field.name in record}
+def current_index_keys(meta: ModelOptions, gk: GenerationKeys, records: Sequence[dict[str, Any]]) -> set[bytes]:
+    """The value sets some records occupy under the current index layout: each distinct
+    stored value's key made once (a reset's old generation shares most of its values).
+    Values are told apart by type too, and floats by their text (``True == 1``,
+    ``False == 0`` and ``-0.0 == 0.0`` in Python, yet a field may index them apart)."""
+    keys: set[bytes] = set()
+    for field in meta.indexed:
+        name = field.name
+        distinct: dict[Any, Any] = {}
+        for record in records:
+            if name in record:
+                stored = record[name]
+                kind = type(stored)
+                try:
+                    distinct.setdefault((kind, repr(stored) if kind is float else stored), stored)
+                except TypeError:  # an unhashable stored value: its key at once
+                    keys.add(meta.index_key(gk, field, stored))
+        keys.update(meta.index_key(gk, field, stored) for stored in distinct.values())
+    return keys
 
 
 def every_index_key(meta: ModelOptions, gk: GenerationKeys, record: dict[str, Any]) -> set[bytes]:

@@ -209,10 +209,14 @@ def free_dead_flow(ctx: Context, thorough: bool = False, dead: Sequence[int] | N
         while True:
             cursor, found = yield Command(("HSCAN", gk.objs, cursor, "COUNT", FREE_BATCH))
             blobs = found.values() if isinstance(found, dict) else found[1::2]
-            doomed: set[bytes] = set()
-            for record in (yield from records_flow(meta, list(blobs))):
-                freed += 1
-                doomed |= every_index_key(meta, gk, record) if thorough else current_index_keys(meta, gk, record)
+            records = yield from records_flow(meta, list(blobs))
+            freed += len(records)
+            if thorough:
+                doomed: set[bytes] = set()
+                for record in records:
+                    doomed |= every_index_key(meta, gk, record)
+            else:
+                doomed = current_index_keys(meta, gk, records)
             if doomed:
                 yield Command(("UNLINK", *doomed))
             if int(cursor) == 0:
