@@ -97,17 +97,14 @@ local function ids_change(ids_key, pks, on)
   return changed
 end
 
-local function id_add(ids_key, pk)
+-- One pk into (`on`) or out of the ids zset (a save's: no tables of blocks).
+local function id_one(ids_key, pk, on)
   local n = tonumber(pk)
   local block = math.floor(n / 64)
-  return id_bits(ids_key, block, {n - block * 64}, true)
+  return id_bits(ids_key, block, {n - block * 64}, on)
 end
-
-local function id_remove(ids_key, pk)
-  local n = tonumber(pk)
-  local block = math.floor(n / 64)
-  return id_bits(ids_key, block, {n - block * 64}, false)
-end
+local function id_add(ids_key, pk) return id_one(ids_key, pk, true) end
+local function id_remove(ids_key, pk) return id_one(ids_key, pk, false) end
 
 -- Whether the ids zset holds a pk.
 local function id_has(ids_key, pk)
@@ -119,13 +116,12 @@ local function id_has(ids_key, pk)
   return bit.band(string.byte(member, math.floor(offset / 8) + 1), ID_FLAGS[offset % 8 + 1]) ~= 0
 end
 
--- Append the pks of a block member to `out` (decimal text), ascending (`desc`:
--- descending), those not above `after` (a number; nil: none) skipped.  Returns the
--- block number, or nil for a member of no valid form (nothing appended).  A pk's text
--- is its tens' text (made once per ten pks) and its last digit: a third cheaper than
--- string.format per pk, which is most of what decoding costs.
+-- A pk's text as decoding makes it: its tens' text (made once per ten pks), then its
+-- last digit; a third cheaper than string.format per pk, which is most of what
+-- decoding costs.
 local ID_DIGITS = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
 local ID_FULL = '\255\255\255\255\255\255\255\255'
+local function tens_text(t) return t > 0 and pk_text(t) or '' end
 
 -- The 64 pks of a full block from `base`, appended to `out` after position `n`: a run
 -- of ten at a time (what a reset writes).
@@ -135,7 +131,7 @@ local function id_run(base, out, n, desc)
   while (pk - last) * step <= 0 do
     local digit = pk % 10
     local t = (pk - digit) / 10
-    local prefix = t > 0 and pk_text(t) or ''
+    local prefix = tens_text(t)
     local stop = desc and math.max(0, digit - (pk - last)) or math.min(9, digit + last - pk)
     for d = digit, stop, step do
       n = n + 1
@@ -145,6 +141,9 @@ local function id_run(base, out, n, desc)
   end
 end
 
+-- Append the pks of a block member to `out` (decimal text), ascending (`desc`:
+-- descending), those not above `after` (a number; nil: none) skipped.  Returns the
+-- block number, or nil for a member of no valid form (nothing appended).
 local function id_decode(member, out, desc, after)
   local block = #member > 8 and tonumber(string.sub(member, 9))
   if not block or pk_text(block) ~= string.sub(member, 9) then return nil end
@@ -167,7 +166,7 @@ local function id_decode(member, out, desc, after)
           local t = (pk - digit) / 10
           if t ~= tens then
             tens = t
-            prefix = t > 0 and pk_text(t) or ''
+            prefix = tens_text(t)
           end
           n = n + 1
           out[n] = prefix .. ID_DIGITS[digit]
@@ -178,11 +177,11 @@ local function id_decode(member, out, desc, after)
   return block
 end
 
--- Every pk of the ids zset, in order (`desc`: descending), as decimal text.
-local function all_ids(ids_key, desc)
+-- Every pk of the ids zset, in order, as decimal text.
+local function all_ids(ids_key)
   local out = {}
-  local members = desc and redis.call('ZREVRANGE', ids_key, 0, -1) or redis.call('ZRANGE', ids_key, 0, -1)
-  for i = 1, #members do id_decode(members[i], out, desc) end
+  local members = redis.call('ZRANGE', ids_key, 0, -1)
+  for i = 1, #members do id_decode(members[i], out) end
   return out
 end
 

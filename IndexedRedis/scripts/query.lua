@@ -427,7 +427,7 @@ local in_negatives = membership(negative_keys)
 -- Every pk, in pk order, but those of the negative conditions' sets: the ids in order,
 -- less a table of the sets' members.
 local function all_but_negatives()
-  local all = all_ids(ids_key, false)
+  local all = all_ids(ids_key)
   if #negatives == 0 then return all end
   local excluded = {}
   for _, m in ipairs(union_members(negative_keys)) do excluded[m] = true end
