@@ -313,15 +313,15 @@ def test_connection_may_be_an_asyncio_client_or_a_sync_one(redis_url: str) -> No
 @pytest.mark.usefixtures("evalsha_only")  # counts the EVALSHA path
 def test_async_round_trips_are_one_each(log: Any) -> None:
     ASong.reset(_songs(ASong, 10))
+    warm = ASong(artist="w", title="w", track=1, album="")
+    warm.save()  # the server learns the scripts outside the measurement
+    warm.delete()
 
     def commands(make: Callable[[], Awaitable[Any]]) -> list[str]:
-        async def warm_then(make: Callable[[], Awaitable[Any]]) -> None:
-            await ASong.objects.acount()  # connect and load scripts outside the measurement
-            await make()
         names: list[str] = []
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(ASong.objects.acount())
+            loop.run_until_complete(ASong.objects.acount())  # connects
             names = log.commands(lambda: loop.run_until_complete(make()))
         finally:
             loop.close()
@@ -329,7 +329,7 @@ def test_async_round_trips_are_one_each(log: Any) -> None:
 
     song = ASong(artist="rt", title="rt", track=1, album="")
     assert commands(song.asave) == ["EVALSHA"]
-    assert commands(lambda: ASong.objects.filter(artist="artist1").aall()) == ["EVALSHA"]
+    assert commands(lambda: ASong.objects.filter(artist="artist1").aall()) in (["EVALSHA"], ["EVALSHA_RO"])  # 6.2, 7
     assert commands(lambda: ASong.objects.aget(2)) == ["MULTI", "GET", "HMGET", "EXEC"]
     assert commands(song.adelete) == ["EVALSHA"]
 

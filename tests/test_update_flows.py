@@ -35,7 +35,7 @@ def ctx() -> Context:
 
 
 def query_reply(*records: tuple[int, dict[str, str]]) -> list[Any]:
-    return [common.OK, msgpack.packb([pk for pk, _ in records]), [META.codec.pack(r) for _, r in records]]
+    return [common.OK, b",".join(b"%d" % pk for pk, _ in records), [META.codec.pack(r) for _, r in records]]
 
 
 def request_of(call: ScriptCall) -> Any:

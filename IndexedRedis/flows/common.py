@@ -3,6 +3,7 @@ generation of a model's data."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ..options import ModelOptions
 
 __all__ = ["STALE_GEN", "OK", "STALE_VALUES", "MISSING", "UNIQUE_CLASH", "CONFLICT", "MAX_ATTEMPTS", "RESET_BATCH",
-           "FREE_BATCH", "SAVE_BATCH", "RESET_LEASE_MS", "script", "call_current", "KeyNumbers"]
+           "FREE_BATCH", "SAVE_BATCH", "RESET_LEASE_MS", "found_pks", "script", "call_current", "KeyNumbers"]
 
 # Script reply statuses (the first item of a reply; scripts/lib.lua has the same).
 STALE_GEN, OK, STALE_VALUES, MISSING, UNIQUE_CLASH, CONFLICT = 0, 1, 2, 3, 4, 5
@@ -31,6 +32,14 @@ SAVE_BATCH = 1000          # objects per script call in the non-atomic bulk path
 #: generation whose lease lapsed was left by a reset that died (or stalled that long),
 #: and the next reset or repair frees it.
 RESET_LEASE_MS = 10_000
+
+
+def found_pks(text: bytes | str | None) -> list[int]:
+    """The pks of a query script's records reply: their decimal digits joined by commas
+    (see query.lua), read by the json module's C parser."""
+    if not text:
+        return []
+    return json.loads(b"[%s]" % text if isinstance(text, bytes) else f"[{text}]")  # type: ignore[no-any-return]
 
 
 def script(metas: Sequence[ModelOptions], request: ScriptCall) -> Flow[Any]:

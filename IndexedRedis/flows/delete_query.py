@@ -3,9 +3,8 @@ so that it needs no reset: no import cycle)."""
 
 from __future__ import annotations
 
-import msgpack
-
 from ..compiler import Query
+from .common import found_pks
 from .context import Context
 from .delete import delete_batches_flow
 from .read import query_flow
@@ -25,4 +24,4 @@ def delete_query_flow(ctx: Context, query: Query) -> Flow[int]:
     if not packed_pks:
         return 0
     records = yield from records_flow(ctx.meta, blobs)
-    return (yield from delete_batches_flow(ctx, list(zip(msgpack.unpackb(packed_pks), records, strict=True))))
+    return (yield from delete_batches_flow(ctx, list(zip(found_pks(packed_pks), records, strict=True))))

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
 from .. import scripts
 from ..expiry import expected
 from ..fields.links import ForeignLink, ForeignLinks
-from .common import STALE_GEN
+from .common import STALE_GEN, found_pks
 from .context import Context, routed
 from .requests import Flow, Request, ScriptCall
 from .schemas import instances_flow
@@ -59,7 +57,7 @@ def fetch_by_pk_flow(ctx: Context, wanted: dict[ModelOptions, Sequence[int]]
                 if reply[0] == STALE_GEN:  # asked again, at the current generation
                     gens.set(meta.keys.prefix, int(reply[1]))
                     continue
-                pks = msgpack.unpackb(reply[1]) if reply[1] else []
+                pks = found_pks(reply[1])
                 fetched = (yield from routed(ctx, route, instances_flow(meta, pks, reply[2]))) if pks else []
                 found[meta].update(zip(pks, fetched, strict=True))
                 del pending[meta]

@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
 from .. import scripts
 from ..compiler import PK_ORDER, Order, Query, compile_query
 from ..exceptions import ConcurrencyError
 from ..state import mark_shared
-from .common import MAX_ATTEMPTS, call_current
+from .common import MAX_ATTEMPTS, call_current, found_pks
 from .context import Context
 from .expiry import alive_records
 from .links import get_call, links_flow
@@ -105,7 +103,7 @@ def objects_flow(ctx: Context, query: Query, op: str = "records", order: Order |
     if ctx.cached and use_cache and op == "records" and fields is None and not cascade:
         return (yield from _cached_objects_flow(ctx, query, order, offset, limit, after, sort))
     packed_pks, blobs = yield from query_flow(ctx, op, query, order, offset, limit, after, rnd)
-    pks = msgpack.unpackb(packed_pks) if packed_pks else []
+    pks = found_pks(packed_pks)
     objs = (yield from _build_flow(ctx.meta, pks, blobs, fields)) if pks else []
     if sort is not None:
         objs.sort(key=_pk_of, reverse=sort.descending)
@@ -126,7 +124,7 @@ def _cached_objects_flow(ctx: Context, query: Query, order: Order | None, offset
     if answer is not None and answer.objects is not None:
         return list(answer.objects)
     packed_pks, blobs = yield from query_flow(ctx, "records", query, order, offset, limit, after)
-    pks = msgpack.unpackb(packed_pks) if packed_pks else []
+    pks = found_pks(packed_pks)
     objs = (yield from instances_flow(meta, pks, blobs)) if pks else []
     if sort is not None:
         objs.sort(key=_pk_of, reverse=sort.descending)

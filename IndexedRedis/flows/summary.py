@@ -12,6 +12,7 @@ import msgpack
 from ..aggregates import check_aggregates
 from ..compiler import Query
 from ..fields import irNull
+from .common import found_pks
 from .context import Context
 from .read import _whole, query_flow
 from .requests import Flow
@@ -52,7 +53,7 @@ def rows_flow(ctx: Context, query: Query, names: Sequence[str]) -> Flow[list[tup
     packed_pks, blobs = yield from query_flow(ctx, "records", query)
     if not packed_pks:
         return []
-    pks = msgpack.unpackb(packed_pks)
+    pks = found_pks(packed_pks)
     records = yield from records_flow(meta, blobs)
     order = query.order
     pairs = list(zip(pks, records, strict=True))

@@ -27,7 +27,7 @@ from ..expiry import expected
 from ..expressions import Expression, check_expression
 from ..fields import NULL_STORED, irNull
 from ..fields.links import ForeignLink, ForeignLinks
-from .common import MAX_ATTEMPTS, OK, STALE_GEN, STALE_VALUES, UNIQUE_CLASH, KeyNumbers, script
+from .common import MAX_ATTEMPTS, OK, STALE_GEN, STALE_VALUES, UNIQUE_CLASH, KeyNumbers, found_pks, script
 from .context import Context
 from .read import query_flow
 from .requests import Flow, ScriptCall
@@ -172,7 +172,7 @@ def _matching(ctx: Context, plan: UpdatePlan, query: Query, after: int | None = 
     if not packed_pks:
         return []
     records = yield from records_flow(ctx.meta, blobs)
-    found = sorted(zip(msgpack.unpackb(packed_pks), records, strict=True), key=lambda item: item[0])
+    found = sorted(zip(found_pks(packed_pks), records, strict=True), key=lambda item: item[0])
     return [_Target(plan, int(pk), record) for pk, record in found]
 
 

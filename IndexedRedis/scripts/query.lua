@@ -38,8 +38,8 @@
 --   then the operation's own arguments:
 --     'aggregate': n, then n times: score zset key number, field name
 --     'distinct': a field name
--- Operations: records / random -> the pks found (one msgpack array of numbers: cheaper
---   to send and parse than a reply item per pk), {their records} | pks -> {pks} |
+-- Operations: records / random -> the pks found (one text: their decimal digits joined
+--   by commas, cheaper to make, send and parse than a reply item per pk), {their records} | pks -> {pks} |
 --   count -> n | exists -> 0/1 | aggregate -> matches, then per field: how many have
 --   a score, their sum (text), the stored value of the lowest and of the highest |
 --   distinct -> msgpack of (kind, stored value, count) triples.
@@ -84,23 +84,32 @@ local function alive(pks)
   return out
 end
 
--- The records of these pks as a 'records' reply (see the header).
+-- The records of these pks as a 'records' reply (see the header).  The pks go back as
+-- one text, their decimal digits joined by commas: one C call here (table.concat),
+-- where a number per pk and a msgpack array cost a loop of tonumber and a pack.
 local function records_reply(pks)
-  if #pks == 0 then return {1, '', {}} end
   local n = #pks
+  if n == 0 then return {1, '', {}} end
   local blobs = n <= CHUNK and redis.call('HMGET', objs_key, unpack(pks)) or chunked_call('HMGET', objs_key, pks)
+  local whole = true
+  for i = 1, n do
+    if not blobs[i] then
+      whole = false
+      break
+    end
+  end
+  if whole then return {1, table.concat(pks, ','), blobs} end  -- the reply's list as it came
   local found, records, kept = {}, {}, 0
   for i = 1, n do
     local blob = blobs[i]
     if blob then
       kept = kept + 1
-      found[kept] = tonumber(pks[i])
+      found[kept] = pks[i]
       records[kept] = blob
     end
   end
   if kept == 0 then return {1, '', {}} end
-  if kept == n then records = blobs end  -- every pk had its record: the reply's list as it came
-  return {1, cmsgpack.pack(found), records}
+  return {1, table.concat(found, ','), records}
 end
 
 if op == 'get' then
