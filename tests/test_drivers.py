@@ -290,7 +290,7 @@ def _connections() -> list[tuple[str, Any, int]]:
 def test_packing_matches_redis_py(name: Any, args: list[Any]) -> None:
     for label, conn, how in _connections():
         if how is None:  # as each driver chooses
-            how = sync._PACKERS.get(type(getattr(conn, "_command_packer", None)), sync.BY_CONNECTION)
+            how = sync.packing(conn)
             if label.startswith("asyncio"):
                 how = sync.BY_HIREDIS if sync._hiredis_pack is not None and "latin" not in label else sync.BY_ENCODER
         try:

@@ -42,6 +42,7 @@ from .sync import (
     resend_plan,
     retry_pause,
     transaction_result,
+    utf8_strict,
     wants_command_name,
     wire_args,
 )
@@ -204,10 +205,8 @@ def _stale(conn: Any, pushes: bool) -> bool:
 
 async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any:
     """One request (or a pipelined list) on ``conn``: one write, its replies read."""
-    encoder = conn.encoder
     # redis.asyncio packs in Python only; hiredis packs the same bytes where str is UTF-8.
-    utf8 = encoder.encoding.lower() in ("utf-8", "utf8") and encoder.encoding_errors == "strict"
-    how = BY_HIREDIS if utf8 and _hiredis_pack is not None else BY_ENCODER
+    how = BY_HIREDIS if _hiredis_pack is not None and utf8_strict(conn.encoder) else BY_ENCODER
     if type(request) is ScriptCall:
         plan = attempts(request, client.connection_pool)  # FCALL, LOAD if missing; else EVALSHA(_RO), EVAL(_RO)
         sent, step = next(plan)

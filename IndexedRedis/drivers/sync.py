@@ -129,7 +129,7 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 def _send(client: redis.Redis, conn: Any, request: Request | list[Request]) -> Any:
     """One request (or a pipelined list) on ``conn``: one write, its replies read."""
-    how = _PACKERS.get(type(getattr(conn, "_command_packer", None)), BY_CONNECTION)
+    how = packing(conn)
     if type(request) is ScriptCall:
         plan = attempts(request, client.connection_pool)  # FCALL, LOAD if missing; else EVALSHA(_RO), EVAL(_RO)
         sent, step = next(plan)
@@ -168,6 +168,25 @@ def _send(client: redis.Redis, conn: Any, request: Request | list[Request]) -> A
 #: Python packer does (with the connection's encoder), or through ``pack_command``.
 BY_CONNECTION, BY_HIREDIS, BY_ENCODER = range(3)
 _PACKERS = {HiredisRespSerializer: BY_HIREDIS, PythonRespSerializer: BY_ENCODER}
+
+
+def utf8_strict(encoder: Any) -> bool:
+    """Whether ``encoder`` turns str into bytes as hiredis's packer does (strict UTF-8)."""
+    return encoder.encoding.lower() in ("utf-8", "utf8") and encoder.encoding_errors == "strict"
+
+
+def packing(conn: Any) -> int:
+    """How ``pack`` packs for ``conn``, byte for byte as its own packer would.
+
+    redis-py before 8.2 hands every str to hiredis as UTF-8, whatever the connection's
+    encoding; from 8.2 on its hiredis packer encodes with the connection's encoder first
+    (its ``_encode``), which differs from UTF-8 for another encoding (latin-1, say).
+    """
+    packer = getattr(conn, "_command_packer", None)
+    how = _PACKERS.get(type(packer), BY_CONNECTION)
+    if how == BY_HIREDIS and getattr(packer, "_encode", None) is not None and not utf8_strict(conn.encoder):
+        return BY_ENCODER
+    return how
 
 
 def pack(conn: Any, how: int, args: Sequence[Any]) -> bytes:

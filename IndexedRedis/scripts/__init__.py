@@ -1,7 +1,8 @@
 """The server-side Lua scripts, each in a .lua file of its own, loaded once.
 
 Every script starts with ``lib.lua``; those that keep or read text dictionaries and
-index layouts also with ``textindex.lua`` (``libs``).  A ``Script`` runs by EVALSHA and falls back to
+index layouts also with ``textindex.lua``, and query.lua with its helpers,
+``query_lib.lua`` (``libs``).  A ``Script`` runs by EVALSHA and falls back to
 EVAL (which also caches it on the server) when the server does not know it yet, so a
 restarted or new server needs no set-up.
 
@@ -151,13 +152,13 @@ class Script:
 SAVE = Script("save", libs=("textindex",))
 UPDATE = Script("update", libs=("textindex",))
 DELETE = Script("delete", libs=("textindex",), allow_oom=True)
-QUERY = Script("query", readonly=True, libs=("textindex",))
+QUERY = Script("query", readonly=True, libs=("textindex", "query_lib"))
 TEXT_WALK = Script("text_walk", readonly=True, libs=("textindex",))
 TEXT_UNION = Script("text_union")
 #: query.lua sent as a plain script, to the master: a query that reads scratch sets
 #: ``TEXT_UNION`` just wrote (a replica may not have them yet).  As a function it is
 #: QUERY's (a no-writes function, called by FCALL here).
-QUERY_ON_MASTER = Script("query", libs=("textindex",), no_writes=True)
+QUERY_ON_MASTER = Script("query", libs=("textindex", "query_lib"), no_writes=True)
 RESET_BEGIN = Script("reset_begin")
 RESET_LOAD = Script("reset_load")
 DICT_PACK = Script("dict_pack", libs=("textindex",))
