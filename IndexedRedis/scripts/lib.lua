@@ -48,13 +48,13 @@ local ID_EMPTY = '\0\0\0\0\0\0\0\0'
 
 -- The member of a block (number) in the ids zset, or nil.  (Members of no valid form
 -- are left for check to report.)
-local function id_member(ids_key, block)
-  local text = pk_text(block)
+local function id_member_at(ids_key, text)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', ids_key, text, text)) do
     if #member > 8 and string.sub(member, 9) == text then return member end
   end
   return nil
 end
+local function id_member(ids_key, block) return id_member_at(ids_key, pk_text(block)) end
 
 -- Set (`on`) or clear the bits of `offsets` (0-63) in one block; returns how many changed.
 local function id_bits(ids_key, block, offsets, on)
@@ -97,11 +97,24 @@ local function ids_change(ids_key, pks, on)
   return changed
 end
 
--- One pk into (`on`) or out of the ids zset (a save's: no tables of blocks).
+-- One pk into (`on`) or out of the ids zset, as id_bits does for one offset (a save's,
+-- on every save: only the one byte that changes is taken apart, the block's text made
+-- once).  Returns 1 if it changed, else 0.
 local function id_one(ids_key, pk, on)
   local n = tonumber(pk)
   local block = math.floor(n / 64)
-  return id_bits(ids_key, block, {n - block * 64}, on)
+  local offset = n - block * 64
+  local text = pk_text(block)
+  local member = id_member_at(ids_key, text)
+  local bits = member and string.sub(member, 1, 8) or ID_EMPTY
+  local j = math.floor(offset / 8) + 1
+  local flag = ID_FLAGS[offset % 8 + 1]
+  local byte = string.byte(bits, j)
+  if (bit.band(byte, flag) ~= 0) == on then return 0 end
+  bits = string.sub(bits, 1, j - 1) .. string.char(on and byte + flag or byte - flag) .. string.sub(bits, j + 1)
+  if member then redis.call('ZREM', ids_key, member) end
+  if bits ~= ID_EMPTY then redis.call('ZADD', ids_key, text, bits .. text) end
+  return 1
 end
 local function id_add(ids_key, pk) return id_one(ids_key, pk, true) end
 local function id_remove(ids_key, pk) return id_one(ids_key, pk, false) end
