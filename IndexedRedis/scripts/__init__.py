@@ -187,5 +187,4 @@ ALL_SCRIPTS = (SAVE, UPDATE, DELETE, QUERY, TEXT_WALK, TEXT_UNION, QUERY_ON_MAST
                MEMORY_USAGE, DROP_BOOKKEEPING, EXPIRED, EXPIRY_ORPHANS)
 
 #: The scripts that never write: sent as EVALSHA_RO where the server has it.
-READ_ONLY_SCRIPTS = tuple(script for script in (QUERY, TEXT_WALK, CHECK_STATE, CHECK_RECORDS, CHECK_MEMBERS,
-                                                MEMORY_USAGE) if script.readonly)
+READ_ONLY_SCRIPTS = tuple(script for script in ALL_SCRIPTS if script.readonly)
